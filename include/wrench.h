@@ -1,0 +1,120 @@
+/*
+ * libwrench: failure points that stay in the code, switched on by trigger files.
+ *
+ * Product code calls wrench_is_active() at a failure point. It answers true
+ * only when a trusted trigger file names the point (see wrench(5)); on a
+ * machine without trigger files it answers false and does nothing else.
+ *
+ * The header has two parts: what product code calls at a failure point, and
+ * what tests and tools call to control the library. Every function is
+ * thread-safe. The full manual is wrench(3).
+ */
+#ifndef WRENCH_H
+#define WRENCH_H
+
+#include <stdint.h>
+
+#ifndef __cplusplus
+#include <stdbool.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WRENCH_EXPORT __attribute__((visibility("default")))
+#else
+#define WRENCH_EXPORT
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- At a failure point ------------------------------------------------ */
+
+/*
+ * Answers whether the failure point FEATURE of CATEGORY should fail now:
+ * true when a line of the trusted trigger file <dir>/CATEGORY names FEATURE
+ * and fires on this call. Directives on the line may instead make the call
+ * sleep (slow=) or kill the process (kill). Any error (NULL or invalid
+ * argument, missing or untrusted file, bad line) answers false and, where a
+ * user would want to know, logs why. Never crashes or blocks, except for a
+ * slow directive. With the global switch off it makes no system call.
+ */
+WRENCH_EXPORT bool wrench_is_active(const char *category, const char *feature);
+
+/*
+ * Defining WRENCH_NO_FAULTS before including this header compiles every
+ * failure point out: wrench_is_active(c, f) becomes a constant false. Its
+ * arguments are still evaluated, once, and still type-checked.
+ */
+#ifdef WRENCH_NO_FAULTS
+static inline bool wrench__no_faults(const char *category, const char *feature)
+{
+	(void)category;
+	(void)feature;
+	return false;
+}
+#define wrench_is_active(category, feature) wrench__no_faults((category), (feature))
+#endif
+
+/* ---- Control, for tests and tools -------------------------------------- */
+
+/*
+ * The global switch. Turns every failure point on (true, the initial state)
+ * or off (false). Returns the previous value. Unit-test suites turn it off
+ * in their setup so that stray trigger files never change their results.
+ */
+WRENCH_EXPORT bool wrench_set_enabled(bool enabled);
+
+/* Answers the current state of the global switch. */
+WRENCH_EXPORT bool wrench_is_enabled(void);
+
+/*
+ * Makes PATH, an absolute path, the directory of trigger files. NULL goes
+ * back to the default: $WRENCH_DIR (ignored in secure-execution mode) or
+ * the built-in /var/lib/juju/wrench. Forgets every cached file and every
+ * directive counter. Returns 0, -EINVAL for an empty or relative path or one
+ * with a ".." component, or -ENAMETOOLONG.
+ */
+WRENCH_EXPORT int wrench_set_dir(const char *path);
+
+/*
+ * Answers the directory of trigger files in use. The string stays valid
+ * until the next wrench_set_dir() call. Answers NULL only when the default
+ * is unusable ($WRENCH_DIR set to a relative path): every failure point is
+ * then inactive.
+ */
+WRENCH_EXPORT const char *wrench_get_dir(void);
+
+/*
+ * Makes chance decisions reproducible: with a seed, the same trigger file
+ * gives the same sequence of decisions at each line, whatever other lines or
+ * threads do. NULL goes back to the default: $WRENCH_SEED if set, else the
+ * system's random source. Forgets every directive counter, as
+ * wrench_set_dir() does, so that a sequence starts from its beginning.
+ */
+WRENCH_EXPORT void wrench_set_seed(const uint64_t *seed);
+
+enum wrench_log_level {
+	WRENCH_LOG_ERROR,
+	WRENCH_LOG_WARN,
+	WRENCH_LOG_INFO,
+	WRENCH_LOG_DEBUG,
+};
+
+/* Receives one message: a single line, without "wrench: " or newline. */
+typedef void wrench_log_fn(enum wrench_log_level level, const char *message, void *ctx);
+
+/*
+ * Sends messages to FN, with CTX passed back; NULL goes back to the default
+ * sink (one line each on stderr, prefixed "wrench: "). Only messages at the
+ * level chosen by $WRENCH_LOG (error, warn, info, debug or off; default
+ * warn) or more severe are delivered. Once this returns, the previous
+ * logger is no longer called. FN must not call wrench_set_logger().
+ */
+WRENCH_EXPORT void wrench_set_logger(wrench_log_fn *fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WRENCH_H */

@@ -1,0 +1,112 @@
+/*
+ * The public entry points: the global switch, argument checks, and the
+ * once-only setup that every entry point runs before touching any state.
+ *
+ * Nothing runs at load time: an agent that never calls the library pays
+ * nothing, and the environment is read at the first call, when the agent
+ * has had its chance to set it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Relaxed is enough: the switch orders nothing else, and a disabled call
+ * must cost one load and no system call. */
+static atomic_bool enabled = true;
+
+/* The first bad argument in a process is an ERROR; repeats in a hot loop
+ * are DEBUG so that they cannot flood the log. */
+static atomic_bool told_bad_argument;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void)
+{
+	wrench__log_atfork_prepare();
+	wrench__cache_atfork_prepare();
+}
+
+static void fork_parent(void)
+{
+	wrench__cache_atfork_parent();
+	wrench__log_atfork_parent();
+}
+
+static void fork_child(void)
+{
+	wrench__cache_atfork_child();
+	wrench__log_atfork_child();
+}
+
+static void init_once(void)
+{
+	wrench__log_init_from_env();
+	wrench__cache_init();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void wrench__init(void)
+{
+	pthread_once(&once, init_once);
+}
+
+static bool bad_argument(const char *category, const char *feature)
+{
+	const char *problem = NULL;
+
+	if (!category)
+		problem = "a NULL category";
+	else if (!feature)
+		problem = "a NULL feature";
+	else if (!wrench__category_is_valid(category))
+		problem = "an invalid category (it must be one file name: not empty, not . or "
+		          ".., no /, at most NAME_MAX bytes)";
+	if (!problem)
+		return false;
+	bool first = !atomic_exchange(&told_bad_argument, true);
+	wrench__log(first ? WRENCH_LOG_ERROR : WRENCH_LOG_DEBUG,
+	            "wrench_is_active(\"%.64s\", \"%.64s\") was given %s; it answers false",
+	            category ? category : "(null)", feature ? feature : "(null)", problem);
+	return true;
+}
+
+bool wrench_is_active(const char *category, const char *feature)
+{
+	if (!atomic_load_explicit(&enabled, memory_order_relaxed))
+		return false;
+	wrench__init();
+	if (bad_argument(category, feature))
+		return false;
+	return wrench__query(category, feature);
+}
+
+bool wrench_set_enabled(bool on)
+{
+	return atomic_exchange(&enabled, on);
+}
+
+bool wrench_is_enabled(void)
+{
+	return atomic_load(&enabled);
+}
+
+int wrench_set_dir(const char *path)
+{
+	wrench__init();
+	return wrench__set_dir(path);
+}
+
+const char *wrench_get_dir(void)
+{
+	wrench__init();
+	return wrench__get_dir();
+}
+
+void wrench_set_seed(const uint64_t *seed)
+{
+	wrench__init();
+	wrench__set_seed(seed);
+}

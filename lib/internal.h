@@ -1,0 +1,200 @@
+/*
+ * Private declarations shared by the files of lib/ (and by the tests and the
+ * wrench command, which link the static library). Nothing here is exported
+ * from the shared library: every name is wrench__ and hidden.
+ */
+#ifndef WRENCH_INTERNAL_H
+#define WRENCH_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wrench.h"
+
+/* Trigger files larger than this are refused: they are hand-written lists. */
+#define WRENCH_MAX_FILE_SIZE (64 * 1024)
+
+/* Longest message handed to a logger; longer ones are cut. */
+#define WRENCH_MAX_MESSAGE 1024
+
+/* ---- log.c: the logger and the level filter ---------------------------- */
+
+void wrench__log(enum wrench_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+bool wrench__log_wanted(enum wrench_log_level level);
+/* Sets the level filter; -1 silences everything. */
+void wrench__set_log_threshold(int threshold);
+/* Reads $WRENCH_LOG; called once, on first use. */
+void wrench__log_init_from_env(void);
+void wrench__log_atfork_prepare(void);
+void wrench__log_atfork_parent(void);
+void wrench__log_atfork_child(void);
+
+/* ---- parse.c: the trigger-file grammar --------------------------------- */
+
+/* One valid line of a trigger file, with the counters that drive it. */
+struct wrench__rule {
+	const char *feature; /* points into the owning wrench__rules */
+	unsigned line;       /* 1-based line number in the file */
+	bool fail;           /* returns true when it fires */
+	int kill_signal;     /* 0, or the signal sent when it fires */
+	uint64_t slow_ns;    /* sleep when it fires (0: none) */
+	bool has_slow;
+	bool has_chance;
+	uint64_t chance_threshold; /* fires when a 53-bit draw is below this */
+	uint64_t every, first;     /* every == 0: no every/first */
+	uint64_t after;
+	uint64_t times; /* 0: no cap */
+	uint64_t seed;  /* per-line seed for reproducible draws */
+
+	/* Counters: per line, per process, reset when the file changes. */
+	_Atomic uint64_t calls;
+	_Atomic uint64_t draws;
+	_Atomic uint64_t fires;
+};
+
+/* One line that did not parse, kept so that every user can report it. */
+struct wrench__parse_error {
+	unsigned line;
+	char message[160];
+};
+
+/* A parsed trigger file: its valid lines in file order, and its bad ones. */
+struct wrench__rules {
+	size_t count;
+	struct wrench__rule *rule;
+	size_t error_count;
+	struct wrench__parse_error *error;
+	char *features; /* storage for every rule's feature */
+};
+
+/*
+ * Parses one line (without its line terminator). Returns 1 and fills RULE
+ * when the line is a trigger, 0 when it is blank or a comment, -1 with a
+ * message in ERR when it is malformed. RULE's feature points into LINE.
+ */
+int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, char *err,
+                       size_t errlen);
+
+/*
+ * Parses a whole file. Returns 0 and a new wrench__rules in *OUT (free it
+ * with wrench__rules_free), or -ENOMEM. Malformed lines do not stop the
+ * parse: they are listed in (*OUT)->error.
+ */
+int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out);
+void wrench__rules_free(struct wrench__rules *rules);
+
+/* Parsers of the directive values, shared with the wrench command. */
+int wrench__parse_uint(const char *s, size_t len, uint64_t *out);
+int wrench__parse_duration(const char *s, size_t len, uint64_t *ns);
+int wrench__parse_chance(const char *s, size_t len, double *p);
+int wrench__parse_signal(const char *s, size_t len, int *sig);
+/* Writes a duration the way a person would, e.g. "1.5s" or "250ms". */
+void wrench__format_duration(uint64_t ns, char *buf, size_t len);
+
+/* ---- trust.c: which files are honoured --------------------------------- */
+
+/* What identifies one version of a file; any difference is a change. */
+struct wrench__identity {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	int64_t mtime_sec, mtime_nsec;
+	int64_t ctime_sec, ctime_nsec;
+};
+
+/* Why something was refused: the message and what it was found on. */
+struct wrench__problem {
+	enum wrench_log_level level;
+	char message[WRENCH_MAX_MESSAGE];
+	struct wrench__identity where;
+};
+
+/* The checked contents of one trigger file. */
+struct wrench__file {
+	char *data; /* malloc'ed, not NUL-terminated */
+	size_t len;
+	struct wrench__identity id;
+};
+
+/*
+ * Opens the trigger directory PATH (absolute) by walking it with
+ * descriptors from "/", checking it and every ancestor. Returns a
+ * close-on-exec descriptor, or a negative errno with WHY filled in: -ENOENT
+ * when it does not exist, -EPERM when it is not trusted.
+ */
+int wrench__trust_open_dir(const char *path, struct wrench__problem *why);
+
+/*
+ * Opens, checks and reads the trigger file NAME inside the directory DIRFD
+ * (whose path is DIRPATH, for messages). Returns 0 and fills FILE, or a
+ * negative errno with WHY filled in: -ENOENT when there is no such file,
+ * -EPERM when it is not trusted, another errno when it cannot be read.
+ */
+int wrench__trust_read_file(int dirfd, const char *dirpath, const char *name,
+                            struct wrench__file *file, struct wrench__problem *why);
+
+/* Answers whether NAME can be a category: one path component. */
+bool wrench__category_is_valid(const char *name);
+
+/* ---- random.c: chance draws --------------------------------------------- */
+
+/* Reads $WRENCH_SEED: 0, -ENOENT when unset, -EINVAL (logged) when bad. */
+int wrench__seed_from_env(uint64_t *seed);
+/* Per-line seed, from the global seed, the category and the line number. */
+uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line);
+/* The K-th draw of a seeded line, or a fresh one from the system. */
+uint64_t wrench__draw(const struct wrench__rule *rule, bool seeded, uint64_t k);
+
+/* ---- eval.c: deciding and acting ---------------------------------------- */
+
+/* What evaluate needs to know of the file it works on. */
+struct wrench__context {
+	const char *category;
+	const char *path; /* the trigger file, for messages */
+	bool seeded;
+};
+
+/* Evaluates FEATURE against RULES in file order, sleeping or killing as the
+ * lines that fire say. Returns true when a fail line fired. */
+bool wrench__evaluate(struct wrench__rules *rules, const char *feature,
+                      const struct wrench__context *ctx);
+/* Answers whether RULE fires on this call, counting the call. */
+bool wrench__rule_fires(struct wrench__rule *rule, bool seeded);
+
+/* ---- cache.c: parsed files, kept while they do not change --------------- */
+
+/* A parsed file version shared by the calls that use it. */
+struct wrench__snapshot {
+	_Atomic unsigned refs;
+	struct wrench__identity id;
+	uint64_t content_hash;
+	bool seeded;
+	struct wrench__rules *rules;
+};
+
+/* The whole query behind wrench_is_active(), once its arguments are valid. */
+bool wrench__query(const char *category, const char *feature);
+/* Reads the environment ($WRENCH_DIR, $WRENCH_SEED); called once. */
+void wrench__cache_init(void);
+/* 0, or -EINVAL / -ENAMETOOLONG for a path wrench_set_dir() refuses. */
+int wrench__check_dir_path(const char *path);
+/* The state behind wrench_set_dir(), wrench_get_dir(), wrench_set_seed();
+ * setting either forgets every cached file and counter. */
+int wrench__set_dir(const char *path);
+const char *wrench__get_dir(void);
+void wrench__set_seed(const uint64_t *seed);
+void wrench__cache_atfork_prepare(void);
+void wrench__cache_atfork_parent(void);
+void wrench__cache_atfork_child(void);
+
+/* ---- api.c ------------------------------------------------------------- */
+
+/* Runs the once-only setup (environment, fork handlers) if not done yet. */
+void wrench__init(void);
+
+#endif /* WRENCH_INTERNAL_H */

@@ -1,0 +1,415 @@
+/*
+ * The trigger-file grammar (wrench(5)): FEATURE [DIRECTIVE ...] per line.
+ *
+ * Numbers are parsed by hand rather than with strtod()/strtoull(): those
+ * accept signs, exponents, hex and leading space, and strtod() follows the
+ * process's locale, which an agent may have set to one with a decimal comma.
+ * A trigger file must mean the same thing in every process.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+#define NS_PER_US   1000ull
+#define NS_PER_MS   1000000ull
+#define NS_PER_S    1000000000ull
+#define MAX_SLOW_NS (3600 * NS_PER_S)
+
+/* Digits after the decimal point that a value may carry. */
+#define MAX_FRACTION_DIGITS 9
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int wrench__parse_uint(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t value = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(s[i]))
+			return -EINVAL;
+		unsigned digit = (unsigned)(s[i] - '0');
+		if (value > (UINT64_MAX - digit) / 10)
+			return -ERANGE;
+		value = value * 10 + digit;
+	}
+	*out = value;
+	return 0;
+}
+
+/*
+ * A decimal "I[.F]" or ".F", as an integer part and a fraction scaled to
+ * 10^MAX_FRACTION_DIGITS. Returns the number of bytes used, or -EINVAL.
+ */
+static int parse_decimal(const char *s, size_t len, uint64_t *whole, uint64_t *billionths)
+{
+	size_t i = 0, digits = 0;
+	uint64_t w = 0, f = 0, scale = NS_PER_S;
+
+	for (; i < len && is_digit(s[i]); i++, digits++) {
+		if (w > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		w = w * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i < len && s[i] == '.') {
+		size_t start = ++i;
+		for (; i < len && is_digit(s[i]); i++, digits++) {
+			if (i - start >= MAX_FRACTION_DIGITS)
+				return -EINVAL;
+			scale /= 10;
+			f += (uint64_t)(s[i] - '0') * scale;
+		}
+	}
+	if (digits == 0)
+		return -EINVAL;
+	*whole = w;
+	*billionths = f;
+	return (int)i;
+}
+
+int wrench__parse_duration(const char *s, size_t len, uint64_t *ns)
+{
+	static const struct {
+		const char *name;
+		uint64_t ns;
+	} units[] = {{"us", NS_PER_US}, {"ms", NS_PER_MS}, {"s", NS_PER_S}, {"m", 60 * NS_PER_S}};
+	uint64_t whole, billionths;
+	int used = parse_decimal(s, len, &whole, &billionths);
+
+	if (used < 0)
+		return -EINVAL;
+	const char *unit = s + used;
+	size_t unit_len = len - (size_t)used;
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		if (strlen(units[u].name) != unit_len || memcmp(unit, units[u].name, unit_len) != 0)
+			continue;
+		/* Compare before multiplying so that huge values cannot wrap. */
+		if (whole > MAX_SLOW_NS / units[u].ns)
+			return -ERANGE;
+		uint64_t unit_ns = units[u].ns;
+		uint64_t fraction = unit_ns >= NS_PER_S ? billionths * (unit_ns / NS_PER_S)
+		                                        : billionths / (NS_PER_S / unit_ns);
+		uint64_t total = whole * unit_ns + fraction;
+		if (total > MAX_SLOW_NS)
+			return -ERANGE;
+		*ns = total;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int wrench__parse_chance(const char *s, size_t len, double *p)
+{
+	bool percent = len > 0 && s[len - 1] == '%';
+	uint64_t whole, billionths;
+
+	if (percent)
+		len--;
+	if (parse_decimal(s, len, &whole, &billionths) != (int)len)
+		return -EINVAL;
+	double value = (double)whole + (double)billionths / (double)NS_PER_S;
+	if (percent)
+		value /= 100.0;
+	if (whole > 100 || value > 1.0)
+		return -ERANGE;
+	*p = value;
+	return 0;
+}
+
+int wrench__parse_signal(const char *s, size_t len, int *sig)
+{
+	static const struct {
+		const char *name;
+		int number;
+	} names[] = {{"KILL", SIGKILL}, {"ABRT", SIGABRT}, {"TERM", SIGTERM}, {"SEGV", SIGSEGV},
+	             {"BUS", SIGBUS},   {"INT", SIGINT},   {"QUIT", SIGQUIT}};
+	uint64_t number;
+
+	if (wrench__parse_uint(s, len, &number) == 0) {
+		if (number < 1 || number >= (uint64_t)NSIG)
+			return -ERANGE;
+		*sig = (int)number;
+		return 0;
+	}
+	if (len > 3 && strncasecmp(s, "SIG", 3) == 0) {
+		s += 3;
+		len -= 3;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0) {
+			*sig = names[i].number;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void wrench__format_duration(uint64_t ns, char *buf, size_t len)
+{
+	static const struct {
+		const char *name;
+		uint64_t ns;
+	} units[] = {{"m", 60 * NS_PER_S}, {"s", NS_PER_S}, {"ms", NS_PER_MS}, {"us", NS_PER_US}};
+
+	for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+		if (ns >= units[u].ns || u == sizeof(units) / sizeof(units[0]) - 1) {
+			/* Three decimals are plenty for a person; %g drops the zeros. */
+			snprintf(buf, len, "%.4g%s", (double)ns / (double)units[u].ns,
+			         units[u].name);
+			return;
+		}
+	}
+}
+
+/* The directives a line may carry, each at most once. */
+enum directive { D_FAIL, D_KILL, D_SLOW, D_CHANCE, D_EVERY, D_FIRST, D_AFTER, D_TIMES, D_COUNT };
+
+static const char *const directive_names[D_COUNT] = {
+        "fail", "kill", "slow", "chance", "every", "first", "after", "times",
+};
+
+static int set_error(char *err, size_t errlen, const char *fmt, const char *a, int alen)
+{
+	snprintf(err, errlen, fmt, alen, a);
+	return -1;
+}
+
+/* Applies one NAME[=VALUE] token to RULE; -1 with ERR on a bad one. */
+static int apply_directive(struct wrench__rule *rule, const char *tok, size_t len, unsigned *seen,
+                           char *err, size_t errlen)
+{
+	const char *eq = memchr(tok, '=', len);
+	size_t name_len = eq ? (size_t)(eq - tok) : len;
+	const char *value = eq ? eq + 1 : NULL;
+	size_t value_len = eq ? len - name_len - 1 : 0;
+	int t = (int)len;
+	enum directive d;
+
+	for (d = 0; d < D_COUNT; d++)
+		if (strlen(directive_names[d]) == name_len &&
+		    memcmp(tok, directive_names[d], name_len) == 0)
+			break;
+	if (d == D_COUNT)
+		return set_error(err, errlen, "unknown directive \"%.*s\"", tok, t);
+	if (*seen & (1u << d))
+		return set_error(err, errlen, "directive \"%.*s\" appears twice", tok,
+		                 (int)name_len);
+	*seen |= 1u << d;
+
+	bool takes_value = d != D_FAIL && d != D_KILL;
+	if (d == D_FAIL && value)
+		return set_error(err, errlen, "\"%.*s\": fail takes no value", tok, t);
+	if (takes_value && (!value || value_len == 0))
+		return set_error(err, errlen, "\"%.*s\" needs a value", tok, t);
+
+	uint64_t n = 0;
+	double p;
+	switch (d) {
+	case D_FAIL:
+		rule->fail = true;
+		return 0;
+	case D_KILL:
+		rule->kill_signal = SIGKILL;
+		if (value && wrench__parse_signal(value, value_len, &rule->kill_signal) < 0)
+			return set_error(err, errlen,
+			                 "\"%.*s\": unknown signal (use KILL, ABRT, TERM, SEGV, "
+			                 "BUS, INT, QUIT or a number)",
+			                 tok, t);
+		return 0;
+	case D_SLOW:
+		rule->has_slow = true;
+		if (wrench__parse_duration(value, value_len, &rule->slow_ns) < 0)
+			return set_error(err, errlen,
+			                 "\"%.*s\": bad duration (a number with a unit us, ms, s "
+			                 "or m, at most 1 hour, e.g. slow=1.5s)",
+			                 tok, t);
+		return 0;
+	case D_CHANCE:
+		rule->has_chance = true;
+		if (wrench__parse_chance(value, value_len, &p) < 0)
+			return set_error(err, errlen,
+			                 "\"%.*s\": chance must be from 0 to 1, or 0%% to 100%% "
+			                 "(e.g. chance=0.25 or chance=25%%)",
+			                 tok, t);
+		/* Fires when a 53-bit draw is below p * 2^53: exact for p = 0 and 1. */
+		rule->chance_threshold = (uint64_t)(p * 9007199254740992.0);
+		return 0;
+	default:
+		break;
+	}
+	if (wrench__parse_uint(value, value_len, &n) < 0)
+		return set_error(err, errlen, "\"%.*s\": not a whole number", tok, t);
+	if (n == 0 && d != D_AFTER)
+		return set_error(err, errlen, "\"%.*s\": must be at least 1", tok, t);
+	switch (d) {
+	case D_EVERY:
+		rule->every = n;
+		break;
+	case D_FIRST:
+		rule->first = n;
+		break;
+	case D_AFTER:
+		rule->after = n;
+		break;
+	default:
+		rule->times = n;
+		break;
+	}
+	return 0;
+}
+
+/* The checks that involve several directives of one line. */
+static int check_combination(struct wrench__rule *rule, unsigned seen, char *err, size_t errlen)
+{
+	if ((seen & (1u << D_FAIL)) && (seen & (1u << D_KILL))) {
+		snprintf(err, errlen,
+		         "fail and kill cannot be combined: a line does one or the other");
+		return -1;
+	}
+	if ((seen & (1u << D_FIRST)) && !(seen & (1u << D_EVERY))) {
+		snprintf(err, errlen, "first=%llu needs every=M (\"first N of every M calls\")",
+		         (unsigned long long)rule->first);
+		return -1;
+	}
+	if (rule->every && !(seen & (1u << D_FIRST)))
+		rule->first = 1;
+	if (rule->first > rule->every) {
+		snprintf(err, errlen, "first=%llu is more than every=%llu",
+		         (unsigned long long)rule->first, (unsigned long long)rule->every);
+		return -1;
+	}
+	/* Failing is the default action; a slow line alone only delays. */
+	if (!rule->kill_signal && !rule->has_slow)
+		rule->fail = true;
+	return 0;
+}
+
+static size_t skip_space(const char *s, size_t i, size_t len)
+{
+	while (i < len && is_space(s[i]))
+		i++;
+	return i;
+}
+
+static size_t token_end(const char *s, size_t i, size_t len)
+{
+	while (i < len && !is_space(s[i]))
+		i++;
+	return i;
+}
+
+int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, char *err,
+                       size_t errlen)
+{
+	size_t i = skip_space(line, 0, len);
+	unsigned seen = 0;
+
+	memset(rule, 0, sizeof(*rule));
+	if (i == len || line[i] == '#')
+		return 0;
+	size_t end = token_end(line, i, len);
+	rule->feature = line + i;
+	for (i = skip_space(line, end, len); i < len && line[i] != '#';
+	     i = skip_space(line, end, len)) {
+		end = token_end(line, i, len);
+		if (apply_directive(rule, line + i, end - i, &seen, err, errlen) < 0)
+			return -1;
+	}
+	return check_combination(rule, seen, err, errlen) < 0 ? -1 : 1;
+}
+
+/* Feature names are copied NUL-terminated into one block, in line order. */
+static int add_rule(struct wrench__rules *rules, size_t *capacity, struct wrench__rule *rule,
+                    size_t flen, size_t *features_used)
+{
+	if (rules->count == *capacity) {
+		size_t grown = *capacity ? *capacity * 2 : 8;
+		struct wrench__rule *more = reallocarray(rules->rule, grown, sizeof(*more));
+		if (!more)
+			return -ENOMEM;
+		rules->rule = more;
+		*capacity = grown;
+	}
+	char *copy = rules->features + *features_used;
+	memcpy(copy, rule->feature, flen);
+	copy[flen] = '\0';
+	*features_used += flen + 1;
+	rule->feature = copy;
+	rules->rule[rules->count++] = *rule;
+	return 0;
+}
+
+static int add_error(struct wrench__rules *rules, unsigned line, const char *message)
+{
+	struct wrench__parse_error *more =
+	        reallocarray(rules->error, rules->error_count + 1, sizeof(*more));
+	if (!more)
+		return -ENOMEM;
+	rules->error = more;
+	more[rules->error_count].line = line;
+	snprintf(more[rules->error_count].message, sizeof(more->message), "%s", message);
+	rules->error_count++;
+	return 0;
+}
+
+int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out)
+{
+	struct wrench__rules *rules = calloc(1, sizeof(*rules));
+	size_t capacity = 0, features_used = 0;
+	unsigned number = 0;
+	int rc = 0;
+
+	/* Each feature is followed by at least one byte of the file or by its
+	 * end, so len + 1 bytes hold them all with their terminators. */
+	if (!rules || !(rules->features = malloc(len + 1))) {
+		free(rules);
+		return -ENOMEM;
+	}
+	for (size_t start = 0; start < len && rc == 0; number++) {
+		const char *nl = memchr(text + start, '\n', len - start);
+		size_t end = nl ? (size_t)(nl - text) : len;
+		char err[sizeof(rules->error->message)];
+		struct wrench__rule rule;
+
+		int kind = wrench__parse_line(text + start, end - start, &rule, err, sizeof(err));
+		rule.line = number + 1;
+		if (kind > 0) {
+			size_t flen =
+			        token_end(rule.feature, 0, (size_t)(text + end - rule.feature));
+			rc = add_rule(rules, &capacity, &rule, flen, &features_used);
+		} else if (kind < 0) {
+			rc = add_error(rules, number + 1, err);
+		}
+		start = end + 1;
+	}
+	if (rc < 0) {
+		wrench__rules_free(rules);
+		return rc;
+	}
+	*out = rules;
+	return 0;
+}
+
+void wrench__rules_free(struct wrench__rules *rules)
+{
+	if (!rules)
+		return;
+	free(rules->rule);
+	free(rules->error);
+	free(rules->features);
+	free(rules);
+}

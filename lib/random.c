@@ -1,0 +1,56 @@
+/*
+ * Chance draws: from the system's generator, or reproducible from a seed.
+ *
+ * A seeded draw is a pure function of (seed, category, line, k), where k
+ * counts the draws made at that line. Nothing is shared between lines, so
+ * the sequence of decisions at one line does not depend on what other lines
+ * or other threads do: a failure seen in CI replays with the same seed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* SplitMix64's finaliser: a bijection that spreads every input bit. */
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line)
+{
+	/* FNV-1a over the category keeps categories apart; mix() spreads it. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *c = category; *c; c++)
+		h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+	return mix(seed ^ mix(h ^ mix(line)));
+}
+
+uint64_t wrench__draw(const struct wrench__rule *rule, bool use_seed, uint64_t k)
+{
+	if (use_seed)
+		return mix(rule->seed + (k + 1) * 0x9e3779b97f4a7c15ull);
+	return (uint64_t)arc4random() << 32 | arc4random();
+}
+
+int wrench__seed_from_env(uint64_t *seed)
+{
+	const char *text = secure_getenv("WRENCH_SEED");
+
+	if (!text)
+		return -ENOENT;
+	if (wrench__parse_uint(text, strlen(text), seed) < 0) {
+		wrench__log(WRENCH_LOG_ERROR,
+		            "WRENCH_SEED=\"%.64s\" is not an unsigned 64-bit integer; chance "
+		            "decisions stay random",
+		            text);
+		return -EINVAL;
+	}
+	return 0;
+}
