@@ -109,7 +109,8 @@ typedef void wrench_log_fn(enum wrench_log_level level, const char *message, voi
  * sink (one line each on stderr, prefixed "wrench: "). Only messages at the
  * level chosen by $WRENCH_LOG (error, warn, info, debug or off; default
  * warn) or more severe are delivered. Once this returns, the previous
- * logger is no longer called. FN must not call wrench_set_logger().
+ * logger is no longer called (deliveries in flight on other threads are
+ * waited for), so its CTX may be freed. No lock is held while FN runs.
  */
 WRENCH_EXPORT void wrench_set_logger(wrench_log_fn *fn, void *ctx);
 

@@ -11,11 +11,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -137,7 +137,7 @@ void wrench_set_logger(wrench_log_fn *fn, void *ctx)
 	/* Deliveries that copied the old logger finish before we return; a
 	 * logger replacing itself only waits for the other threads. */
 	while (atomic_load(&in_flight[old & 1]) > own_in_flight[old & 1])
-		sched_yield();
+		nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
 	pthread_mutex_unlock(&replace_lock);
 }
 
