@@ -82,6 +82,10 @@ static int check_owner_and_mode(const struct stat *st, const char *path, bool st
 {
 	uid_t euid = geteuid();
 
+	if (st->st_uid != 0 && st->st_uid != euid && euid == 0)
+		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
+		              "%s is owned by uid %u, not by root; fix: chown root %s", path,
+		              (unsigned)st->st_uid, path);
 	if (st->st_uid != 0 && st->st_uid != euid)
 		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
 		              "%s is owned by uid %u, not by root or uid %u (this process); "
