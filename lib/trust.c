@@ -128,6 +128,14 @@ static int open_failure(int err, const char *path, struct wrench__problem *why)
 	return refuse(why, -err, WRENCH_LOG_ERROR, NULL, "cannot open %s: %s", path, strerror(err));
 }
 
+/* Skips slashes and "." components: what is left starts a real name. */
+static const char *skip_separators(const char *p)
+{
+	while (*p == '/' || (p[0] == '.' && (p[1] == '/' || p[1] == '\0')))
+		p++;
+	return p;
+}
+
 int wrench__trust_open_dir(const char *path, struct wrench__problem *why)
 {
 	char walked[PATH_MAX];
@@ -143,8 +151,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__problem *why)
 	const char *p = path;
 	int rc = check_directory(fd, "/", true, why);
 	while (rc == 0) {
-		while (*p == '/' || (p[0] == '.' && (p[1] == '/' || p[1] == '\0')))
-			p++;
+		p = skip_separators(p);
 		if (*p == '\0')
 			return fd;
 		size_t len = strcspn(p, "/");
@@ -170,7 +177,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__problem *why)
 		}
 		close(fd);
 		fd = next;
-		bool last = strspn(p, "/") == strlen(p);
+		bool last = *skip_separators(p) == '\0';
 		rc = check_directory(fd, walked, !last, why);
 	}
 	close(fd);

@@ -3,6 +3,8 @@
  * against an installed libwrench (pkg-config or find_package). Exits 0
  * when the installed library behaves as documented, else names the check.
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
