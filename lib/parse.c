@@ -20,9 +20,6 @@
 #define NS_PER_S    1000000000ull
 #define MAX_SLOW_NS (3600 * NS_PER_S)
 
-/* Digits after the decimal point that a value may carry. */
-#define MAX_FRACTION_DIGITS 9
-
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
@@ -52,8 +49,8 @@ int wrench__parse_uint(const char *s, size_t len, uint64_t *out)
 }
 
 /*
- * A decimal "I[.F]" or ".F", as an integer part and a fraction scaled to
- * 10^MAX_FRACTION_DIGITS. Returns the number of bytes used, or -EINVAL.
+ * A decimal "I[.F]" or ".F", as an integer part and a fraction in
+ * billionths. Returns the number of bytes used, or -EINVAL.
  */
 static int parse_decimal(const char *s, size_t len, uint64_t *whole, uint64_t *billionths)
 {
@@ -66,10 +63,9 @@ static int parse_decimal(const char *s, size_t len, uint64_t *whole, uint64_t *b
 		w = w * 10 + (uint64_t)(s[i] - '0');
 	}
 	if (i < len && s[i] == '.') {
-		size_t start = ++i;
-		for (; i < len && is_digit(s[i]); i++, digits++) {
-			if (i - start >= MAX_FRACTION_DIGITS)
-				return -EINVAL;
+		/* Digits past the ninth are below a nanosecond or a
+		 * billionth of a chance: accepted, and dropped. */
+		for (i++; i < len && is_digit(s[i]); i++, digits++) {
 			scale /= 10;
 			f += (uint64_t)(s[i] - '0') * scale;
 		}

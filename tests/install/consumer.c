@@ -53,12 +53,12 @@ int main(void)
 	check(!wrench_is_active("agent", "bare"), "no file: inactive");
 
 	write_trigger(dir, "agent",
-		      "bare\n"
-		      "# a comment\n"
-		      "two-of-three first=2 every=3\n"
-		      "coin chance=50%\n"
-		      "delay slow=1ms\n",
-		      0600);
+	              "bare\n"
+	              "# a comment\n"
+	              "two-of-three first=2 every=3\n"
+	              "coin chance=50%\n"
+	              "delay slow=1ms\n",
+	              0600);
 	check(wrench_is_active("agent", "bare"), "a bare line fires");
 	check(!wrench_is_active("agent", "absent"), "an absent feature does not");
 	sequence("agent", "two-of-three", 6, seq);

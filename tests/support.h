@@ -1,0 +1,62 @@
+/*
+ * Fixtures shared by the test executables: a scratch wrench directory per
+ * test, trigger files written with a chosen mode, and a logger that records
+ * what the library says so that tests can assert on it.
+ */
+#ifndef WRENCH_TEST_SUPPORT_H
+#define WRENCH_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+#include "wrench.h"
+
+/* A scratch directory under /tmp, trusted, made the wrench directory. */
+struct scratch {
+	char dir[256];
+};
+
+/* Group setup/teardown helpers: make and remove a scratch directory (mode
+ * 0700) and point the library at it; the recording logger is installed. */
+int scratch_setup(void **state);
+int scratch_teardown(void **state);
+
+/* Writes CONTENT to DIR/NAME through a temporary file renamed into place,
+ * then sets MODE. Fails the test on any error. */
+void write_file(const char *dir, const char *name, const char *content, mode_t mode);
+/* Rewrites DIR/NAME in place (same inode), truncating it first. */
+void rewrite_in_place(const char *dir, const char *name, const char *content);
+/* Builds DIR/NAME into BUF. */
+const char *path_in(const char *dir, const char *name, char *buf, size_t len);
+
+/* The recording logger: every message delivered since the last reset. */
+void log_capture_reset(void);
+size_t log_capture_count(void);
+/* Answers whether a message at LEVEL contains every NULL-terminated needle. */
+bool log_has(enum wrench_log_level level, ...);
+/* Number of messages at LEVEL containing NEEDLE. */
+size_t log_count(enum wrench_log_level level, const char *needle);
+/* Prints the captured log, for a failing test's diagnostics. */
+void log_dump(void);
+void log_capture_install(void);
+
+/* Counts how many of N calls of wrench_is_active(C, F) answer true. */
+unsigned count_active(const char *category, const char *feature, unsigned n);
+
+/* Runs FN in a forked child; returns its wait status. */
+int run_in_child(void (*fn)(void *), void *arg);
+
+/* Monotonic time in nanoseconds. */
+uint64_t now_ns(void);
+
+/* Answers whether the tests run as root; prints why a test is skipped. */
+bool need_root(const char *why);
+
+#endif

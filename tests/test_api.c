@@ -1,0 +1,313 @@
+/*
+ * The control API and the argument checks of wrench_is_active: the global
+ * switch, choosing the directory, names that cannot be categories, and
+ * counters that stay exact when many threads share one failure point.
+ */
+#include "support.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CAT "agent"
+
+static int setup(void **state)
+{
+	return scratch_setup(state);
+}
+
+static int teardown(void **state)
+{
+	wrench_set_enabled(true);
+	return scratch_teardown(state);
+}
+
+static void trigger(void **state, const char *content)
+{
+	struct scratch *s = *state;
+	write_file(s->dir, CAT, content, 0600);
+}
+
+/* ---- the global switch ------------------------------------------------------ */
+
+/* Runs first, before any fixture has touched the switch. */
+static void test_switch_starts_enabled(void **state)
+{
+	(void)state;
+	assert_true(wrench_is_enabled());
+}
+
+static void test_set_enabled_returns_the_previous_value(void **state)
+{
+	(void)state;
+	assert_true(wrench_set_enabled(false));
+	assert_false(wrench_set_enabled(false));
+	assert_false(wrench_is_enabled());
+	assert_false(wrench_set_enabled(true));
+	assert_true(wrench_set_enabled(true));
+	assert_true(wrench_is_enabled());
+}
+
+static void test_disabled_switch_answers_false_with_a_trigger_present(void **state)
+{
+	trigger(state, "step\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	wrench_set_enabled(false);
+	assert_int_equal(count_active(CAT, "step", 10), 0);
+}
+
+static void test_reenabled_switch_takes_effect_at_once(void **state)
+{
+	trigger(state, "step\n");
+	wrench_set_enabled(false);
+	assert_false(wrench_is_active(CAT, "step"));
+	wrench_set_enabled(true);
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+/* ---- the directory ------------------------------------------------------------ */
+
+static void test_get_dir_answers_the_directory_set(void **state)
+{
+	struct scratch *s = *state;
+	assert_string_equal(wrench_get_dir(), s->dir);
+}
+
+static void test_set_dir_rejects_empty_relative_and_dotdot_paths(void **state)
+{
+	struct scratch *s = *state;
+	static const char *const bad[] = {
+	        "", "relative/x", "x", "./x", "..", "/a/../b", "/a/..",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = wrench_set_dir(bad[i]);
+		if (rc != -EINVAL)
+			fail_msg("wrench_set_dir(\"%s\") returned %d, want -EINVAL", bad[i], rc);
+	}
+	/* A refused path leaves the directory in use alone. */
+	assert_string_equal(wrench_get_dir(), s->dir);
+}
+
+static void test_set_dir_accepts_dotdot_inside_a_name(void **state)
+{
+	(void)state;
+	assert_int_equal(wrench_set_dir("/a/..b/c.."), 0);
+	assert_string_equal(wrench_get_dir(), "/a/..b/c..");
+}
+
+static void test_set_dir_rejects_a_path_of_path_max_bytes(void **state)
+{
+	struct scratch *s = *state;
+	char *path = malloc(PATH_MAX + 1);
+	assert_non_null(path);
+	memset(path, 'a', PATH_MAX);
+	path[0] = '/';
+	path[PATH_MAX] = '\0';
+	assert_int_equal(wrench_set_dir(path), -ENAMETOOLONG);
+	assert_string_equal(wrench_get_dir(), s->dir);
+	path[PATH_MAX - 1] = '\0';
+	assert_int_equal(wrench_set_dir(path), 0);
+	free(path);
+}
+
+static void test_set_dir_accepts_trailing_and_repeated_slashes(void **state)
+{
+	struct scratch *s = *state;
+	char path[512];
+	trigger(state, "step\n");
+	snprintf(path, sizeof(path), "%s/", s->dir);
+	assert_int_equal(wrench_set_dir(path), 0);
+	assert_true(wrench_is_active(CAT, "step"));
+	snprintf(path, sizeof(path), "/%s//.//", s->dir);
+	assert_int_equal(wrench_set_dir(path), 0);
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+static void test_set_dir_null_restores_the_default(void **state)
+{
+	(void)state;
+	/* CTest sets WRENCH_DIR for every test. */
+	const char *env = getenv("WRENCH_DIR");
+	assert_int_equal(wrench_set_dir(NULL), 0);
+	assert_non_null(wrench_get_dir());
+	assert_string_equal(wrench_get_dir(), env ? env : "/var/lib/juju/wrench");
+}
+
+static void test_set_dir_switches_files_on_the_next_call(void **state)
+{
+	struct scratch *s = *state;
+	char other[] = "/tmp/wrench-test-other.XXXXXX";
+	trigger(state, "step\n");
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(wrench_set_dir(other), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(wrench_set_dir(s->dir), 0);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(rmdir(other), 0);
+}
+
+static void test_set_dir_forgets_counters(void **state)
+{
+	struct scratch *s = *state;
+	trigger(state, "step times=1\n");
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+	assert_int_equal(wrench_set_dir(s->dir), 0);
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+}
+
+/* ---- names that cannot be categories ---------------------------------------- */
+
+static void test_invalid_category_is_logged_once(void **state)
+{
+	(void)state;
+	assert_int_equal(count_active("a/b", "step", 100), 0);
+	if (log_count(WRENCH_LOG_ERROR, "") != 1) {
+		log_dump();
+		fail_msg("want one ERROR for 100 calls with an invalid category");
+	}
+}
+
+static void test_invalid_names_are_inactive(void **state)
+{
+	struct scratch *s = *state;
+	char sub[512], name[NAME_MAX + 2];
+
+	/* Files that the invalid names would reach if they were used as paths. */
+	trigger(state, "step\n");
+	path_in(s->dir, "a", sub, sizeof(sub));
+	assert_int_equal(mkdir(sub, 0700), 0);
+	write_file(sub, "b", "step\n", 0600);
+
+	assert_false(wrench_is_active(NULL, "step"));
+	assert_false(wrench_is_active(CAT, NULL));
+	assert_false(wrench_is_active("", "step"));
+	assert_false(wrench_is_active(".", "step"));
+	assert_false(wrench_is_active("..", "step"));
+	assert_false(wrench_is_active("a/b", "step"));
+	assert_false(wrench_is_active(CAT "/", "step"));
+	memset(name, 'c', NAME_MAX + 1);
+	name[NAME_MAX + 1] = '\0';
+	assert_false(wrench_is_active(name, "step"));
+}
+
+static void test_category_of_name_max_bytes_is_valid(void **state)
+{
+	struct scratch *s = *state;
+	char name[NAME_MAX + 1];
+	char path[PATH_MAX];
+	memset(name, 'c', NAME_MAX);
+	name[NAME_MAX] = '\0';
+	/* write_file's temporary name would be too long: write it in place. */
+	int fd = open(path_in(s->dir, name, path, sizeof(path)), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "step\n", 5), 5);
+	assert_int_equal(close(fd), 0);
+	assert_true(wrench_is_active(name, "step"));
+}
+
+static size_t open_descriptors(void)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void test_calls_leave_no_descriptor_open(void **state)
+{
+	struct scratch *s = *state;
+	trigger(state, "step\n");
+	write_file(s->dir, "broken", "step chanse=1\n", 0600);
+	write_file(s->dir, "refused", "step\n", 0666);
+	size_t before = open_descriptors();
+	for (int i = 0; i < 100; i++) {
+		wrench_is_active(CAT, "step");
+		wrench_is_active("broken", "step");
+		wrench_is_active("refused", "step");
+		wrench_is_active("missing", "step");
+	}
+	assert_int_equal(open_descriptors(), before);
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+#define THREADS 8
+#define CALLS   10000
+
+struct hammer {
+	const char *feature;
+	unsigned active;
+};
+
+static void *hammer(void *arg)
+{
+	struct hammer *h = arg;
+	h->active = count_active(CAT, h->feature, CALLS);
+	return NULL;
+}
+
+static unsigned hammer_together(const char *feature)
+{
+	pthread_t thread[THREADS];
+	struct hammer h[THREADS];
+	unsigned total = 0;
+
+	for (int i = 0; i < THREADS; i++) {
+		h[i] = (struct hammer){feature, 0};
+		assert_int_equal(pthread_create(&thread[i], NULL, hammer, &h[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(thread[i], NULL);
+		total += h[i].active;
+	}
+	return total;
+}
+
+static void test_times_is_exact_across_threads(void **state)
+{
+	trigger(state, "step times=100\n");
+	assert_int_equal(hammer_together("step"), 100);
+}
+
+static void test_every_is_exact_across_threads(void **state)
+{
+	trigger(state, "step every=4\n");
+	assert_int_equal(hammer_together("step"), THREADS * CALLS / 4);
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_switch_starts_enabled),
+	        TEST(test_set_enabled_returns_the_previous_value),
+	        TEST(test_disabled_switch_answers_false_with_a_trigger_present),
+	        TEST(test_reenabled_switch_takes_effect_at_once),
+	        TEST(test_get_dir_answers_the_directory_set),
+	        TEST(test_set_dir_rejects_empty_relative_and_dotdot_paths),
+	        TEST(test_set_dir_accepts_dotdot_inside_a_name),
+	        TEST(test_set_dir_rejects_a_path_of_path_max_bytes),
+	        TEST(test_set_dir_accepts_trailing_and_repeated_slashes),
+	        TEST(test_set_dir_null_restores_the_default),
+	        TEST(test_set_dir_switches_files_on_the_next_call),
+	        TEST(test_set_dir_forgets_counters),
+	        TEST(test_invalid_category_is_logged_once),
+	        TEST(test_invalid_names_are_inactive),
+	        TEST(test_category_of_name_max_bytes_is_valid),
+	        TEST(test_calls_leave_no_descriptor_open),
+	        TEST(test_times_is_exact_across_threads),
+	        TEST(test_every_is_exact_across_threads),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,303 @@
+/*
+ * Where the library's messages go: a custom logger gets bare messages, the
+ * default sink writes one prefixed line per message on stderr, the level
+ * threshold filters both, and a replaced logger is never called again.
+ */
+#include "support.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAT "agent"
+
+static int setup(void **state)
+{
+	return scratch_setup(state);
+}
+
+static int teardown(void **state)
+{
+	/* Tests install loggers whose context lives on their stack. */
+	log_capture_install();
+	wrench__set_log_threshold(WRENCH_LOG_WARN);
+	return scratch_teardown(state);
+}
+
+static void trigger(void **state, const char *content)
+{
+	struct scratch *s = *state;
+	write_file(s->dir, CAT, content, 0600);
+}
+
+static void sleep_us(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* A logger that counts its calls and remembers the last message. */
+struct counter {
+	atomic_uint calls;
+	enum wrench_log_level level;
+	void *ctx;
+	size_t length;
+};
+
+static void count_message(enum wrench_log_level level, const char *message, void *ctx)
+{
+	struct counter *c = ctx;
+	c->level = level;
+	c->ctx = ctx;
+	c->length = strlen(message);
+	atomic_fetch_add(&c->calls, 1);
+}
+
+/* Runs FN in a child whose stderr is a pipe; returns its status and output. */
+static int run_with_stderr(void (*fn)(void *), void *arg, char *out, size_t len)
+{
+	int fds[2], saved;
+	size_t got = 0;
+	ssize_t n;
+
+	assert_int_equal(pipe(fds), 0);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+	int status = run_in_child(fn, arg);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fds[1]);
+	while (got < len - 1 && (n = read(fds[0], out + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	close(fds[0]);
+	out[got] = '\0';
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* Counts the lines of OUT and checks that each one starts with PREFIX. */
+static size_t lines_with_prefix(const char *out, const char *prefix)
+{
+	size_t lines = 0;
+	for (const char *line = out; *line; lines++) {
+		const char *end = strchr(line, '\n');
+		if (!end)
+			fail_msg("last line has no newline: \"%s\"", line);
+		if (strncmp(line, prefix, strlen(prefix)) != 0)
+			fail_msg("line without \"%s\": \"%.*s\"", prefix, (int)(end - line), line);
+		line = end + 1;
+	}
+	return lines;
+}
+
+/* ---- custom loggers ----------------------------------------------------------- */
+
+static void test_custom_logger_gets_bare_messages(void **state)
+{
+	trigger(state, "step\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	if (!log_has(WRENCH_LOG_WARN, CAT "/step", NULL)) {
+		log_dump();
+		fail_msg("the logger did not get the WARN for " CAT "/step");
+	}
+	assert_int_equal(log_count(WRENCH_LOG_WARN, "wrench:"), 0);
+	assert_int_equal(log_count(WRENCH_LOG_WARN, "\n"), 0);
+}
+
+static void test_custom_logger_gets_its_context_back(void **state)
+{
+	struct counter c = {0};
+	trigger(state, "step\n");
+	wrench_set_logger(count_message, &c);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(atomic_load(&c.calls), 1);
+	assert_ptr_equal(c.ctx, &c);
+	assert_int_equal(c.level, WRENCH_LOG_WARN);
+}
+
+static void test_long_message_is_cut_not_overflowed(void **state)
+{
+	struct counter c = {0};
+	char content[3000];
+	memset(content, 'x', 2000);
+	strcpy(content + 2000, "\n");
+	trigger(state, content);
+	content[2000] = '\0';
+	wrench_set_logger(count_message, &c);
+	assert_true(wrench_is_active(CAT, content));
+	assert_int_equal(atomic_load(&c.calls), 1);
+	assert_true(c.length > 0 && c.length < WRENCH_MAX_MESSAGE);
+}
+
+/* ---- the default sink ------------------------------------------------------------ */
+
+static void child_default_sink(void *arg)
+{
+	(void)arg;
+	wrench_set_logger(NULL, NULL);
+	/* One ERROR for the bad line, one WARN per call. */
+	wrench_is_active(CAT, "step");
+	wrench_is_active(CAT, "step");
+	_exit(0);
+}
+
+static void test_null_logger_restores_the_stderr_sink(void **state)
+{
+	char out[8192];
+	trigger(state, "step\nstep chanse=1\n");
+	assert_int_equal(run_with_stderr(child_default_sink, NULL, out, sizeof(out)), 0);
+	assert_int_equal(lines_with_prefix(out, "wrench: "), 3);
+	assert_non_null(strstr(out, "wrench: error: "));
+	assert_non_null(strstr(out, "wrench: warning: "));
+	assert_non_null(strstr(out, CAT "/step"));
+}
+
+static void child_replaced_by_default(void *arg)
+{
+	struct counter *c = arg;
+	wrench_set_logger(count_message, c);
+	wrench_is_active(CAT, "step");
+	wrench_set_logger(NULL, NULL);
+	wrench_is_active(CAT, "step");
+	wrench_is_active(CAT, "step");
+	_exit(atomic_load(&c->calls) == 1 ? 0 : 1);
+}
+
+static void test_logger_replaced_by_null_is_not_called_again(void **state)
+{
+	struct counter c = {0};
+	char out[8192];
+	trigger(state, "step\n");
+	assert_int_equal(run_with_stderr(child_replaced_by_default, &c, out, sizeof(out)), 0);
+	assert_int_equal(lines_with_prefix(out, "wrench: "), 2);
+}
+
+static void test_replaced_logger_is_not_called_again(void **state)
+{
+	struct counter old = {0}, new = {0};
+	trigger(state, "step\n");
+	wrench_set_logger(count_message, &old);
+	assert_true(wrench_is_active(CAT, "step"));
+	wrench_set_logger(count_message, &new);
+	assert_int_equal(count_active(CAT, "step", 5), 5);
+	assert_int_equal(atomic_load(&old.calls), 1);
+	assert_int_equal(atomic_load(&new.calls), 5);
+}
+
+/* A logger slow enough that a delivery is usually in flight on a swap. */
+static atomic_uint slow_entered, slow_left;
+static atomic_bool firing_stop;
+
+static void slow_logger(enum wrench_log_level level, const char *message, void *ctx)
+{
+	(void)level;
+	(void)message;
+	(void)ctx;
+	atomic_fetch_add(&slow_entered, 1);
+	sleep_us(200);
+	atomic_fetch_add(&slow_left, 1);
+}
+
+static void *keep_firing(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&firing_stop))
+		wrench_is_active(CAT, "step");
+	return NULL;
+}
+
+static void wait_until_at_least(atomic_uint *value, unsigned want)
+{
+	for (int i = 0; i < 100000 && atomic_load(value) < want; i++)
+		sleep_us(100);
+	assert_true(atomic_load(value) >= want);
+}
+
+static void test_logger_swap_waits_for_deliveries_in_flight(void **state)
+{
+	struct counter after = {0};
+	pthread_t thread;
+
+	trigger(state, "step\n");
+	atomic_store(&firing_stop, false);
+	wrench_set_logger(slow_logger, NULL);
+	assert_int_equal(pthread_create(&thread, NULL, keep_firing, NULL), 0);
+	wait_until_at_least(&slow_entered, 3);
+
+	wrench_set_logger(count_message, &after);
+	unsigned entered = atomic_load(&slow_entered);
+	unsigned left = atomic_load(&slow_left);
+	wait_until_at_least(&after.calls, 10);
+	atomic_store(&firing_stop, true);
+	pthread_join(thread, NULL);
+
+	assert_int_equal(left, entered);
+	assert_int_equal(atomic_load(&slow_entered), entered);
+}
+
+/* ---- the threshold ---------------------------------------------------------------- */
+
+static void test_off_threshold_silences_everything(void **state)
+{
+	trigger(state, "step\nstep chanse=1\n");
+	wrench__set_log_threshold(-1);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_false(wrench_is_active(CAT, "missing"));
+	assert_int_equal(log_capture_count(), 0);
+}
+
+static void test_error_threshold_hides_warnings(void **state)
+{
+	trigger(state, "step\nstep chanse=1\n");
+	wrench__set_log_threshold(WRENCH_LOG_ERROR);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_true(log_has(WRENCH_LOG_ERROR, "chanse", NULL));
+	assert_int_equal(log_count(WRENCH_LOG_WARN, ""), 0);
+}
+
+static void test_debug_threshold_reports_a_missing_file(void **state)
+{
+	(void)state;
+	wrench__set_log_threshold(WRENCH_LOG_DEBUG);
+	assert_false(wrench_is_active("missing", "step"));
+	if (!log_has(WRENCH_LOG_DEBUG, "missing", "does not exist", NULL)) {
+		log_dump();
+		fail_msg("no DEBUG saying the file does not exist");
+	}
+}
+
+static void test_missing_file_or_directory_is_silent_by_default(void **state)
+{
+	(void)state;
+	assert_false(wrench_is_active("missing", "step"));
+	assert_int_equal(wrench_set_dir("/nonexistent/wrench-log-test"), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(log_capture_count(), 0);
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        TEST(test_custom_logger_gets_bare_messages),
+	        TEST(test_custom_logger_gets_its_context_back),
+	        TEST(test_long_message_is_cut_not_overflowed),
+	        TEST(test_null_logger_restores_the_stderr_sink),
+	        TEST(test_logger_replaced_by_null_is_not_called_again),
+	        TEST(test_replaced_logger_is_not_called_again),
+	        TEST(test_logger_swap_waits_for_deliveries_in_flight),
+	        TEST(test_off_threshold_silences_everything),
+	        TEST(test_error_threshold_hides_warnings),
+	        TEST(test_debug_threshold_reports_a_missing_file),
+	        TEST(test_missing_file_or_directory_is_silent_by_default),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,568 @@
+/*
+ * The trigger-file grammar, checked on the parser itself: which lines are
+ * triggers, comments or blank, which directive values are accepted, and that
+ * a bad line never takes its good neighbours down with it.
+ */
+#include "support.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERRLEN 256
+
+static int parse(const char *line, struct wrench__rule *rule, char *err)
+{
+	memset(rule, 0, sizeof(*rule));
+	err[0] = '\0';
+	return wrench__parse_line(line, strlen(line), rule, err, ERRLEN);
+}
+
+static void assert_accepted(const char *line, struct wrench__rule *rule)
+{
+	char err[ERRLEN];
+	int rc = parse(line, rule, err);
+	if (rc != 1)
+		fail_msg("\"%s\" was not accepted as a trigger (rc %d: %s)", line, rc, err);
+}
+
+static void assert_ignored(const char *line)
+{
+	struct wrench__rule rule;
+	char err[ERRLEN];
+	int rc = parse(line, &rule, err);
+	if (rc != 0)
+		fail_msg("\"%s\" was not ignored as blank or comment (rc %d: %s)", line, rc, err);
+}
+
+/* Asserts LINE is malformed and, when KEYWORD is not NULL, that the message
+ * names it. */
+static void assert_rejected(const char *line, const char *keyword)
+{
+	struct wrench__rule rule;
+	char err[ERRLEN];
+	int rc = parse(line, &rule, err);
+	if (rc != -1)
+		fail_msg("\"%s\" was accepted (rc %d)", line, rc);
+	if (err[0] == '\0')
+		fail_msg("\"%s\" was rejected without saying why", line);
+	if (keyword && !strstr(err, keyword))
+		fail_msg("rejecting \"%s\" said \"%s\", which does not mention \"%s\"", line, err,
+		         keyword);
+}
+
+/* Calls rule_fires once per character of EXPECTED ('T' or 'F'). */
+static void assert_fires(struct wrench__rule *rule, const char *expected)
+{
+	char got[128];
+	size_t n = strlen(expected);
+	assert_true(n < sizeof(got));
+	for (size_t i = 0; i < n; i++)
+		got[i] = wrench__rule_fires(rule, false) ? 'T' : 'F';
+	got[n] = '\0';
+	assert_string_equal(got, expected);
+}
+
+static unsigned count_fires(struct wrench__rule *rule, unsigned calls)
+{
+	unsigned fires = 0;
+	for (unsigned i = 0; i < calls; i++)
+		fires += wrench__rule_fires(rule, false);
+	return fires;
+}
+
+static struct wrench__rules *parse_rules(const char *text)
+{
+	struct wrench__rules *rules = NULL;
+	assert_int_equal(wrench__parse_rules(text, strlen(text), &rules), 0);
+	assert_non_null(rules);
+	return rules;
+}
+
+/* ---- lines that are not triggers ---------------------------------------- */
+
+static void test_bare_feature_is_a_trigger_that_always_fails(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("refuse-upgrade", &rule);
+	assert_true(rule.fail);
+	assert_int_equal(rule.kill_signal, 0);
+	assert_int_equal(rule.slow_ns, 0);
+	assert_false(rule.has_slow);
+	assert_false(rule.has_chance);
+	assert_fires(&rule, "TTTTTTTTTT");
+}
+
+static void test_blank_lines_are_ignored(void **state)
+{
+	(void)state;
+	assert_ignored("");
+	assert_ignored(" ");
+	assert_ignored("\t");
+	assert_ignored(" \t\r\v\f ");
+	assert_ignored("\r");
+}
+
+static void test_comment_lines_are_ignored(void **state)
+{
+	(void)state;
+	assert_ignored("#");
+	assert_ignored("# refuse-upgrade");
+	assert_ignored("   # refuse-upgrade times=0");
+	assert_ignored("\t#refuse-upgrade");
+}
+
+static void test_comment_after_white_space_ends_the_line(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step # times=0 bogus", &rule);
+	assert_true(rule.fail);
+	assert_int_equal(rule.times, 0);
+	assert_accepted("step times=2\t#every=0", &rule);
+	assert_int_equal(rule.times, 2);
+}
+
+static void test_hash_inside_a_token_is_part_of_the_feature(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("foo#bar\nbaz #qux\n");
+	assert_int_equal(rules->error_count, 0);
+	assert_int_equal(rules->count, 2);
+	assert_string_equal(rules->rule[0].feature, "foo#bar");
+	assert_string_equal(rules->rule[1].feature, "baz");
+	wrench__rules_free(rules);
+}
+
+static void test_surrounding_white_space_is_ignored(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules(" \t foo \t\n\tbar   times=2  \n");
+	assert_int_equal(rules->error_count, 0);
+	assert_int_equal(rules->count, 2);
+	assert_string_equal(rules->rule[0].feature, "foo");
+	assert_string_equal(rules->rule[1].feature, "bar");
+	assert_int_equal(rules->rule[1].times, 2);
+	wrench__rules_free(rules);
+}
+
+static void test_crlf_line_endings_are_accepted(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("a\r\nb times=2\r\n\r\n# c\r\nd");
+	assert_int_equal(rules->error_count, 0);
+	assert_int_equal(rules->count, 3);
+	assert_string_equal(rules->rule[0].feature, "a");
+	assert_string_equal(rules->rule[1].feature, "b");
+	assert_int_equal(rules->rule[1].times, 2);
+	assert_string_equal(rules->rule[2].feature, "d");
+	assert_int_equal(rules->rule[2].line, 5);
+	wrench__rules_free(rules);
+}
+
+/* ---- fail and kill ------------------------------------------------------ */
+
+static void test_kill_defaults_to_sigkill(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step kill", &rule);
+	assert_int_equal(rule.kill_signal, SIGKILL);
+}
+
+static void test_kill_accepts_signal_names_and_numbers(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		int sig;
+	} cases[] = {
+	        {"step kill=KILL", SIGKILL},    {"step kill=ABRT", SIGABRT},
+	        {"step kill=TERM", SIGTERM},    {"step kill=SEGV", SIGSEGV},
+	        {"step kill=BUS", SIGBUS},      {"step kill=INT", SIGINT},
+	        {"step kill=QUIT", SIGQUIT},    {"step kill=SIGTERM", SIGTERM},
+	        {"step kill=SIGterm", SIGTERM}, {"step kill=term", SIGTERM},
+	        {"step kill=sigsegv", SIGSEGV}, {"step kill=9", 9},
+	        {"step kill=15", 15},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(cases[i].line, &rule);
+		if (rule.kill_signal != cases[i].sig)
+			fail_msg("\"%s\" gave signal %d, want %d", cases[i].line, rule.kill_signal,
+			         cases[i].sig);
+	}
+}
+
+static void test_kill_rejects_unknown_signals(void **state)
+{
+	(void)state;
+	assert_rejected("step kill=0", NULL);
+	assert_rejected("step kill=65", NULL);
+	assert_rejected("step kill=-9", NULL);
+	assert_rejected("step kill=9x", NULL);
+	assert_rejected("step kill=FOO", NULL);
+	assert_rejected("step kill=SIG", NULL);
+}
+
+static void test_fail_and_kill_cannot_be_combined(void **state)
+{
+	(void)state;
+	assert_rejected("step fail kill", "kill");
+	assert_rejected("step kill=TERM fail", "kill");
+}
+
+/* ---- slow ---------------------------------------------------------------- */
+
+static void test_slow_accepts_durations_up_to_an_hour(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		uint64_t ns;
+	} cases[] = {
+	        {"step slow=1.5s", 1500000000u},         {"step slow=250ms", 250000000u},
+	        {"step slow=2.5ms", 2500000u},           {"step slow=10us", 10000u},
+	        {"step slow=2m", 120000000000u},         {"step slow=0s", 0},
+	        {"step slow=60m", 3600000000000u},       {"step slow=3600s", 3600000000000u},
+	        {"step slow=3600000ms", 3600000000000u},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(cases[i].line, &rule);
+		if (rule.slow_ns != cases[i].ns)
+			fail_msg("\"%s\" gave %llu ns, want %llu", cases[i].line,
+			         (unsigned long long)rule.slow_ns, (unsigned long long)cases[i].ns);
+	}
+}
+
+static void test_slow_rejects_bad_durations(void **state)
+{
+	(void)state;
+	assert_rejected("step slow=61m", NULL);
+	assert_rejected("step slow=3601s", NULL);
+	assert_rejected("step slow=3600001ms", NULL);
+	assert_rejected("step slow=1h", NULL);
+	assert_rejected("step slow=5", NULL);
+	assert_rejected("step slow=", NULL);
+	assert_rejected("step slow=ms", NULL);
+	assert_rejected("step slow=-1s", NULL);
+	assert_rejected("step slow=1.5.5s", NULL);
+}
+
+static void test_slow_line_delays_without_failing(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step slow=1s", &rule);
+	assert_false(rule.fail);
+	assert_int_equal(rule.kill_signal, 0);
+	assert_accepted("step slow=0s", &rule);
+	assert_false(rule.fail);
+}
+
+static void test_slow_combines_with_fail_or_kill(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step slow=1s fail", &rule);
+	assert_true(rule.fail);
+	assert_int_equal(rule.slow_ns, 1000000000u);
+	assert_accepted("step kill=TERM slow=1s", &rule);
+	assert_int_equal(rule.kill_signal, SIGTERM);
+	assert_int_equal(rule.slow_ns, 1000000000u);
+}
+
+static void test_line_without_action_fails(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step times=2", &rule);
+	assert_true(rule.fail);
+	assert_accepted("step chance=0.5 every=2 after=1", &rule);
+	assert_true(rule.fail);
+}
+
+/* ---- chance -------------------------------------------------------------- */
+
+static void test_chance_accepts_fractions_and_percentages(void **state)
+{
+	(void)state;
+	static const char *const lines[] = {
+	        "step chance=0.25", "step chance=25%", "step chance=0",   "step chance=1",
+	        "step chance=100%", "step chance=0%",  "step chance=0.5", "step chance=1.0",
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(lines[i], &rule);
+		assert_true(rule.has_chance);
+	}
+}
+
+static void test_chance_rejects_values_outside_zero_to_one(void **state)
+{
+	(void)state;
+	assert_rejected("step chance=1.5", "1.5");
+	assert_rejected("step chance=101%", NULL);
+	assert_rejected("step chance=-0.1", NULL);
+	assert_rejected("step chance=abc", NULL);
+	assert_rejected("step chance=1e-1", NULL);
+	assert_rejected("step chance=nan", NULL);
+	assert_rejected("step chance=inf", NULL);
+	assert_rejected("step chance=%", NULL);
+	assert_rejected("step chance=0.5%%", NULL);
+}
+
+static void test_decimals_may_have_many_digits(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step chance=0.3333333333", &rule);
+	assert_accepted("step chance=33.3333333333%", &rule);
+	assert_accepted("step slow=1.0000000000s", &rule);
+	assert_int_equal(rule.slow_ns, 1000000000u);
+}
+
+static void test_chance_zero_never_fires(void **state)
+{
+	(void)state;
+	static const char *const lines[] = {"step chance=0", "step chance=0%", "step chance=0.0"};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(lines[i], &rule);
+		assert_int_equal(count_fires(&rule, 1000), 0);
+	}
+}
+
+static void test_chance_one_always_fires(void **state)
+{
+	(void)state;
+	static const char *const lines[] = {"step chance=1", "step chance=100%", "step chance=1.0"};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(lines[i], &rule);
+		assert_int_equal(count_fires(&rule, 1000), 1000);
+	}
+}
+
+static void test_chance_quarter_fires_about_a_quarter_of_calls(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	/* 10,000 draws at p = 0.25: sigma is 43.3, so +-346 is 8 sigma. */
+	assert_accepted("step chance=0.25", &rule);
+	unsigned fires = count_fires(&rule, 10000);
+	assert_in_range(fires, 2500 - 346, 2500 + 346);
+}
+
+static void test_percentage_means_the_same_as_fraction(void **state)
+{
+	(void)state;
+	struct wrench__rule fraction, percent;
+	assert_accepted("step chance=0.25", &fraction);
+	assert_accepted("step chance=25%", &percent);
+	/* Same seed and line, so the same draws: the decisions must agree. */
+	fraction.seed = percent.seed = 12345;
+	fraction.line = percent.line = 1;
+	for (unsigned i = 0; i < 2000; i++) {
+		bool a = wrench__rule_fires(&fraction, true);
+		bool b = wrench__rule_fires(&percent, true);
+		if (a != b)
+			fail_msg("call %u: chance=0.25 says %d, chance=25%% says %d", i + 1, a, b);
+	}
+}
+
+/* ---- every, first, after, times ------------------------------------------ */
+
+static void test_counting_directives_are_parsed(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step first=2 every=3 after=5 times=7", &rule);
+	assert_int_equal(rule.first, 2);
+	assert_int_equal(rule.every, 3);
+	assert_int_equal(rule.after, 5);
+	assert_int_equal(rule.times, 7);
+}
+
+static void test_every_alone_fires_the_first_of_each_run(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step every=3", &rule);
+	assert_fires(&rule, "TFFTFFTFF");
+}
+
+static void test_counting_directives_accept_their_limits(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step every=1", &rule);
+	assert_accepted("step first=1 every=1", &rule);
+	assert_accepted("step first=5 every=5", &rule);
+	assert_accepted("step after=0", &rule);
+	assert_accepted("step times=1", &rule);
+	assert_accepted("step times=18446744073709551615", &rule);
+	assert_int_equal(rule.times, UINT64_MAX);
+}
+
+static void test_counting_directives_reject_bad_numbers(void **state)
+{
+	(void)state;
+	assert_rejected("step every=0", NULL);
+	assert_rejected("step first=0 every=2", NULL);
+	assert_rejected("step times=0", NULL);
+	assert_rejected("step after=-1", NULL);
+	assert_rejected("step every=1.5", NULL);
+	assert_rejected("step every=abc", NULL);
+	assert_rejected("step times=+1", NULL);
+	assert_rejected("step after=0x10", NULL);
+	assert_rejected("step after=1e3", NULL);
+	assert_rejected("step times=18446744073709551616", NULL);
+}
+
+static void test_first_needs_every(void **state)
+{
+	(void)state;
+	assert_rejected("step first=2", "every");
+	assert_rejected("step first=1 times=3", "every");
+}
+
+static void test_first_cannot_exceed_every(void **state)
+{
+	(void)state;
+	assert_rejected("step first=3 every=2", NULL);
+	assert_rejected("step every=2 first=3", NULL);
+}
+
+/* ---- malformed lines ----------------------------------------------------- */
+
+static void test_duplicate_directive_is_rejected(void **state)
+{
+	(void)state;
+	assert_rejected("step times=1 times=2", "times");
+	assert_rejected("step fail fail", "fail");
+	assert_rejected("step kill kill=TERM", "kill");
+	assert_rejected("step slow=1s slow=2s", "slow");
+	assert_rejected("step chance=0.5 chance=0.5", "chance");
+	assert_rejected("step every=2 every=3", "every");
+	assert_rejected("step after=1 after=1", "after");
+	assert_rejected("step first=1 first=1 every=2", "first");
+}
+
+static void test_unknown_directive_is_rejected(void **state)
+{
+	(void)state;
+	assert_rejected("step chanse=0.5", "chanse");
+	assert_rejected("step bogus", "bogus");
+	assert_rejected("step fail=1", NULL);
+	assert_rejected("step =3", NULL);
+}
+
+static void test_empty_value_is_rejected(void **state)
+{
+	(void)state;
+	assert_rejected("step times=", NULL);
+	assert_rejected("step every=", NULL);
+	assert_rejected("step first= every=2", NULL);
+	assert_rejected("step after=", NULL);
+	assert_rejected("step chance=", NULL);
+	assert_rejected("step slow=", NULL);
+	assert_rejected("step kill=", NULL);
+}
+
+/* ---- whole files ---------------------------------------------------------- */
+
+static void test_bad_lines_do_not_stop_good_ones(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("good1\n"
+	                                          "bad1 times=0\n"
+	                                          "# comment\n"
+	                                          "\n"
+	                                          "good2 every=2\n"
+	                                          "bad2 first=2\n"
+	                                          "good3 chance=1\n");
+	assert_int_equal(rules->count, 3);
+	assert_string_equal(rules->rule[0].feature, "good1");
+	assert_int_equal(rules->rule[0].line, 1);
+	assert_string_equal(rules->rule[1].feature, "good2");
+	assert_int_equal(rules->rule[1].line, 5);
+	assert_int_equal(rules->rule[1].every, 2);
+	assert_string_equal(rules->rule[2].feature, "good3");
+	assert_int_equal(rules->rule[2].line, 7);
+	wrench__rules_free(rules);
+}
+
+static void test_bad_lines_are_reported_with_their_line_numbers(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("good1\r\n"
+	                                          "bad1 times=0\r\n"
+	                                          "# comment\n"
+	                                          "\n"
+	                                          "good2\n"
+	                                          "bad2 chanse=0.5\n");
+	assert_int_equal(rules->error_count, 2);
+	assert_int_equal(rules->error[0].line, 2);
+	assert_int_equal(rules->error[1].line, 6);
+	assert_non_null(strstr(rules->error[1].message, "chanse"));
+	wrench__rules_free(rules);
+}
+
+static void test_empty_file_has_no_rules(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("");
+	assert_int_equal(rules->count, 0);
+	assert_int_equal(rules->error_count, 0);
+	wrench__rules_free(rules);
+	rules = parse_rules("# only a comment\n\n   \n");
+	assert_int_equal(rules->count, 0);
+	assert_int_equal(rules->error_count, 0);
+	wrench__rules_free(rules);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_bare_feature_is_a_trigger_that_always_fails),
+	        cmocka_unit_test(test_blank_lines_are_ignored),
+	        cmocka_unit_test(test_comment_lines_are_ignored),
+	        cmocka_unit_test(test_comment_after_white_space_ends_the_line),
+	        cmocka_unit_test(test_hash_inside_a_token_is_part_of_the_feature),
+	        cmocka_unit_test(test_surrounding_white_space_is_ignored),
+	        cmocka_unit_test(test_crlf_line_endings_are_accepted),
+	        cmocka_unit_test(test_kill_defaults_to_sigkill),
+	        cmocka_unit_test(test_kill_accepts_signal_names_and_numbers),
+	        cmocka_unit_test(test_kill_rejects_unknown_signals),
+	        cmocka_unit_test(test_fail_and_kill_cannot_be_combined),
+	        cmocka_unit_test(test_slow_accepts_durations_up_to_an_hour),
+	        cmocka_unit_test(test_slow_rejects_bad_durations),
+	        cmocka_unit_test(test_slow_line_delays_without_failing),
+	        cmocka_unit_test(test_slow_combines_with_fail_or_kill),
+	        cmocka_unit_test(test_line_without_action_fails),
+	        cmocka_unit_test(test_chance_accepts_fractions_and_percentages),
+	        cmocka_unit_test(test_chance_rejects_values_outside_zero_to_one),
+	        cmocka_unit_test(test_decimals_may_have_many_digits),
+	        cmocka_unit_test(test_chance_zero_never_fires),
+	        cmocka_unit_test(test_chance_one_always_fires),
+	        cmocka_unit_test(test_chance_quarter_fires_about_a_quarter_of_calls),
+	        cmocka_unit_test(test_percentage_means_the_same_as_fraction),
+	        cmocka_unit_test(test_counting_directives_are_parsed),
+	        cmocka_unit_test(test_every_alone_fires_the_first_of_each_run),
+	        cmocka_unit_test(test_counting_directives_accept_their_limits),
+	        cmocka_unit_test(test_counting_directives_reject_bad_numbers),
+	        cmocka_unit_test(test_first_needs_every),
+	        cmocka_unit_test(test_first_cannot_exceed_every),
+	        cmocka_unit_test(test_duplicate_directive_is_rejected),
+	        cmocka_unit_test(test_unknown_directive_is_rejected),
+	        cmocka_unit_test(test_empty_value_is_rejected),
+	        cmocka_unit_test(test_bad_lines_do_not_stop_good_ones),
+	        cmocka_unit_test(test_bad_lines_are_reported_with_their_line_numbers),
+	        cmocka_unit_test(test_empty_file_has_no_rules),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
