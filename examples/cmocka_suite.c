@@ -51,8 +51,8 @@ static void test_wrench_is_off_during_the_suite(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reserve_port_gets_the_api_port),
-		cmocka_unit_test(test_wrench_is_off_during_the_suite),
+	        cmocka_unit_test(test_reserve_port_gets_the_api_port),
+	        cmocka_unit_test(test_wrench_is_off_during_the_suite),
 	};
 	return cmocka_run_group_tests(tests, wrench_off, wrench_restore);
 }

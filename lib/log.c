@@ -3,11 +3,11 @@
  *
  * A logger can be replaced while other threads are delivering messages to
  * it. wrench_set_logger() promises that the previous logger is never called
- * once it has returned, so that the caller may free its context. Deliveries
- * are therefore counted per logger generation (two counters, used in turn),
- * and wrench_set_logger() waits for the old generation to drain. No lock is
- * held while a logger runs, so a logger may itself call the library, and a
- * fork() from inside a logger cannot deadlock.
+ * once it has returned, so that the caller may free its context. So each
+ * logger is a reference-counted sink, referenced by every delivery in
+ * flight, and wrench_set_logger() waits for the old one's deliveries to
+ * finish. No lock is held while a logger runs or while anybody waits, so a
+ * logger may call the library, replace the logger, or fork.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,19 +22,21 @@
 
 static _Atomic int threshold = WRENCH_LOG_WARN;
 
-/* The logger in use and its generation, read together under sink_lock. */
+/* A user's logger; refs counts its deliveries in flight, plus one while
+ * it is the logger in use. The last reference frees it. */
+struct sink {
+	wrench_log_fn *fn;
+	void *ctx;
+	_Atomic unsigned refs;
+};
+
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
-static wrench_log_fn *sink_fn;
-static void *sink_ctx;
-static unsigned sink_generation;
-static _Atomic unsigned in_flight[2];
+static struct sink *current_sink; /* NULL: the default stderr sink */
 
-/* Serialises wrench_set_logger() calls so each drains its own generation. */
-static pthread_mutex_t replace_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Deliveries this thread has in flight (a logger may log in turn): a
- * logger that replaces the logger must not wait for itself. */
-static _Thread_local unsigned own_in_flight[2];
+/* The sink this thread is delivering to. A message logged from inside a
+ * logger (which called the library, and a failure point fired) goes to
+ * stderr instead: calling the logger again could recurse without end. */
+static _Thread_local struct sink *delivering;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
@@ -87,24 +89,32 @@ static void write_to_stderr(enum wrench_log_level level, const char *message)
 	while (written < 0 && errno == EINTR);
 }
 
+static void sink_put(struct sink *sink)
+{
+	if (atomic_fetch_sub(&sink->refs, 1) == 1)
+		free(sink);
+}
+
 static void deliver(enum wrench_log_level level, const char *message)
 {
-	pthread_mutex_lock(&sink_lock);
-	wrench_log_fn *fn = sink_fn;
-	void *ctx = sink_ctx;
-	unsigned generation = sink_generation;
-	if (fn)
-		atomic_fetch_add(&in_flight[generation & 1], 1);
-	pthread_mutex_unlock(&sink_lock);
-
-	if (!fn) {
+	if (delivering) {
 		write_to_stderr(level, message);
 		return;
 	}
-	own_in_flight[generation & 1]++;
-	fn(level, message, ctx);
-	own_in_flight[generation & 1]--;
-	atomic_fetch_sub(&in_flight[generation & 1], 1);
+	pthread_mutex_lock(&sink_lock);
+	struct sink *sink = current_sink;
+	if (sink)
+		atomic_fetch_add(&sink->refs, 1);
+	pthread_mutex_unlock(&sink_lock);
+
+	if (!sink) {
+		write_to_stderr(level, message);
+		return;
+	}
+	delivering = sink;
+	sink->fn(level, message, sink->ctx);
+	delivering = NULL;
+	sink_put(sink);
 }
 
 void wrench__log(enum wrench_log_level level, const char *fmt, ...)
@@ -126,19 +136,30 @@ void wrench__log(enum wrench_log_level level, const char *fmt, ...)
 
 void wrench_set_logger(wrench_log_fn *fn, void *ctx)
 {
-	wrench__init();
-	pthread_mutex_lock(&replace_lock);
-	pthread_mutex_lock(&sink_lock);
-	unsigned old = sink_generation++;
-	sink_fn = fn;
-	sink_ctx = ctx;
-	pthread_mutex_unlock(&sink_lock);
+	struct sink *sink = NULL;
 
-	/* Deliveries that copied the old logger finish before we return; a
-	 * logger replacing itself only waits for the other threads. */
-	while (atomic_load(&in_flight[old & 1]) > own_in_flight[old & 1])
+	wrench__init();
+	if (fn && (sink = malloc(sizeof(*sink))) != NULL) {
+		sink->fn = fn;
+		sink->ctx = ctx;
+		atomic_init(&sink->refs, 1);
+	} else if (fn) {
+		write_to_stderr(WRENCH_LOG_ERROR, "out of memory: messages go to stderr");
+	}
+	pthread_mutex_lock(&sink_lock);
+	struct sink *old = current_sink;
+	current_sink = sink;
+	pthread_mutex_unlock(&sink_lock);
+	if (!old)
+		return;
+
+	/* Only deliveries that took the old sink before the swap remain.
+	 * A logger replacing itself does not wait for its own delivery,
+	 * which then drops the last reference. */
+	unsigned own = delivering == old;
+	while (atomic_load(&old->refs) > 1 + own)
 		nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
-	pthread_mutex_unlock(&replace_lock);
+	sink_put(old);
 }
 
 void wrench__log_atfork_prepare(void)
@@ -151,12 +172,11 @@ void wrench__log_atfork_parent(void)
 	pthread_mutex_unlock(&sink_lock);
 }
 
-/* In the child only the forking thread exists: deliveries of other
- * threads will never finish, and a replace in progress belonged to one. */
+/* In the child only the forking thread exists: deliveries by the other
+ * threads will never finish, so they no longer hold the sink. */
 void wrench__log_atfork_child(void)
 {
+	if (current_sink)
+		atomic_store(&current_sink->refs, 1 + (delivering == current_sink));
 	pthread_mutex_unlock(&sink_lock);
-	pthread_mutex_init(&replace_lock, NULL);
-	atomic_store(&in_flight[0], own_in_flight[0]);
-	atomic_store(&in_flight[1], own_in_flight[1]);
 }
