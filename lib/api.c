@@ -6,10 +6,7 @@
  * nothing, and the environment is read at the first call, when the agent
  * has had its chance to set it.
  */
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
-#include <string.h>
 
 #include "internal.h"
 

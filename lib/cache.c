@@ -1,18 +1,16 @@
 /*
- * The query behind wrench_is_active(), and the state it keeps between calls:
- * the directory and seed in force, and per category the parsed version of
- * its trigger file (a snapshot) with its counters.
+ * The state kept between calls: the directory and seed in force, and per
+ * category the parsed version of its trigger file (a snapshot) with its
+ * counters, and the last problem logged about it.
  *
- * Every call re-checks the directory and the file, so a change that
- * completed before a call starts is seen by it. A snapshot is reused only
- * while the file keeps its identity (inode, size, times) and its contents:
- * then the counters go on; otherwise the file is parsed again and the
- * counters start from zero.
+ * A snapshot is reused only while the file keeps its identity (inode,
+ * size, times) and its contents: then the counters go on; otherwise the
+ * file is parsed again and the counters start from zero.
  *
  * One mutex guards this state. It is never held during I/O, a sleep or a
  * call to the user's logger, so it cannot make a caller wait long, and it
- * is taken around fork() so that a child always finds it free. A snapshot
- * is reference-counted: a call keeps using the version it started with
+ * is taken around fork() so that a child always finds it free. Snapshots
+ * are reference-counted: a call keeps using the version it started with
  * even if another thread replaces it meanwhile.
  */
 #include <errno.h>
@@ -32,15 +30,21 @@
 struct entry {
 	struct entry *next;
 	struct wrench__snapshot *snapshot; /* NULL while the file is unusable */
+	uint64_t version;                  /* changes whenever snapshot does */
 	uint64_t logged_problem;           /* mark of the last problem logged */
 	char category[];
 };
 
+/* Entries without a snapshot are dropped past this many, so that an agent
+ * making up category names cannot grow the cache without bound. */
+#define MAX_ENTRIES 4096
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **table;
 static size_t table_size, entry_count;
-static char *dir;           /* NULL: no usable directory */
-static uint64_t generation; /* bumped whenever cached state is dropped */
+static char *dir;             /* NULL: no usable directory */
+static uint64_t generation;   /* bumped whenever cached state is dropped */
+static uint64_t last_version; /* entries take their versions from here */
 static uint64_t dir_logged_problem;
 static bool seeded;
 static uint64_t seed;
@@ -70,7 +74,7 @@ static uint64_t problem_mark(const struct wrench__problem *why)
 	return h ? h : 1;
 }
 
-static void snapshot_put(struct wrench__snapshot *snapshot)
+void wrench__snapshot_put(struct wrench__snapshot *snapshot)
 {
 	if (snapshot && atomic_fetch_sub(&snapshot->refs, 1) == 1) {
 		wrench__rules_free(snapshot->rules);
@@ -78,9 +82,27 @@ static void snapshot_put(struct wrench__snapshot *snapshot)
 	}
 }
 
+/* Replaces the snapshot of E (NULL: none); returns the old one, for the
+ * caller to put once the lock is released. Lock held. */
+static struct wrench__snapshot *set_snapshot(struct entry *e, struct wrench__snapshot *snapshot)
+{
+	struct wrench__snapshot *old = e->snapshot;
+	e->snapshot = snapshot;
+	if (snapshot != old)
+		e->version = ++last_version;
+	return old;
+}
+
 static struct entry **bucket_of(const char *category)
 {
 	return &table[hash_bytes(category, strlen(category), HASH_START) % table_size];
+}
+
+static void insert(struct entry *e)
+{
+	struct entry **b = bucket_of(e->category);
+	e->next = *b;
+	*b = e;
 }
 
 static int grow_table(void)
@@ -97,16 +119,30 @@ static int grow_table(void)
 	for (size_t i = 0; i < old_size; i++) {
 		for (struct entry *e = old[i], *next; e; e = next) {
 			next = e->next;
-			struct entry **b = bucket_of(e->category);
-			e->next = *b;
-			*b = e;
+			insert(e);
 		}
 	}
 	free(old);
 	return 0;
 }
 
-/* Finds the entry of CATEGORY, adding it if missing. Call with lock held. */
+/* Frees the entries that hold no snapshot: they only remember problems. */
+static void drop_idle_entries(void)
+{
+	for (size_t i = 0; i < table_size; i++) {
+		for (struct entry **link = &table[i], *e; (e = *link) != NULL;) {
+			if (e->snapshot) {
+				link = &e->next;
+				continue;
+			}
+			*link = e->next;
+			free(e);
+			entry_count--;
+		}
+	}
+}
+
+/* Finds the entry of CATEGORY, adding it if missing. Lock held. */
 static struct entry *entry_of(const char *category)
 {
 	if (table_size) {
@@ -114,6 +150,8 @@ static struct entry *entry_of(const char *category)
 			if (strcmp(e->category, category) == 0)
 				return e;
 	}
+	if (entry_count >= MAX_ENTRIES)
+		drop_idle_entries();
 	if (entry_count >= table_size && grow_table() < 0)
 		return NULL;
 	size_t len = strlen(category) + 1;
@@ -121,19 +159,56 @@ static struct entry *entry_of(const char *category)
 	if (!e)
 		return NULL;
 	memcpy(e->category, category, len);
-	struct entry **b = bucket_of(category);
-	e->next = *b;
-	*b = e;
+	e->version = ++last_version;
+	insert(e);
 	entry_count++;
 	return e;
 }
 
+/* Forgets every counter; problems already logged stay logged. Lock held;
+ * the snapshots go to a list the caller puts once it is released. */
+static void drop_snapshots(struct wrench__snapshot ***dropped, size_t *count)
+{
+	*dropped = NULL;
+	*count = 0;
+	for (size_t i = 0; i < table_size; i++)
+		for (struct entry *e = table[i]; e; e = e->next)
+			*count += e->snapshot != NULL;
+	if (*count == 0)
+		return;
+	/* If the list cannot be had, the snapshots are put under the lock:
+	 * safe, as putting one never calls out. */
+	struct wrench__snapshot **list = calloc(*count, sizeof(*list));
+	size_t n = 0;
+	for (size_t i = 0; i < table_size; i++) {
+		for (struct entry *e = table[i]; e; e = e->next) {
+			if (!e->snapshot)
+				continue;
+			struct wrench__snapshot *old = set_snapshot(e, NULL);
+			if (list)
+				list[n++] = old;
+			else
+				wrench__snapshot_put(old);
+		}
+	}
+	*dropped = list;
+	*count = n;
+}
+
+static void put_dropped(struct wrench__snapshot **dropped, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		wrench__snapshot_put(dropped[i]);
+	free(dropped);
+}
+
+/* Forgets everything, for a new directory. Lock held. */
 static void drop_entries(void)
 {
 	for (size_t i = 0; i < table_size; i++) {
 		for (struct entry *e = table[i], *next; e; e = next) {
 			next = e->next;
-			snapshot_put(e->snapshot);
+			wrench__snapshot_put(e->snapshot);
 			free(e);
 		}
 	}
@@ -144,7 +219,7 @@ static void drop_entries(void)
 	generation++;
 }
 
-/* Answers whether WHY is new for its slot (and records it); lock held. */
+/* Answers whether WHY is new for its slot (and records it). Lock held. */
 static bool problem_is_new(uint64_t *slot, const struct wrench__problem *why)
 {
 	uint64_t mark = problem_mark(why);
@@ -153,32 +228,54 @@ static bool problem_is_new(uint64_t *slot, const struct wrench__problem *why)
 	return fresh;
 }
 
-static void report_dir_problem(uint64_t gen, const struct wrench__problem *why)
+bool wrench__cache_begin(const char *category, char *buf, size_t len, struct wrench__ticket *t)
 {
 	pthread_mutex_lock(&lock);
-	bool fresh = gen == generation && problem_is_new(&dir_logged_problem, why);
+	bool usable = dir && strlen(dir) < len;
+	if (usable)
+		memcpy(buf, dir, strlen(dir) + 1);
+	struct entry *e = usable ? entry_of(category) : NULL;
+	t->generation = generation;
+	t->version = e ? e->version : 0;
 	pthread_mutex_unlock(&lock);
+	return e != NULL;
+}
+
+/* The directory is gone or refused, and with it every trigger file. */
+void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wrench__problem *why)
+{
+	struct wrench__snapshot **dropped = NULL;
+	size_t count = 0;
+	bool fresh = false;
+
+	pthread_mutex_lock(&lock);
+	if (t->generation == generation) {
+		drop_snapshots(&dropped, &count);
+		fresh = problem_is_new(&dir_logged_problem, why);
+	}
+	pthread_mutex_unlock(&lock);
+	put_dropped(dropped, count);
 	if (fresh)
 		wrench__log(why->level, "%s", why->message);
 }
 
-/* The file is gone or refused: its counters go, its problem is told once. */
-static void report_file_problem(const char *category, uint64_t gen,
+void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
                                 const struct wrench__problem *why)
 {
 	struct wrench__snapshot *old = NULL;
 	bool fresh = false;
 
 	pthread_mutex_lock(&lock);
-	dir_logged_problem = 0;
-	struct entry *e = gen == generation ? entry_of(category) : NULL;
+	struct entry *e = t->generation == generation ? entry_of(category) : NULL;
 	if (e) {
-		old = e->snapshot;
-		e->snapshot = NULL;
+		dir_logged_problem = 0;
+		/* A newer call may have found the file since we looked. */
+		if (e->version == t->version)
+			old = set_snapshot(e, NULL);
 		fresh = problem_is_new(&e->logged_problem, why);
 	}
 	pthread_mutex_unlock(&lock);
-	snapshot_put(old);
+	wrench__snapshot_put(old);
 	if (fresh)
 		wrench__log(why->level, "%s", why->message);
 }
@@ -202,7 +299,7 @@ static struct wrench__snapshot *snapshot_new(const char *category, const struct 
 	return s;
 }
 
-/* Looks for a cached snapshot of this exact file version; lock held. */
+/* Takes a reference to E's snapshot if it is FILE's version. Lock held. */
 static struct wrench__snapshot *cached(struct entry *e, const struct wrench__file *file,
                                        uint64_t hash)
 {
@@ -223,20 +320,30 @@ static void log_parse_errors(const struct wrench__rules *rules, const char *path
 	            rules->error_count);
 }
 
-/*
- * Returns a referenced snapshot of FILE for CATEGORY: the cached one when
- * the file has not changed, else a new one installed in the cache. NULL when
- * memory runs out or the directory was changed meanwhile.
- */
-static struct wrench__snapshot *acquire(const char *category, const char *path, uint64_t gen,
-                                        const struct wrench__file *file)
+struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
+                                                  const struct wrench__file *file)
+{
+	pthread_mutex_lock(&lock);
+	bool use_seed = seeded;
+	uint64_t seed_value = seed;
+	pthread_mutex_unlock(&lock);
+	struct wrench__snapshot *s = snapshot_new(category, file, 0, use_seed, seed_value);
+	if (s)
+		log_parse_errors(s->rules, path);
+	return s;
+}
+
+struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
+                                               const struct wrench__ticket *t,
+                                               const struct wrench__file *file, bool *stale)
 {
 	uint64_t hash = hash_bytes(file->data, file->len, HASH_START);
-	struct wrench__snapshot *s = NULL, *old = NULL, *fresh;
+	struct wrench__snapshot *s = NULL, *old = NULL;
 
+	*stale = false;
 	pthread_mutex_lock(&lock);
 	dir_logged_problem = 0;
-	struct entry *e = gen == generation ? entry_of(category) : NULL;
+	struct entry *e = t->generation == generation ? entry_of(category) : NULL;
 	if (e)
 		s = cached(e, file, hash);
 	bool use_seed = seeded;
@@ -245,72 +352,29 @@ static struct wrench__snapshot *acquire(const char *category, const char *path, 
 	if (s || !e)
 		return s;
 
-	/* Parse outside the lock; if another thread installed the same
-	 * version meanwhile, its snapshot wins and ours goes. */
-	fresh = snapshot_new(category, file, hash, use_seed, seed_value);
+	/* Parse outside the lock; store the result only if no other call
+	 * stored anything since this one took its ticket. */
+	struct wrench__snapshot *fresh = snapshot_new(category, file, hash, use_seed, seed_value);
 	if (!fresh)
 		return NULL;
 	pthread_mutex_lock(&lock);
-	e = gen == generation ? entry_of(category) : NULL;
-	if (e && !(s = cached(e, file, hash))) {
-		old = e->snapshot;
-		e->snapshot = fresh;
+	e = t->generation == generation ? entry_of(category) : NULL;
+	if (e && !(s = cached(e, file, hash)) && e->version == t->version) {
+		old = set_snapshot(e, fresh);
 		e->logged_problem = 0;
 		/* One reference for the cache; the caller keeps the first. */
 		atomic_fetch_add(&fresh->refs, 1);
 		s = fresh;
 	}
 	pthread_mutex_unlock(&lock);
-	snapshot_put(old);
-	if (s == fresh)
+	wrench__snapshot_put(old);
+	if (s == fresh) {
 		log_parse_errors(fresh->rules, path);
-	else
-		snapshot_put(fresh);
+		return s;
+	}
+	wrench__snapshot_put(fresh);
+	*stale = s == NULL;
 	return s;
-}
-
-/* Copies the directory in force; false when there is none. */
-static bool current_dir(char *buf, size_t len, uint64_t *gen)
-{
-	pthread_mutex_lock(&lock);
-	bool usable = dir && strlen(dir) < len;
-	if (usable)
-		memcpy(buf, dir, strlen(dir) + 1);
-	*gen = generation;
-	pthread_mutex_unlock(&lock);
-	return usable;
-}
-
-bool wrench__query(const char *category, const char *feature)
-{
-	char dirpath[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
-	struct wrench__problem why;
-	struct wrench__file file;
-	uint64_t gen;
-
-	if (!current_dir(dirpath, sizeof(dirpath), &gen))
-		return false;
-	int dirfd = wrench__trust_open_dir(dirpath, &why);
-	if (dirfd < 0) {
-		report_dir_problem(gen, &why);
-		return false;
-	}
-	int rc = wrench__trust_read_file(dirfd, dirpath, category, &file, &why);
-	close(dirfd);
-	if (rc < 0) {
-		report_file_problem(category, gen, &why);
-		return false;
-	}
-	snprintf(path, sizeof(path), "%s%s%s", dirpath,
-	         dirpath[strlen(dirpath) - 1] == '/' ? "" : "/", category);
-	struct wrench__snapshot *s = acquire(category, path, gen, &file);
-	free(file.data);
-	if (!s)
-		return false;
-	struct wrench__context ctx = {.category = category, .path = path, .seeded = s->seeded};
-	bool active = wrench__evaluate(s->rules, feature, &ctx);
-	snapshot_put(s);
-	return active;
 }
 
 int wrench__check_dir_path(const char *path)
@@ -373,14 +437,19 @@ const char *wrench__get_dir(void)
 
 void wrench__set_seed(const uint64_t *value)
 {
+	struct wrench__snapshot **dropped;
+	size_t count;
 	uint64_t from_env;
 	bool use = value || wrench__seed_from_env(&from_env) == 0;
 
 	pthread_mutex_lock(&lock);
 	seeded = use;
 	seed = value ? *value : use ? from_env : 0;
-	drop_entries();
+	/* Calls under way keep their version: their draws follow the old seed. */
+	drop_snapshots(&dropped, &count);
+	generation++;
 	pthread_mutex_unlock(&lock);
+	put_dropped(dropped, count);
 }
 
 void wrench__cache_init(void)

@@ -54,51 +54,62 @@ static void sleep_for(uint64_t ns)
 		;
 }
 
-static void describe(const struct wrench__rule *rule, char *buf, size_t len)
+void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t len)
 {
-	char duration[32] = "";
-	const char *sep = "";
+	char slow[64] = "", kill[32] = "";
 
 	if (rule->has_slow) {
+		char duration[32];
 		wrench__format_duration(rule->slow_ns, duration, sizeof(duration));
-		sep = rule->fail || rule->kill_signal ? ", then " : "";
+		snprintf(slow, sizeof(slow), "slow %s%s", duration,
+		         rule->fail || rule->kill_signal ? ", then " : "");
 	}
 	if (rule->kill_signal) {
 		const char *abbrev = sigabbrev_np(rule->kill_signal);
-		snprintf(buf, len, "%s%s%skill (SIG%s)", rule->has_slow ? "slow " : "", duration,
-		         sep, abbrev ? abbrev : "?");
-		if (!abbrev)
-			snprintf(buf, len, "%s%s%skill (signal %d)", rule->has_slow ? "slow " : "",
-			         duration, sep, rule->kill_signal);
-	} else {
-		snprintf(buf, len, "%s%s%s%s", rule->has_slow ? "slow " : "", duration, sep,
-		         rule->fail ? "fail" : "");
+		if (abbrev)
+			snprintf(kill, sizeof(kill), "kill (SIG%s)", abbrev);
+		else
+			snprintf(kill, sizeof(kill), "kill (signal %d)", rule->kill_signal);
 	}
+	snprintf(buf, len, "%s%s", slow, rule->kill_signal ? kill : rule->fail ? "fail" : "");
+}
+
+bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
+                           wrench__fire_fn *fire, void *ctx)
+{
+	for (size_t i = 0; i < rules->count; i++) {
+		struct wrench__rule *rule = &rules->rule[i];
+
+		if (strcmp(rule->feature, feature) != 0 || !wrench__rule_fires(rule, seeded))
+			continue;
+		fire(rule, ctx);
+		/* A slow line lets the later lines have their turn. */
+		if (rule->fail || rule->kill_signal)
+			return true;
+	}
+	return false;
+}
+
+/* What a line that fires does in the library: say so, then act. */
+static void act(const struct wrench__rule *rule, void *data)
+{
+	const struct wrench__context *ctx = data;
+	char what[96];
+
+	wrench__describe_action(rule, what, sizeof(what));
+	/* Logged before acting: a killed process cannot say why later. */
+	wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
+	            rule->feature, rule->line, ctx->path, what);
+	if (rule->has_slow)
+		sleep_for(rule->slow_ns);
+	/* If the process survives (a handler returned, or the signal is
+	 * ignored), the point still counts as failing. */
+	if (rule->kill_signal)
+		raise(rule->kill_signal);
 }
 
 bool wrench__evaluate(struct wrench__rules *rules, const char *feature,
                       const struct wrench__context *ctx)
 {
-	for (size_t i = 0; i < rules->count; i++) {
-		struct wrench__rule *rule = &rules->rule[i];
-		char what[96];
-
-		if (strcmp(rule->feature, feature) != 0 || !wrench__rule_fires(rule, ctx->seeded))
-			continue;
-		describe(rule, what, sizeof(what));
-		/* Logged before acting: a killed process cannot say why later. */
-		wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
-		            feature, rule->line, ctx->path, what);
-		if (rule->has_slow)
-			sleep_for(rule->slow_ns);
-		if (rule->kill_signal) {
-			raise(rule->kill_signal);
-			/* Still alive: a handler ran or the signal is ignored.
-			 * The point still counts as failing. */
-			return true;
-		}
-		if (rule->fail)
-			return true;
-	}
-	return false;
+	return wrench__evaluate_each(rules, feature, ctx->seeded, act, (void *)ctx);
 }

@@ -107,16 +107,28 @@ struct wrench__identity {
 	int64_t ctime_sec, ctime_nsec;
 };
 
-/* Why something was refused: the message and what it was found on. */
+/* One broken rule: the message, and what it was found on. */
 struct wrench__problem {
 	enum wrench_log_level level;
 	char message[WRENCH_MAX_MESSAGE];
 	struct wrench__identity where;
 };
 
+/*
+ * One trust check in progress. The library stops at the first broken rule
+ * (report == NULL); a lint, such as the wrench command's check, sets
+ * report and is told of every broken rule it can find.
+ */
+struct wrench__trust {
+	struct wrench__problem first; /* valid when problems > 0 */
+	unsigned problems;
+	void (*report)(const struct wrench__problem *problem, void *ctx);
+	void *ctx;
+};
+
 /* The checked contents of one trigger file. */
 struct wrench__file {
-	char *data; /* malloc'ed, not NUL-terminated */
+	char *data; /* malloc'ed, not NUL-terminated; the caller frees it */
 	size_t len;
 	struct wrench__identity id;
 };
@@ -124,19 +136,21 @@ struct wrench__file {
 /*
  * Opens the trigger directory PATH (absolute) by walking it with
  * descriptors from "/", checking it and every ancestor. Returns a
- * close-on-exec descriptor, or a negative errno with WHY filled in: -ENOENT
- * when it does not exist, -EPERM when it is not trusted.
+ * close-on-exec descriptor, or a negative errno with the problem in T:
+ * -ENOENT when it does not exist, another errno when it is not trusted.
  */
-int wrench__trust_open_dir(const char *path, struct wrench__problem *why);
+int wrench__trust_open_dir(const char *path, struct wrench__trust *t);
 
 /*
- * Opens, checks and reads the trigger file NAME inside the directory DIRFD
- * (whose path is DIRPATH, for messages). Returns 0 and fills FILE, or a
- * negative errno with WHY filled in: -ENOENT when there is no such file,
- * -EPERM when it is not trusted, another errno when it cannot be read.
+ * Opens, checks and reads the trigger file NAME inside the directory DIRFD;
+ * PATH names it in messages. Returns 0 and fills FILE, or a negative errno
+ * with the problem in T: -ENOENT when there is no such file, another errno
+ * when it is not trusted or cannot be read. A lint also gets the contents
+ * of an untrusted file when they can be read. FILE->data is always the
+ * caller's to free, NULL or not.
  */
-int wrench__trust_read_file(int dirfd, const char *dirpath, const char *name,
-                            struct wrench__file *file, struct wrench__problem *why);
+int wrench__trust_read_file(int dirfd, const char *name, const char *path,
+                            struct wrench__file *file, struct wrench__trust *t);
 
 /* Answers whether NAME can be a category: one path component. */
 bool wrench__category_is_valid(const char *name);
@@ -163,10 +177,24 @@ struct wrench__context {
  * lines that fire say. Returns true when a fail line fired. */
 bool wrench__evaluate(struct wrench__rules *rules, const char *feature,
                       const struct wrench__context *ctx);
+
+/* Called for each line that fires, in file order. */
+typedef void wrench__fire_fn(const struct wrench__rule *rule, void *ctx);
+
+/* The decisions of wrench__evaluate() without its actions, for callers that
+ * report rather than act (the wrench command's eval): calls FIRE for each
+ * line that fires; returns true when one that fails or kills ended it. */
+bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
+                           wrench__fire_fn *fire, void *ctx);
+
 /* Answers whether RULE fires on this call, counting the call. */
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded);
 
-/* ---- cache.c: parsed files, kept while they do not change --------------- */
+/* Says what a line does when it fires: "fail", "slow 1.5s, then kill
+ * (SIGTERM)"... */
+void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t len);
+
+/* ---- cache.c: parsed files, kept while they do not change ------------- */
 
 /* A parsed file version shared by the calls that use it. */
 struct wrench__snapshot {
@@ -177,8 +205,39 @@ struct wrench__snapshot {
 	struct wrench__rules *rules;
 };
 
-/* The whole query behind wrench_is_active(), once its arguments are valid. */
-bool wrench__query(const char *category, const char *feature);
+/* What a query saw of the cache before its I/O. What it learnt is stored
+ * only if nothing was stored for the category since, so that a slow call
+ * never overwrites what a later one found. */
+struct wrench__ticket {
+	uint64_t generation; /* of the whole cache: set_dir, set_seed */
+	uint64_t version;    /* of the category's entry */
+};
+
+/* Copies the directory in force into DIR and takes a ticket for CATEGORY;
+ * false when there is no usable directory. */
+bool wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
+
+/*
+ * Returns a referenced snapshot of FILE, the category's trigger file: the
+ * cached one when the file has not changed, else a new one, cached when
+ * the ticket is still current. Sets *STALE (and returns NULL) when another
+ * call stored a different version meanwhile: the caller looks again.
+ * NULL without *STALE when memory runs out.
+ */
+struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
+                                               const struct wrench__ticket *t,
+                                               const struct wrench__file *file, bool *stale);
+/* Parses FILE into a snapshot that is not cached; NULL when out of memory. */
+struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
+                                                  const struct wrench__file *file);
+void wrench__snapshot_put(struct wrench__snapshot *snapshot);
+
+/* The directory or the file is missing or refused: forget the counters
+ * that depended on it, and log the problem once per change. */
+void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wrench__problem *why);
+void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
+                                const struct wrench__problem *why);
+
 /* Reads the environment ($WRENCH_DIR, $WRENCH_SEED); called once. */
 void wrench__cache_init(void);
 /* 0, or -EINVAL / -ENAMETOOLONG for a path wrench_set_dir() refuses. */
@@ -191,6 +250,11 @@ void wrench__set_seed(const uint64_t *seed);
 void wrench__cache_atfork_prepare(void);
 void wrench__cache_atfork_parent(void);
 void wrench__cache_atfork_child(void);
+
+/* ---- query.c ----------------------------------------------------------- */
+
+/* The whole query behind wrench_is_active(), once its arguments are valid. */
+bool wrench__query(const char *category, const char *feature);
 
 /* ---- api.c ------------------------------------------------------------- */
 

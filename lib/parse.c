@@ -136,7 +136,10 @@ int wrench__parse_signal(const char *s, size_t len, int *sig)
 	uint64_t number;
 
 	if (wrench__parse_uint(s, len, &number) == 0) {
-		if (number < 1 || number >= (uint64_t)NSIG)
+		/* glibc keeps the signals below SIGRTMIN for itself: raise()
+		 * refuses them. */
+		if (number < 1 || number >= (uint64_t)NSIG ||
+		    (number >= 32 && number < (uint64_t)SIGRTMIN))
 			return -ERANGE;
 		*sig = (int)number;
 		return 0;
@@ -184,36 +187,27 @@ static int set_error(char *err, size_t errlen, const char *fmt, const char *a, i
 	return -1;
 }
 
-/* Applies one NAME[=VALUE] token to RULE; -1 with ERR on a bad one. */
-static int apply_directive(struct wrench__rule *rule, const char *tok, size_t len, unsigned *seen,
-                           char *err, size_t errlen)
+/* The counting directives' values, and where each one goes. */
+static uint64_t *count_field(struct wrench__rule *rule, enum directive d)
 {
-	const char *eq = memchr(tok, '=', len);
-	size_t name_len = eq ? (size_t)(eq - tok) : len;
-	const char *value = eq ? eq + 1 : NULL;
-	size_t value_len = eq ? len - name_len - 1 : 0;
-	int t = (int)len;
-	enum directive d;
+	switch (d) {
+	case D_EVERY:
+		return &rule->every;
+	case D_FIRST:
+		return &rule->first;
+	case D_AFTER:
+		return &rule->after;
+	default:
+		return &rule->times;
+	}
+}
 
-	for (d = 0; d < D_COUNT; d++)
-		if (strlen(directive_names[d]) == name_len &&
-		    memcmp(tok, directive_names[d], name_len) == 0)
-			break;
-	if (d == D_COUNT)
-		return set_error(err, errlen, "unknown directive \"%.*s\"", tok, t);
-	if (*seen & (1u << d))
-		return set_error(err, errlen, "directive \"%.*s\" appears twice", tok,
-		                 (int)name_len);
-	*seen |= 1u << d;
-
-	bool takes_value = d != D_FAIL && d != D_KILL;
-	if (d == D_FAIL && value)
-		return set_error(err, errlen, "\"%.*s\": fail takes no value", tok, t);
-	if (takes_value && (!value || value_len == 0))
-		return set_error(err, errlen, "\"%.*s\" needs a value", tok, t);
-
-	uint64_t n = 0;
+/* Parses the VALUE of directive D (in token TOK, for messages) into RULE. */
+static int parse_value(struct wrench__rule *rule, enum directive d, const char *value,
+                       size_t value_len, const char *tok, int t, char *err, size_t errlen)
+{
 	double p;
+
 	switch (d) {
 	case D_FAIL:
 		rule->fail = true;
@@ -221,10 +215,11 @@ static int apply_directive(struct wrench__rule *rule, const char *tok, size_t le
 	case D_KILL:
 		rule->kill_signal = SIGKILL;
 		if (value && wrench__parse_signal(value, value_len, &rule->kill_signal) < 0)
-			return set_error(err, errlen,
-			                 "\"%.*s\": unknown signal (use KILL, ABRT, TERM, SEGV, "
-			                 "BUS, INT, QUIT or a number)",
-			                 tok, t);
+			return set_error(
+			        err, errlen,
+			        "\"%.*s\": not a usable signal (use KILL, ABRT, TERM, SEGV, "
+			        "BUS, INT, QUIT or a number from 1 to 31 or 34 to 64)",
+			        tok, t);
 		return 0;
 	case D_SLOW:
 		rule->has_slow = true;
@@ -247,25 +242,41 @@ static int apply_directive(struct wrench__rule *rule, const char *tok, size_t le
 	default:
 		break;
 	}
-	if (wrench__parse_uint(value, value_len, &n) < 0)
+	uint64_t *field = count_field(rule, d);
+	if (wrench__parse_uint(value, value_len, field) < 0)
 		return set_error(err, errlen, "\"%.*s\": not a whole number", tok, t);
-	if (n == 0 && d != D_AFTER)
+	if (*field == 0 && d != D_AFTER)
 		return set_error(err, errlen, "\"%.*s\": must be at least 1", tok, t);
-	switch (d) {
-	case D_EVERY:
-		rule->every = n;
-		break;
-	case D_FIRST:
-		rule->first = n;
-		break;
-	case D_AFTER:
-		rule->after = n;
-		break;
-	default:
-		rule->times = n;
-		break;
-	}
 	return 0;
+}
+
+/* Applies one NAME[=VALUE] token to RULE; -1 with ERR on a bad one. */
+static int apply_directive(struct wrench__rule *rule, const char *tok, size_t len, unsigned *seen,
+                           char *err, size_t errlen)
+{
+	const char *eq = memchr(tok, '=', len);
+	size_t name_len = eq ? (size_t)(eq - tok) : len;
+	const char *value = eq ? eq + 1 : NULL;
+	size_t value_len = eq ? len - name_len - 1 : 0;
+	int t = (int)len;
+	enum directive d;
+
+	for (d = 0; d < D_COUNT; d++)
+		if (strlen(directive_names[d]) == name_len &&
+		    memcmp(tok, directive_names[d], name_len) == 0)
+			break;
+	if (d == D_COUNT)
+		return set_error(err, errlen, "unknown directive \"%.*s\"", tok, t);
+	if (*seen & (1u << d))
+		return set_error(err, errlen, "directive \"%.*s\" appears twice", tok,
+		                 (int)name_len);
+	*seen |= 1u << d;
+
+	if (d == D_FAIL && value)
+		return set_error(err, errlen, "\"%.*s\": fail takes no value", tok, t);
+	if (d != D_FAIL && d != D_KILL && (!value || value_len == 0))
+		return set_error(err, errlen, "\"%.*s\" needs a value", tok, t);
+	return parse_value(rule, d, value, value_len, tok, t, err, errlen);
 }
 
 /* The checks that involve several directives of one line. */

@@ -37,20 +37,26 @@ static void identity_of(const struct stat *st, struct wrench__identity *id)
 	id->ctime_nsec = st->st_ctim.tv_nsec;
 }
 
-__attribute__((format(printf, 5, 6))) static int refuse(struct wrench__problem *why, int err,
+/* Records one broken rule: the first is kept, a lint is told of each. */
+__attribute__((format(printf, 5, 6))) static int refuse(struct wrench__trust *t, int err,
                                                         enum wrench_log_level level,
                                                         const struct stat *st, const char *fmt, ...)
 {
+	struct wrench__problem problem;
 	va_list ap;
 
-	why->level = level;
+	problem.level = level;
 	if (st)
-		identity_of(st, &why->where);
+		identity_of(st, &problem.where);
 	else
-		memset(&why->where, 0, sizeof(why->where));
+		memset(&problem.where, 0, sizeof(problem.where));
 	va_start(ap, fmt);
-	vsnprintf(why->message, sizeof(why->message), fmt, ap);
+	vsnprintf(problem.message, sizeof(problem.message), fmt, ap);
 	va_end(ap);
+	if (t->problems++ == 0)
+		t->first = problem;
+	if (t->report)
+		t->report(&problem, t->ctx);
 	return err;
 }
 
@@ -76,56 +82,73 @@ static const char *type_name(mode_t mode)
 	}
 }
 
-/* Owner and mode rules shared by the directory, its ancestors and files. */
-static int check_owner_and_mode(const struct stat *st, const char *path, bool sticky_ok,
-                                struct wrench__problem *why)
+static int check_owner(const struct stat *st, const char *path, struct wrench__trust *t)
 {
 	uid_t euid = geteuid();
 
-	if (st->st_uid != 0 && st->st_uid != euid && euid == 0)
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
+	if (st->st_uid == 0 || st->st_uid == euid)
+		return 0;
+	if (euid == 0)
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
 		              "%s is owned by uid %u, not by root; fix: chown root %s", path,
 		              (unsigned)st->st_uid, path);
-	if (st->st_uid != 0 && st->st_uid != euid)
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
-		              "%s is owned by uid %u, not by root or uid %u (this process); "
-		              "fix: chown root %s",
-		              path, (unsigned)st->st_uid, (unsigned)euid, path);
-	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX)))
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
-		              "%s is writable by group or others (mode %04o); fix: chmod go-w %s",
-		              path, (unsigned)(st->st_mode & 07777), path);
-	return 0;
+	return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+	              "%s is owned by uid %u, not by root or uid %u (this process); "
+	              "fix: chown root %s",
+	              path, (unsigned)st->st_uid, (unsigned)euid, path);
 }
 
-/* Checks one step of the walk, opened with DIR_OPEN_FLAGS. */
-static int check_directory(int fd, const char *path, bool is_ancestor, struct wrench__problem *why)
+/* Owner and mode rules shared by the directory, its ancestors and files.
+ * The library stops at the first broken rule; a lint reports both. */
+static int check_owner_and_mode(const struct stat *st, const char *path, bool sticky_ok,
+                                struct wrench__trust *t)
+{
+	int rc = check_owner(st, path, t);
+
+	if (rc < 0 && !t->report)
+		return rc;
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
+		int mode_rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		                     "%s is writable by group or others (mode %04o); fix: chmod "
+		                     "go-w %s",
+		                     path, (unsigned)(st->st_mode & 07777), path);
+		rc = rc < 0 ? rc : mode_rc;
+	}
+	return rc;
+}
+
+/* Checks one step of the walk, opened with DIR_OPEN_FLAGS. BLOCKED is set
+ * when the walk cannot go on through it. */
+static int check_directory(int fd, const char *path, bool is_ancestor, struct wrench__trust *t,
+                           bool *blocked)
 {
 	struct stat st;
 
+	*blocked = true;
 	if (fstat(fd, &st) < 0)
-		return refuse(why, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
+		return refuse(t, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
 		              strerror(errno));
 	if (S_ISLNK(st.st_mode))
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -ELOOP, WRENCH_LOG_ERROR, &st,
 		              "%s is a symbolic link; the trigger directory and its ancestors "
 		              "must be real directories: use the path the link points to",
 		              path);
 	if (!S_ISDIR(st.st_mode))
-		return refuse(why, -ENOTDIR, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -ENOTDIR, WRENCH_LOG_ERROR, &st,
 		              "%s is %s, not a directory; fix: remove it or choose another "
 		              "trigger directory",
 		              path, type_name(st.st_mode));
+	*blocked = false;
 	/* The sticky bit protects others' entries in /tmp, so an ancestor
 	 * may have it; the trigger directory itself must be ours alone. */
-	return check_owner_and_mode(&st, path, is_ancestor, why);
+	return check_owner_and_mode(&st, path, is_ancestor, t);
 }
 
-static int open_failure(int err, const char *path, struct wrench__problem *why)
+static int open_failure(int err, const char *path, struct wrench__trust *t)
 {
 	if (err == ENOENT)
-		return refuse(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, "%s does not exist", path);
-	return refuse(why, -err, WRENCH_LOG_ERROR, NULL, "cannot open %s: %s", path, strerror(err));
+		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, "%s does not exist", path);
+	return refuse(t, -err, WRENCH_LOG_ERROR, NULL, "cannot open %s: %s", path, strerror(err));
 }
 
 /* Skips slashes and "." components: what is left starts a real name. */
@@ -136,27 +159,33 @@ static const char *skip_separators(const char *p)
 	return p;
 }
 
-int wrench__trust_open_dir(const char *path, struct wrench__problem *why)
+int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 {
 	char walked[PATH_MAX];
 	size_t walked_len = 0;
+	bool walk_blocked = false;
 
 	if (path[0] != '/')
-		return refuse(why, -EINVAL, WRENCH_LOG_ERROR, NULL,
+		return refuse(t, -EINVAL, WRENCH_LOG_ERROR, NULL,
 		              "trigger directory %s is not an absolute path", path);
 	int fd = open("/", DIR_OPEN_FLAGS | O_DIRECTORY);
 	if (fd < 0)
-		return open_failure(errno, "/", why);
+		return open_failure(errno, "/", t);
 
 	const char *p = path;
-	int rc = check_directory(fd, "/", true, why);
-	while (rc == 0) {
+	int rc = check_directory(fd, "/", true, t, &walk_blocked);
+	/* A lint walks on past owner and mode problems to find them all; a
+	 * directory that is not one ends every walk. */
+	while (rc == 0 || (t->report && rc == -EPERM && !walk_blocked)) {
 		p = skip_separators(p);
-		if (*p == '\0')
-			return fd;
+		if (*p == '\0') {
+			if (rc == 0)
+				return fd;
+			break;
+		}
 		size_t len = strcspn(p, "/");
 		if (walked_len + 1 + len >= sizeof(walked) || len > NAME_MAX) {
-			rc = refuse(why, -ENAMETOOLONG, WRENCH_LOG_ERROR, NULL,
+			rc = refuse(t, -ENAMETOOLONG, WRENCH_LOG_ERROR, NULL,
 			            "trigger directory %s: path too long", path);
 			break;
 		}
@@ -172,13 +201,14 @@ int wrench__trust_open_dir(const char *path, struct wrench__problem *why)
 
 		int next = openat(fd, name, DIR_OPEN_FLAGS);
 		if (next < 0) {
-			rc = open_failure(errno, walked, why);
+			rc = open_failure(errno, walked, t);
 			break;
 		}
 		close(fd);
 		fd = next;
 		bool last = *skip_separators(p) == '\0';
-		rc = check_directory(fd, walked, !last, why);
+		int step = check_directory(fd, walked, !last, t, &walk_blocked);
+		rc = rc < 0 ? rc : step;
 	}
 	close(fd);
 	return rc;
@@ -194,56 +224,62 @@ bool wrench__category_is_valid(const char *name)
 
 /* open() refused the entry: say what it is, from a look that checks nothing. */
 static int describe_unopenable(int err, int dirfd, const char *name, const char *path,
-                               struct wrench__problem *why)
+                               struct wrench__trust *t)
 {
 	struct stat st;
 
 	if (err == ENOENT)
-		return open_failure(err, path, why);
+		return open_failure(err, path, t);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
 		if (S_ISLNK(st.st_mode))
-			return refuse(why, -EPERM, WRENCH_LOG_ERROR, &st,
+			return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st,
 			              "%s is a symbolic link; trigger files must be regular "
 			              "files: replace the link with a copy of its target",
 			              path);
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st,
 		              "%s is not a regular file (it is %s); fix: rm %s", path,
 		              type_name(st.st_mode), path);
 	}
-	return open_failure(err, path, why);
+	return open_failure(err, path, t);
 }
 
-/* The checks made on the opened descriptor, before anything is read. */
-static int check_file(const struct stat *st, const char *path, struct wrench__problem *why)
+/* The checks made on the opened descriptor, before anything is read.
+ * Returns the first broken rule; a lint goes on through every rule that
+ * applies to a regular file. */
+static int check_file(const struct stat *st, const char *path, struct wrench__trust *t)
 {
 	if (!S_ISREG(st->st_mode))
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
 		              "%s is not a regular file (it is %s); fix: rm %s", path,
 		              type_name(st->st_mode), path);
+	int rc = 0;
 	if (st->st_nlink != 1)
-		return refuse(why, -EPERM, WRENCH_LOG_ERROR, st,
-		              "%s has %lu hard links, so it may be changed through another "
-		              "name; fix: cp %s %s.new && mv %s.new %s",
-		              path, (unsigned long)st->st_nlink, path, path, path, path);
-	int rc = check_owner_and_mode(st, path, false, why);
-	if (rc < 0)
-		return rc;
-	if (st->st_size > WRENCH_MAX_FILE_SIZE)
-		return refuse(why, -EFBIG, WRENCH_LOG_ERROR, st,
-		              "%s is %lld bytes, more than the %d allowed; fix: shorten it", path,
-		              (long long)st->st_size, WRENCH_MAX_FILE_SIZE);
-	return 0;
+		rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		            "%s has %lu hard links, so it may be changed through another "
+		            "name; fix: cp %s %s.new && mv %s.new %s",
+		            path, (unsigned long)st->st_nlink, path, path, path, path);
+	if (rc == 0 || t->report) {
+		int step = check_owner_and_mode(st, path, false, t);
+		rc = rc < 0 ? rc : step;
+	}
+	if ((rc == 0 || t->report) && st->st_size > WRENCH_MAX_FILE_SIZE) {
+		int step = refuse(t, -EFBIG, WRENCH_LOG_ERROR, st,
+		                  "%s is %lld bytes, more than the %d allowed; fix: shorten it",
+		                  path, (long long)st->st_size, WRENCH_MAX_FILE_SIZE);
+		rc = rc < 0 ? rc : step;
+	}
+	return rc;
 }
 
 /* Reads at most WRENCH_MAX_FILE_SIZE + 1 bytes: one more shows it grew. */
 static int read_contents(int fd, const struct stat *st, const char *path, struct wrench__file *file,
-                         struct wrench__problem *why)
+                         struct wrench__trust *t)
 {
 	size_t cap = WRENCH_MAX_FILE_SIZE + 1, len = 0;
 	char *data = malloc(cap);
 
 	if (!data)
-		return refuse(why, -ENOMEM, WRENCH_LOG_ERROR, st, "out of memory reading %s", path);
+		return refuse(t, -ENOMEM, WRENCH_LOG_ERROR, st, "out of memory reading %s", path);
 	while (len < cap) {
 		ssize_t n = read(fd, data + len, cap - len);
 		if (n < 0 && errno == EINTR)
@@ -251,7 +287,7 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 		if (n < 0) {
 			int err = errno;
 			free(data);
-			return refuse(why, -err, WRENCH_LOG_ERROR, st, "cannot read %s: %s", path,
+			return refuse(t, -err, WRENCH_LOG_ERROR, st, "cannot read %s: %s", path,
 			              strerror(err));
 		}
 		if (n == 0)
@@ -260,7 +296,7 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	}
 	if (len > WRENCH_MAX_FILE_SIZE) {
 		free(data);
-		return refuse(why, -EFBIG, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EFBIG, WRENCH_LOG_ERROR, st,
 		              "%s is more than the %d bytes allowed; fix: shorten it", path,
 		              WRENCH_MAX_FILE_SIZE);
 	}
@@ -268,7 +304,7 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	if (nul) {
 		size_t offset = (size_t)(nul - data);
 		free(data);
-		return refuse(why, -EILSEQ, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EILSEQ, WRENCH_LOG_ERROR, st,
 		              "%s contains a NUL byte at offset %zu; trigger files are text: "
 		              "rewrite it",
 		              path, offset);
@@ -279,25 +315,28 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	return 0;
 }
 
-int wrench__trust_read_file(int dirfd, const char *dirpath, const char *name,
-                            struct wrench__file *file, struct wrench__problem *why)
+int wrench__trust_read_file(int dirfd, const char *name, const char *path,
+                            struct wrench__file *file, struct wrench__trust *t)
 {
-	char path[PATH_MAX + NAME_MAX + 2];
-	struct stat st;
+	struct stat st = {0};
 
-	snprintf(path, sizeof(path), "%s%s%s", dirpath,
-	         dirpath[strlen(dirpath) - 1] == '/' ? "" : "/", name);
+	file->data = NULL;
+	file->len = 0;
 	int fd = openat(dirfd, name, FILE_OPEN_FLAGS);
 	if (fd < 0)
-		return describe_unopenable(errno, dirfd, name, path, why);
+		return describe_unopenable(errno, dirfd, name, path, t);
 	int rc;
 	if (fstat(fd, &st) < 0)
-		rc = refuse(why, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
+		rc = refuse(t, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
 		            strerror(errno));
 	else
-		rc = check_file(&st, path, why);
-	if (rc == 0)
-		rc = read_contents(fd, &st, path, file, why);
+		rc = check_file(&st, path, t);
+	/* A lint reads an untrusted file too, to report its lines. */
+	bool readable = S_ISREG(st.st_mode) && st.st_size <= WRENCH_MAX_FILE_SIZE;
+	if (rc == 0 || (t->report && rc != -EFBIG && readable)) {
+		int step = read_contents(fd, &st, path, file, t);
+		rc = rc < 0 ? rc : step;
+	}
 	close(fd);
 	return rc;
 }
