@@ -124,6 +124,10 @@ struct wrench__trust {
 	unsigned problems;
 	void (*report)(const struct wrench__problem *problem, void *ctx);
 	void *ctx;
+	/* The agent's uid, when it is not this process's euid (the wrench
+	 * command checks files for an agent running as another user). */
+	bool for_uid;
+	uid_t uid;
 };
 
 /* The checked contents of one trigger file. */

@@ -84,7 +84,7 @@ static const char *type_name(mode_t mode)
 
 static int check_owner(const struct stat *st, const char *path, struct wrench__trust *t)
 {
-	uid_t euid = geteuid();
+	uid_t euid = t->for_uid ? t->uid : geteuid();
 
 	if (st->st_uid == 0 || st->st_uid == euid)
 		return 0;
@@ -93,9 +93,9 @@ static int check_owner(const struct stat *st, const char *path, struct wrench__t
 		              "%s is owned by uid %u, not by root; fix: chown root %s", path,
 		              (unsigned)st->st_uid, path);
 	return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
-	              "%s is owned by uid %u, not by root or uid %u (this process); "
-	              "fix: chown root %s",
-	              path, (unsigned)st->st_uid, (unsigned)euid, path);
+	              "%s is owned by uid %u, not by root or uid %u (%s); fix: chown root %s", path,
+	              (unsigned)st->st_uid, (unsigned)euid,
+	              t->for_uid ? "the agent's" : "this process", path);
 }
 
 /* Owner and mode rules shared by the directory, its ancestors and files.
