@@ -81,6 +81,14 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
                        size_t errlen);
 
 /*
+ * The tokens of a line, as the parser sees them: sets TOK and TOK_LEN to
+ * the next white-space-separated token from *POS, or returns false at the
+ * end of the line or at a comment. The first token is the feature.
+ */
+bool wrench__next_token(const char *line, size_t len, size_t *pos, const char **tok,
+                        size_t *tok_len);
+
+/*
  * Parses a whole file. Returns 0 and a new wrench__rules in *OUT (free it
  * with wrench__rules_free), or -ENOMEM. Malformed lines do not stop the
  * parse: they are listed in (*OUT)->error.

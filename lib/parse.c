@@ -305,38 +305,50 @@ static int check_combination(struct wrench__rule *rule, unsigned seen, char *err
 	return 0;
 }
 
-static size_t skip_space(const char *s, size_t i, size_t len)
+bool wrench__next_token(const char *line, size_t len, size_t *pos, const char **tok,
+                        size_t *tok_len)
 {
-	while (i < len && is_space(s[i]))
-		i++;
-	return i;
-}
+	size_t i = *pos;
 
-static size_t token_end(const char *s, size_t i, size_t len)
-{
-	while (i < len && !is_space(s[i]))
+	while (i < len && is_space(line[i]))
 		i++;
-	return i;
+	/* A '#' that starts a token starts a comment: the rest is not read. */
+	if (i == len || line[i] == '#') {
+		*pos = len;
+		return false;
+	}
+	size_t start = i;
+	while (i < len && !is_space(line[i]))
+		i++;
+	*tok = line + start;
+	*tok_len = i - start;
+	*pos = i;
+	return true;
 }
 
 int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, char *err,
                        size_t errlen)
 {
-	size_t i = skip_space(line, 0, len);
+	size_t pos = 0, tok_len;
+	const char *tok;
 	unsigned seen = 0;
 
 	memset(rule, 0, sizeof(*rule));
-	if (i == len || line[i] == '#')
+	if (!wrench__next_token(line, len, &pos, &rule->feature, &tok_len))
 		return 0;
-	size_t end = token_end(line, i, len);
-	rule->feature = line + i;
-	for (i = skip_space(line, end, len); i < len && line[i] != '#';
-	     i = skip_space(line, end, len)) {
-		end = token_end(line, i, len);
-		if (apply_directive(rule, line + i, end - i, &seen, err, errlen) < 0)
+	while (wrench__next_token(line, len, &pos, &tok, &tok_len))
+		if (apply_directive(rule, tok, tok_len, &seen, err, errlen) < 0)
 			return -1;
-	}
 	return check_combination(rule, seen, err, errlen) < 0 ? -1 : 1;
+}
+
+/* The length of the token at S: up to white space or LEN. */
+static size_t token_length(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len && !is_space(s[i]))
+		i++;
+	return i;
 }
 
 /* Feature names are copied NUL-terminated into one block, in line order. */
@@ -396,7 +408,7 @@ int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out
 		rule.line = number + 1;
 		if (kind > 0) {
 			size_t flen =
-			        token_end(rule.feature, 0, (size_t)(text + end - rule.feature));
+			        token_length(rule.feature, (size_t)(text + end - rule.feature));
 			rc = add_rule(rules, &capacity, &rule, flen, &features_used);
 		} else if (kind < 0) {
 			rc = add_error(rules, number + 1, err);
