@@ -1,0 +1,115 @@
+/*
+ * The wrench command: shared declarations of its small files. The command
+ * is a thin layer over the library: it parses with wrench__parse_line and
+ * judges files with the library's trust checks, so that it can never
+ * disagree with an agent about what a file means.
+ */
+#ifndef WRENCH_CLI_H
+#define WRENCH_CLI_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "internal.h"
+
+/* Exit codes (wrench(1)). */
+enum {
+	EXIT_OK = 0,
+	EXIT_PROBLEMS = 1, /* check found problems; eval never fired; set wrote an ignored file */
+	EXIT_USAGE = 2,    /* bad usage or bad input: nothing was changed */
+};
+
+struct options {
+	char dir[PATH_MAX];
+	bool json;
+	unsigned long count; /* eval -n */
+	bool has_owner;      /* --owner given */
+	uid_t owner_uid;
+	gid_t owner_gid;
+};
+
+/* Prints "wrench: MESSAGE" on stderr. */
+void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- files.c: the trigger directory and atomic rewrites --------------- */
+
+/* Path of NAME in the trigger directory, into BUF. */
+const char *trigger_path(const struct options *o, const char *name, char *buf, size_t len);
+
+/* Opens the trigger directory (creating it when CREATE), locked against
+ * other wrench commands. Returns a descriptor, -ENOENT when it is missing
+ * and not created, or another negative errno (reported). */
+int open_trigger_dir(const struct options *o, bool create);
+
+/* The current contents of a trigger file, for a rewrite. */
+struct contents {
+	char *data; /* NULL when there is no file */
+	size_t len;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Reads DIRFD/NAME for a rewrite. Returns 0 (data NULL when missing), or
+ * EXIT_USAGE after reporting why the file may not be rewritten. */
+int read_for_rewrite(int dirfd, const char *path, const char *name, struct contents *c);
+
+/* Replaces DIRFD/NAME with DATA: a temporary file, mode 0600, owned as
+ * asked, fsync'ed and renamed into place. 0 or a negative errno. */
+int replace_file(int dirfd, const struct options *o, const char *name, const char *data, size_t len,
+                 const struct contents *old);
+
+/* ---- lines.c: finding a feature's lines -------------------------------- */
+
+/* Calls FN for each line of TEXT: the line without its "\n", whether it
+ * had one, and whether it names FEATURE (a trigger line, or a malformed
+ * one starting with it; never when FEATURE is NULL). */
+typedef void line_fn(const char *line, size_t len, bool has_newline, bool names_feature, void *ctx);
+void each_line(const char *text, size_t len, const char *feature, line_fn *fn, void *ctx);
+
+/* A growing buffer for new file contents. */
+struct buffer {
+	char *data;
+	size_t len, cap;
+	bool failed;
+};
+void buffer_add(struct buffer *b, const char *data, size_t len);
+
+/* ---- commands --------------------------------------------------------- */
+
+int cmd_set(const struct options *o, const char *category, const char *feature,
+            char *const directives[], int ndirectives);
+int cmd_unset(const struct options *o, const char *category, const char *feature);
+int cmd_clear(const struct options *o);
+int cmd_list(const struct options *o, const char *category);
+int cmd_check(const struct options *o);
+int cmd_eval(const struct options *o, const char *category, const char *feature);
+
+/* The library's trust checks, as the agent would make them (for --owner's
+ * uid when given): on the directory and its ancestors, and on the file
+ * NAME read through DIRFD, a plain descriptor of the directory, so that a
+ * file can be judged even when the directory is not trusted. With
+ * T->report set every problem is reported, else the first stays in T.
+ * FILE receives the contents when they can be read; the caller frees them.
+ * Return 0 or the first problem's negative errno. */
+int judge_dir(const struct options *o, struct wrench__trust *t);
+int judge_file(const struct options *o, int dirfd, const char *name, struct wrench__trust *t,
+               struct wrench__file *file);
+
+/* Opens the directory plainly, for reading its entries. -errno on failure. */
+int open_plain_dir(const struct options *o);
+
+/* The names of the entries of the directory, in order; NULL-terminated,
+ * free with free_names. NULL when they cannot be read. */
+char **list_names(int dirfd);
+void free_names(char **names);
+
+/* ---- json.c ----------------------------------------------------------- */
+
+/* Writes S as a JSON string (quoted, escaped); NULL as null. */
+void json_string(FILE *out, const char *s);
+void json_string_n(FILE *out, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * The commands that change trigger files: set, unset and clear. Each
+ * validates everything before it touches anything, and rewrites a file
+ * only through replace_file(), so an agent never reads a torn file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* A word of a trigger line given on the command line: one token that the
+ * parser will read back as the same token. */
+static bool is_word(const char *s)
+{
+	if (!*s || *s == '#')
+		return false;
+	for (; *s; s++)
+		if (strchr(" \t\r\n\v\f", *s))
+			return false;
+	return true;
+}
+
+static int check_category(const char *category)
+{
+	if (wrench__category_is_valid(category))
+		return 0;
+	note("invalid category \"%s\": it must be one file name (not empty, not . or .., no /)",
+	     category);
+	return EXIT_USAGE;
+}
+
+/* Builds "FEATURE DIRECTIVE..." into LINE and validates it with the
+ * library's own parser. */
+static int build_line(const char *feature, char *const directives[], int ndirectives,
+                      struct buffer *line)
+{
+	struct wrench__rule rule;
+	char err[160];
+
+	if (!is_word(feature)) {
+		note("invalid feature \"%s\": one word, not starting with #", feature);
+		return EXIT_USAGE;
+	}
+	buffer_add(line, feature, strlen(feature));
+	for (int i = 0; i < ndirectives; i++) {
+		if (!is_word(directives[i])) {
+			note("invalid directive \"%s\": one word, not starting with #",
+			     directives[i]);
+			return EXIT_USAGE;
+		}
+		buffer_add(line, " ", 1);
+		buffer_add(line, directives[i], strlen(directives[i]));
+	}
+	if (line->failed) {
+		note("out of memory");
+		return EXIT_USAGE;
+	}
+	if (wrench__parse_line(line->data, line->len, &rule, err, sizeof(err)) < 0) {
+		note("invalid trigger \"%s\": %s", line->data, err);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* The rewrite of one file: which feature, what replaces its first line. */
+struct rewrite {
+	const char *new_line; /* NULL: the feature's lines go */
+	struct buffer out;
+	bool matched;
+};
+
+/* Keeps a trailing "# comment" of a replaced line, and its "\r". */
+static void add_replacement(struct rewrite *r, const char *old, size_t len)
+{
+	const char *comment = NULL;
+	for (size_t i = 1; i < len && !comment; i++)
+		if (old[i] == '#' && strchr(" \t", old[i - 1]))
+			comment = old + i;
+	buffer_add(&r->out, r->new_line, strlen(r->new_line));
+	if (comment) {
+		size_t clen = (size_t)(old + len - comment);
+		while (clen > 0 && strchr(" \t\r", comment[clen - 1]))
+			clen--;
+		buffer_add(&r->out, " ", 1);
+		buffer_add(&r->out, comment, clen);
+	}
+	if (len > 0 && old[len - 1] == '\r')
+		buffer_add(&r->out, "\r", 1);
+}
+
+static void rewrite_line(const char *line, size_t len, bool has_newline, bool names_feature,
+                         void *ctx)
+{
+	struct rewrite *r = ctx;
+
+	if (!names_feature) {
+		buffer_add(&r->out, line, len + has_newline);
+		return;
+	}
+	if (r->new_line && !r->matched) {
+		add_replacement(r, line, len);
+		buffer_add(&r->out, "\n", 1);
+	}
+	r->matched = true;
+}
+
+/* Reports how the agent would judge the file just written. */
+static void warn_problem(const struct wrench__problem *problem, void *ctx)
+{
+	(void)ctx;
+	note("warning: the agent will ignore this trigger: %s", problem->message);
+}
+
+static int verify_written(const struct options *o, int dirfd, const char *category)
+{
+	struct wrench__trust t = {.report = warn_problem};
+	struct wrench__file file;
+
+	judge_dir(o, &t);
+	judge_file(o, dirfd, category, &t, &file);
+	free(file.data);
+	return t.problems ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/* Reads CATEGORY, applies R to it and writes the result (deleting the
+ * file when nothing but white space is left). */
+static int edit(const struct options *o, int dirfd, const char *category, const char *feature,
+                struct rewrite *r)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	struct contents old;
+
+	trigger_path(o, category, path, sizeof(path));
+	int rc = read_for_rewrite(dirfd, path, category, &old);
+	if (rc != 0)
+		return rc;
+	if (old.data)
+		each_line(old.data, old.len, feature, rewrite_line, r);
+	if (r->new_line && !r->matched) {
+		if (r->out.len > 0 && r->out.data[r->out.len - 1] != '\n')
+			buffer_add(&r->out, "\n", 1);
+		buffer_add(&r->out, r->new_line, strlen(r->new_line));
+		buffer_add(&r->out, "\n", 1);
+	}
+	if (r->out.failed) {
+		note("out of memory");
+		rc = EXIT_USAGE;
+	} else if (!r->new_line && !r->matched) {
+		rc = EXIT_OK; /* nothing to remove: leave the file as it is */
+	} else if (!r->new_line &&
+	           strspn(r->out.data ? r->out.data : "", " \t\r\n\v\f") == r->out.len) {
+		if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
+			note("cannot remove %s: %s", path, strerror(errno));
+			rc = EXIT_USAGE;
+		}
+	} else if ((rc = replace_file(dirfd, o, category, r->out.data, r->out.len, &old)) < 0) {
+		note("cannot write %s: %s", path, strerror(-rc));
+		rc = EXIT_USAGE;
+	}
+	free(old.data);
+	free(r->out.data);
+	return rc;
+}
+
+int cmd_set(const struct options *o, const char *category, const char *feature,
+            char *const directives[], int ndirectives)
+{
+	struct buffer line = {0};
+	int rc = check_category(category);
+
+	if (rc == 0)
+		rc = build_line(feature, directives, ndirectives, &line);
+	if (rc != 0) {
+		free(line.data);
+		return rc;
+	}
+	int dirfd = open_trigger_dir(o, true);
+	if (dirfd < 0) {
+		free(line.data);
+		return EXIT_USAGE;
+	}
+	struct rewrite r = {.new_line = line.data};
+	rc = edit(o, dirfd, category, feature, &r);
+	if (rc == 0)
+		rc = verify_written(o, dirfd, category);
+	close(dirfd);
+	free(line.data);
+	return rc;
+}
+
+int cmd_unset(const struct options *o, const char *category, const char *feature)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	int rc = check_category(category);
+
+	if (rc != 0)
+		return rc;
+	int dirfd = open_trigger_dir(o, false);
+	if (dirfd == -ENOENT)
+		return EXIT_OK;
+	if (dirfd < 0)
+		return EXIT_USAGE;
+	if (feature) {
+		struct rewrite r = {.new_line = NULL};
+		rc = edit(o, dirfd, category, feature, &r);
+	} else if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
+		note("cannot remove %s: %s", trigger_path(o, category, path, sizeof(path)),
+		     strerror(errno));
+		rc = EXIT_USAGE;
+	}
+	close(dirfd);
+	return rc;
+}
+
+int cmd_clear(const struct options *o)
+{
+	int dirfd = open_trigger_dir(o, false);
+	if (dirfd == -ENOENT)
+		return EXIT_OK;
+	if (dirfd < 0)
+		return EXIT_USAGE;
+	char **names = list_names(dirfd);
+	int rc = names ? EXIT_OK : EXIT_USAGE;
+	if (!names)
+		note("cannot read %s: %s", o->dir, strerror(errno));
+	for (size_t i = 0; names && names[i]; i++) {
+		char path[PATH_MAX + NAME_MAX + 2];
+		struct stat st;
+		/* Directories are not trigger files: they stay. */
+		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			continue;
+		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
+			note("cannot remove %s: %s", trigger_path(o, names[i], path, sizeof(path)),
+			     strerror(errno));
+			rc = EXIT_USAGE;
+		}
+	}
+	free_names(names);
+	close(dirfd);
+	return rc;
+}

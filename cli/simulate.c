@@ -1,0 +1,124 @@
+/*
+ * eval: N calls of wrench_is_active(CATEGORY, FEATURE) as the library would
+ * make them (the same trust checks, parser, counters, seed and evaluation
+ * order), reporting what each line that fires would do instead of doing
+ * it: nobody is killed and nothing sleeps.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* What one call did, for its report line. */
+struct call {
+	const struct options *o;
+	unsigned long number;
+	unsigned fired;
+	bool active;
+};
+
+static void report_fire(const struct wrench__rule *rule, void *ctx)
+{
+	struct call *call = ctx;
+	char what[96];
+
+	wrench__describe_action(rule, what, sizeof(what));
+	if (call->o->json) {
+		fputs(call->fired ? ", {\"line\": " : "{\"line\": ", stdout);
+		fprintf(stdout, "%u, \"action\": ", rule->line);
+		json_string(stdout, what);
+		fputc('}', stdout);
+	} else {
+		printf("%s%s (line %u)", call->fired ? ", then " : " ", what, rule->line);
+	}
+	call->fired++;
+}
+
+static void run_call(const struct options *o, struct wrench__rules *rules, const char *feature,
+                     bool seeded, unsigned long number, unsigned long *fired, unsigned long *active)
+{
+	struct call call = {.o = o, .number = number};
+
+	if (o->json)
+		printf("%s{\"call\": %lu, \"fired\": [", number > 1 ? ",\n    " : "\n    ", number);
+	else
+		printf("call %lu:", number);
+	if (rules)
+		call.active = wrench__evaluate_each(rules, feature, seeded, report_fire, &call);
+	if (o->json)
+		printf("], \"active\": %s}", call.active ? "true" : "false");
+	else
+		printf("%s\n", call.fired ? "" : " -");
+	*fired += call.fired > 0;
+	*active += call.active;
+}
+
+/* Loads the file as the library would; NULL (reason in T) when ignored. */
+static struct wrench__rules *load(const struct options *o, const char *category, bool *seeded,
+                                  struct wrench__trust *t)
+{
+	struct wrench__file file = {0};
+	struct wrench__rules *rules = NULL;
+	uint64_t seed;
+
+	if (judge_dir(o, t) < 0)
+		return NULL;
+	int dirfd = open_plain_dir(o);
+	if (dirfd >= 0) {
+		judge_file(o, dirfd, category, t, &file);
+		close(dirfd);
+	}
+	if (t->problems == 0 && wrench__parse_rules(file.data, file.len, &rules) < 0)
+		note("out of memory");
+	free(file.data);
+	*seeded = rules && wrench__seed_from_env(&seed) == 0;
+	for (size_t i = 0; *seeded && i < rules->count; i++)
+		rules->rule[i].seed = wrench__seed_for_line(seed, category, rules->rule[i].line);
+	return rules;
+}
+
+int cmd_eval(const struct options *o, const char *category, const char *feature)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	struct wrench__trust t = {0};
+	unsigned long fired = 0, active = 0;
+	bool seeded = false;
+
+	if (!wrench__category_is_valid(category)) {
+		note("invalid category \"%s\"", category);
+		return EXIT_USAGE;
+	}
+	trigger_path(o, category, path, sizeof(path));
+	struct wrench__rules *rules = load(o, category, &seeded, &t);
+	const char *reason = t.problems ? t.first.message : NULL;
+	if (reason)
+		note("ignored: %s", reason);
+	for (size_t i = 0; rules && i < rules->error_count; i++)
+		note("%s:%u: %s; the line is ignored", path, rules->error[i].line,
+		     rules->error[i].message);
+
+	if (o->json) {
+		fputs("{\"category\": ", stdout);
+		json_string(stdout, category);
+		fputs(", \"feature\": ", stdout);
+		json_string(stdout, feature);
+		fputs(", \"path\": ", stdout);
+		json_string(stdout, path);
+		fputs(", \"calls\": [", stdout);
+	}
+	for (unsigned long n = 1; n <= o->count; n++)
+		run_call(o, rules, feature, seeded, n, &fired, &active);
+	if (o->json) {
+		printf("\n  ], \"fired\": %lu, \"active\": %lu, \"ignored\": %s, \"reason\": ",
+		       fired, active, reason ? "true" : "false");
+		json_string(stdout, reason);
+		fputs("}\n", stdout);
+	} else {
+		printf("%s fired on %lu of %lu calls (active on %lu)\n", feature, fired, o->count,
+		       active);
+	}
+	wrench__rules_free(rules);
+	return fired ? EXIT_OK : EXIT_PROBLEMS;
+}
