@@ -115,6 +115,50 @@ static void warn_problem(const struct wrench__problem *problem, void *ctx)
 	note("warning: the agent will ignore this trigger: %s", problem->message);
 }
 
+/* Whether the agent may search (a directory) or read (a file) ST, by the
+ * owner, group and other bits. Only the agent's primary group is known
+ * here, so a grant to another group of the agent's is not counted. */
+static bool agent_may(const struct options *o, const struct stat *st, mode_t user_bit)
+{
+	if (o->owner_uid == 0)
+		return true;
+	if (st->st_uid == o->owner_uid)
+		return st->st_mode & user_bit;
+	if (st->st_gid == o->owner_gid)
+		return st->st_mode & (user_bit >> 3);
+	return st->st_mode & (user_bit >> 6);
+}
+
+/* A trusted file that the agent cannot reach is ignored all the same. */
+static unsigned check_agent_access(const struct options *o, const char *category)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	struct stat st;
+	unsigned problems = 0;
+
+	trigger_path(o, category, path, sizeof(path));
+	for (char *p = path + 1; *p; p++) {
+		bool last = strchr(p, '/') == NULL;
+		if (*p != '/' && !last)
+			continue;
+		if (last)
+			p += strlen(p);
+		char saved = *p;
+		*p = '\0';
+		if (lstat(path, &st) == 0 &&
+		    !agent_may(o, &st, S_ISDIR(st.st_mode) ? S_IXUSR : S_IRUSR)) {
+			note("warning: the agent (uid %u) cannot %s %s (owner uid %u, mode %04o)",
+			     (unsigned)o->owner_uid, S_ISDIR(st.st_mode) ? "enter" : "read", path,
+			     (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+			problems++;
+		}
+		*p = saved;
+		if (!saved)
+			break;
+	}
+	return problems;
+}
+
 static int verify_written(const struct options *o, int dirfd, const char *category)
 {
 	struct wrench__trust t = {.report = warn_problem};
@@ -123,7 +167,8 @@ static int verify_written(const struct options *o, int dirfd, const char *catego
 	judge_dir(o, &t);
 	judge_file(o, dirfd, category, &t, &file);
 	free(file.data);
-	return t.problems ? EXIT_PROBLEMS : EXIT_OK;
+	unsigned unreachable = o->has_owner ? check_agent_access(o, category) : 0;
+	return t.problems || unreachable ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* Reads CATEGORY, applies R to it and writes the result (deleting the

@@ -59,8 +59,6 @@ static int create_dir(const struct options *o)
 	/* mkdir() is subject to the umask; the mode must not be. */
 	if (chmod(path, DIR_MODE) < 0)
 		return -errno;
-	if (o->has_owner && chown(path, o->owner_uid, o->owner_gid) < 0)
-		return -errno;
 	note("created %s (mode 0%o)", o->dir, DIR_MODE);
 	return 0;
 }
@@ -81,6 +79,13 @@ int open_trigger_dir(const struct options *o, bool create)
 		int err = errno;
 		if (err != ENOENT)
 			note("cannot open %s: %s", o->dir, strerror(err));
+		return -err;
+	}
+	/* --owner makes the directory the agent's, existing or not. */
+	if (create && o->has_owner && fchown(fd, o->owner_uid, o->owner_gid) < 0) {
+		int err = errno;
+		note("cannot chown %s: %s", o->dir, strerror(err));
+		close(fd);
 		return -err;
 	}
 	/* Two wrench commands editing one file would lose an edit. */
