@@ -32,6 +32,7 @@ struct entry {
 	struct wrench__snapshot *snapshot; /* NULL while the file is unusable */
 	uint64_t version;                  /* changes whenever snapshot does */
 	uint64_t logged_problem;           /* mark of the last problem logged */
+	uint64_t logged_version;           /* mark of the last version loaded */
 	char category[];
 };
 
@@ -320,17 +321,15 @@ static void log_parse_errors(const struct wrench__rules *rules, const char *path
 	            rules->error_count);
 }
 
-struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
+struct wrench__snapshot *wrench__snapshot_private(const char *category,
                                                   const struct wrench__file *file)
 {
 	pthread_mutex_lock(&lock);
 	bool use_seed = seeded;
 	uint64_t seed_value = seed;
 	pthread_mutex_unlock(&lock);
-	struct wrench__snapshot *s = snapshot_new(category, file, 0, use_seed, seed_value);
-	if (s)
-		log_parse_errors(s->rules, path);
-	return s;
+	/* Its bad lines are told by the call that caches this version. */
+	return snapshot_new(category, file, 0, use_seed, seed_value);
 }
 
 struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
@@ -359,9 +358,15 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 		return NULL;
 	pthread_mutex_lock(&lock);
 	e = t->generation == generation ? entry_of(category) : NULL;
+	bool tell = false;
 	if (e && !(s = cached(e, file, hash)) && e->version == t->version) {
 		old = set_snapshot(e, fresh);
 		e->logged_problem = 0;
+		/* Parsing again after set_seed() or a directory problem is
+		 * not a new version: its bad lines were told already. */
+		uint64_t mark = hash_bytes(&file->id, sizeof(file->id), hash);
+		tell = e->logged_version != mark;
+		e->logged_version = mark;
 		/* One reference for the cache; the caller keeps the first. */
 		atomic_fetch_add(&fresh->refs, 1);
 		s = fresh;
@@ -369,7 +374,8 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 	pthread_mutex_unlock(&lock);
 	wrench__snapshot_put(old);
 	if (s == fresh) {
-		log_parse_errors(fresh->rules, path);
+		if (tell)
+			log_parse_errors(fresh->rules, path);
 		return s;
 	}
 	wrench__snapshot_put(fresh);

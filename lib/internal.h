@@ -240,7 +240,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
                                                const struct wrench__ticket *t,
                                                const struct wrench__file *file, bool *stale);
 /* Parses FILE into a snapshot that is not cached; NULL when out of memory. */
-struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
+struct wrench__snapshot *wrench__snapshot_private(const char *category,
                                                   const struct wrench__file *file);
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 

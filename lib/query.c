@@ -42,7 +42,7 @@ static struct wrench__snapshot *load(const char *category, bool last_try, bool *
 	if (rc < 0)
 		wrench__cache_file_problem(category, &ticket, &trust.first);
 	else if (last_try)
-		snapshot = wrench__snapshot_private(category, path, &file);
+		snapshot = wrench__snapshot_private(category, &file);
 	else
 		snapshot = wrench__cache_acquire(category, path, &ticket, &file, stale);
 	free(file.data);

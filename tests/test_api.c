@@ -1,7 +1,8 @@
 /*
  * The control API and the argument checks of wrench_is_active: the global
- * switch, choosing the directory, names that cannot be categories, and
- * counters that stay exact when many threads share one failure point.
+ * switch, choosing the directory, names that cannot be categories, an
+ * agent that makes up many category names, and counters that stay exact
+ * when many threads share one failure point.
  */
 #include "support.h"
 
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +241,64 @@ static void test_calls_leave_no_descriptor_open(void **state)
 	assert_int_equal(open_descriptors(), before);
 }
 
+/* ---- many categories ------------------------------------------------------------ */
+
+/* An agent may build category names from data (one per job, per unit...):
+ * most of them have no trigger file. */
+static unsigned query_missing_categories(unsigned from, unsigned count)
+{
+	unsigned active = 0;
+	for (unsigned i = from; i < from + count; i++) {
+		char category[32];
+		snprintf(category, sizeof(category), "made-up-%u", i);
+		active += wrench_is_active(category, "step");
+	}
+	return active;
+}
+
+static void test_many_missing_categories_do_not_disturb_real_ones(void **state)
+{
+	struct scratch *s = *state;
+	write_file(s->dir, "real", "x every=2\n", 0600);
+
+	/* The every=2 pattern carries on between the batches. */
+	bool expected = true;
+	for (unsigned batch = 0; batch < 10; batch++) {
+		assert_int_equal(wrench_is_active("real", "x"), expected);
+		expected = !expected;
+		assert_int_equal(query_missing_categories(batch * 1000, 1000), 0);
+	}
+	assert_int_equal(wrench_is_active("real", "x"), expected);
+
+	write_file(s->dir, "late", "y\n", 0600);
+	assert_true(wrench_is_active("late", "y"));
+}
+
+/* Heap in use: small blocks, and the large ones malloc maps on their own. */
+static size_t heap_in_use(void)
+{
+	struct mallinfo2 m = mallinfo2();
+	return m.uordblks + m.hblkhd;
+}
+
+/* Remembering every name ever asked about would grow a long-running agent
+ * without bound. Old names may be forgotten; memory must level off. */
+static void test_many_missing_categories_do_not_grow_memory_without_bound(void **state)
+{
+	(void)state;
+	/* Let whatever the library keeps reach its steady state first. */
+	assert_int_equal(query_missing_categories(0, 10000), 0);
+	size_t before = heap_in_use();
+	assert_int_equal(query_missing_categories(10000, 50000), 0);
+	size_t after = heap_in_use();
+
+	/* Remembering all 50,000 names takes more than 2 MiB; what the library
+	 * needs for the names it keeps is a small fraction of the bound. */
+	if (after > before + 1024 * 1024)
+		fail_msg("50,000 made-up categories grew the heap by %zu KiB",
+		         (after - before) / 1024);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 #define THREADS 8
@@ -306,6 +366,8 @@ int main(void)
 	        TEST(test_invalid_names_are_inactive),
 	        TEST(test_category_of_name_max_bytes_is_valid),
 	        TEST(test_calls_leave_no_descriptor_open),
+	        TEST(test_many_missing_categories_do_not_disturb_real_ones),
+	        TEST(test_many_missing_categories_do_not_grow_memory_without_bound),
 	        TEST(test_times_is_exact_across_threads),
 	        TEST(test_every_is_exact_across_threads),
 	};

@@ -6,10 +6,12 @@
 #include "support.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,7 +80,9 @@ static int run_with_stderr(void (*fn)(void *), void *arg, char *out, size_t len)
 		got += (size_t)n;
 	close(fds[0]);
 	out[got] = '\0';
-	assert_true(WIFEXITED(status));
+	if (!WIFEXITED(status))
+		fail_msg("the child was killed by signal %d; its stderr: %s", WTERMSIG(status),
+		         out);
 	return WEXITSTATUS(status);
 }
 
@@ -242,6 +246,136 @@ static void test_logger_swap_waits_for_deliveries_in_flight(void **state)
 	assert_int_equal(atomic_load(&slow_entered), entered);
 }
 
+/*
+ * Thread A replaces the logger while thread B is inside it, and the logger,
+ * on B, replaces the logger too. A waits for B's delivery to end; B must not
+ * wait for A in turn. Run in a child with an alarm, so that a deadlock
+ * fails the test instead of hanging the suite.
+ */
+#define CHILD_ALARM_SECONDS 10
+
+static atomic_bool b_in_logger, a_replacing, b_replaced;
+
+static void ignore_message(enum wrench_log_level level, const char *message, void *ctx)
+{
+	(void)level;
+	(void)message;
+	(void)ctx;
+}
+
+static void wait_for_flag(atomic_bool *flag)
+{
+	for (int i = 0; i < 50000 && !atomic_load(flag); i++)
+		sleep_us(100);
+	if (!atomic_load(flag))
+		_exit(3);
+}
+
+static void replacing_logger(enum wrench_log_level level, const char *message, void *ctx)
+{
+	(void)level;
+	(void)message;
+	(void)ctx;
+	if (atomic_exchange(&b_in_logger, true))
+		return;
+	wait_for_flag(&a_replacing);
+	/* A cannot return while this delivery is in flight: give it time to
+	 * get into wrench_set_logger() and start waiting for it. Should it
+	 * take longer, the test merely misses the deadlock; it cannot fail. */
+	sleep_us(200000);
+	wrench_set_logger(ignore_message, NULL);
+	atomic_store(&b_replaced, true);
+}
+
+static void *fire_once(void *arg)
+{
+	(void)arg;
+	wrench_is_active(CAT, "step");
+	return NULL;
+}
+
+static void child_replace_while_logger_replaces(void *arg)
+{
+	pthread_t b;
+	(void)arg;
+	alarm(CHILD_ALARM_SECONDS);
+	wrench_set_logger(replacing_logger, NULL);
+	if (pthread_create(&b, NULL, fire_once, NULL) != 0)
+		_exit(4);
+	wait_for_flag(&b_in_logger);
+	atomic_store(&a_replacing, true);
+	wrench_set_logger(NULL, NULL);
+	pthread_join(b, NULL);
+	_exit(atomic_load(&b_replaced) ? 0 : 1);
+}
+
+static void test_logger_replacing_itself_during_another_replacement_does_not_deadlock(void **state)
+{
+	trigger(state, "step\n");
+	int status = run_in_child(child_replace_while_logger_replaces, NULL);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		fail_msg("the two wrench_set_logger() calls deadlocked (still waiting after %d s)",
+		         CHILD_ALARM_SECONDS);
+	if (!WIFEXITED(status))
+		fail_msg("the child was killed by signal %d", WTERMSIG(status));
+	if (WEXITSTATUS(status) != 0)
+		fail_msg("exit %d (1: the logger on B never replaced the logger, 3: a thread never "
+		         "got where it was awaited, 4: no thread)",
+		         WEXITSTATUS(status));
+}
+
+/*
+ * A logger that checks a failure point which fires: the WARN of that
+ * nested call cannot go to the logger (which would check again, and so on
+ * without end), so it goes to stderr, and both calls answer true.
+ */
+struct nested {
+	atomic_uint calls;
+	bool inner_active;
+};
+
+static void logger_checking_a_failure_point(enum wrench_log_level level, const char *message,
+                                            void *ctx)
+{
+	struct nested *n = ctx;
+	(void)level;
+	(void)message;
+	atomic_fetch_add(&n->calls, 1);
+	n->inner_active = wrench_is_active(CAT, "logfail");
+}
+
+static void child_logger_checking_a_failure_point(void *arg)
+{
+	struct nested n = {0};
+	struct rlimit no_core = {0, 0};
+	(void)arg;
+	/* The bug this guards against overflows the stack: no core file. */
+	setrlimit(RLIMIT_CORE, &no_core);
+	alarm(CHILD_ALARM_SECONDS);
+	wrench_set_logger(logger_checking_a_failure_point, &n);
+	bool outer_active = wrench_is_active(CAT, "logfail");
+	wrench_set_logger(NULL, NULL);
+	if (!outer_active)
+		_exit(1);
+	if (atomic_load(&n.calls) != 1)
+		_exit(2);
+	_exit(n.inner_active ? 0 : 3);
+}
+
+static void test_failure_point_checked_by_the_logger_does_not_recurse(void **state)
+{
+	char out[8192];
+	trigger(state, "logfail\n");
+	int code = run_with_stderr(child_logger_checking_a_failure_point, NULL, out, sizeof(out));
+	if (code != 0)
+		fail_msg("exit %d (1: outer call false, 2: logger not called exactly once, 3: "
+		         "nested call false); stderr: %s",
+		         code, out);
+	/* The nested call's WARN, and nothing else. */
+	assert_int_equal(lines_with_prefix(out, "wrench: warning: "), 1);
+	assert_non_null(strstr(out, CAT "/logfail"));
+}
+
 /* ---- the threshold ---------------------------------------------------------------- */
 
 static void test_off_threshold_silences_everything(void **state)
@@ -294,6 +428,8 @@ int main(void)
 	        TEST(test_logger_replaced_by_null_is_not_called_again),
 	        TEST(test_replaced_logger_is_not_called_again),
 	        TEST(test_logger_swap_waits_for_deliveries_in_flight),
+	        TEST(test_logger_replacing_itself_during_another_replacement_does_not_deadlock),
+	        TEST(test_failure_point_checked_by_the_logger_does_not_recurse),
 	        TEST(test_off_threshold_silences_everything),
 	        TEST(test_error_threshold_hides_warnings),
 	        TEST(test_debug_threshold_reports_a_missing_file),

@@ -207,6 +207,26 @@ static void test_kill_rejects_unknown_signals(void **state)
 	assert_rejected("step kill=SIG", NULL);
 }
 
+/* glibc keeps 32 and 33 for its threads and its raise() refuses them: a
+ * kill line with either would never kill, so it must be refused up front. */
+static void test_kill_refuses_the_signals_the_c_library_reserves(void **state)
+{
+	(void)state;
+	assert_rejected("step kill=32", "kill=32");
+	assert_rejected("step kill=33", "kill=33");
+	assert_rejected("step kill=65", "kill=65");
+
+	static const int usable[] = {31, 34, 64};
+	for (size_t i = 0; i < sizeof(usable) / sizeof(usable[0]); i++) {
+		char line[32];
+		struct wrench__rule rule;
+		snprintf(line, sizeof(line), "step kill=%d", usable[i]);
+		assert_accepted(line, &rule);
+		if (rule.kill_signal != usable[i])
+			fail_msg("\"%s\" gave signal %d", line, rule.kill_signal);
+	}
+}
+
 static void test_fail_and_kill_cannot_be_combined(void **state)
 {
 	(void)state;
@@ -538,6 +558,7 @@ int main(void)
 	        cmocka_unit_test(test_kill_defaults_to_sigkill),
 	        cmocka_unit_test(test_kill_accepts_signal_names_and_numbers),
 	        cmocka_unit_test(test_kill_rejects_unknown_signals),
+	        cmocka_unit_test(test_kill_refuses_the_signals_the_c_library_reserves),
 	        cmocka_unit_test(test_fail_and_kill_cannot_be_combined),
 	        cmocka_unit_test(test_slow_accepts_durations_up_to_an_hour),
 	        cmocka_unit_test(test_slow_rejects_bad_durations),

@@ -382,6 +382,47 @@ static void test_counters_continue_while_nothing_changes(void **state)
 	assert_int_equal(count_active("cat", "quiet", 100), 0);
 }
 
+/*
+ * A directory that vanishes or stops being trusted takes its files with it,
+ * as a deleted file does: when it is back, the lines start counting again.
+ * Each test first checks that a spent times=1 stays spent while nothing
+ * changes, so that a restart cannot be mistaken for a cache that never
+ * remembers anything.
+ */
+static void test_counters_restart_after_the_directory_is_moved_away_and_back(void **state)
+{
+	char wrench[512], away[512];
+	path_in(scratch_dir(state), "w", wrench, sizeof(wrench));
+	path_in(scratch_dir(state), "w.away", away, sizeof(away));
+	make_dir(wrench, 0700);
+	write_file(wrench, "cat", "boom times=1\n", 0644);
+	assert_int_equal(wrench_set_dir(wrench), 0);
+	assert_true(wrench_is_active("cat", "boom"));
+	assert_false(wrench_is_active("cat", "boom"));
+
+	assert_int_equal(rename(wrench, away), 0);
+	assert_false(wrench_is_active("cat", "boom"));
+	assert_int_equal(rename(away, wrench), 0);
+
+	assert_true(wrench_is_active("cat", "boom"));
+	assert_int_equal(count_active("cat", "boom", 5), 0);
+}
+
+static void test_counters_restart_after_the_directory_is_refused_and_fixed(void **state)
+{
+	const char *dir = scratch_dir(state);
+	write_file(dir, "cat", "boom times=1\n", 0644);
+	assert_true(wrench_is_active("cat", "boom"));
+	assert_false(wrench_is_active("cat", "boom"));
+
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_false(wrench_is_active("cat", "boom"));
+	assert_int_equal(chmod(dir, 0700), 0);
+
+	assert_true(wrench_is_active("cat", "boom"));
+	assert_int_equal(count_active("cat", "boom", 5), 0);
+}
+
 #define VISIBILITY_TEST(fn) cmocka_unit_test_setup_teardown(fn, scratch_setup, scratch_teardown)
 
 int main(void)
@@ -404,6 +445,8 @@ int main(void)
 	        VISIBILITY_TEST(test_change_is_seen_by_another_thread),
 	        VISIBILITY_TEST(test_counters_restart_after_the_file_changes),
 	        VISIBILITY_TEST(test_counters_continue_while_nothing_changes),
+	        VISIBILITY_TEST(test_counters_restart_after_the_directory_is_moved_away_and_back),
+	        VISIBILITY_TEST(test_counters_restart_after_the_directory_is_refused_and_fixed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,217 @@
+/*
+ * Races between calls for one category: a call that is slow with its I/O
+ * must never undo what a later call found, or a times=1 line fires twice.
+ *
+ * The interleavings are exact, not a matter of timing. This executable is
+ * linked with --wrap=read and --wrap=openat (see tests/CMakeLists.txt), so
+ * the library's read() and openat() go through the wrappers below. A thread
+ * that asks for it is parked inside one of them, at the point chosen, until
+ * the test has made its change and let another call run; then it goes on.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAT "race"
+
+/* How long a parked thread, or the test waiting for one, waits at most. */
+#define PARK_SECONDS 10
+
+/* Where the calling thread is to be parked, once. */
+enum park_point {
+	PARK_NOWHERE,
+	PARK_AFTER_READ,         /* read() returned the file's bytes */
+	PARK_AFTER_MISSING_OPEN, /* openat() of the trigger file said ENOENT */
+};
+
+static _Thread_local enum park_point park_at;
+static sem_t parked, resume;
+
+ssize_t __real_read(int fd, void *buf, size_t count);
+ssize_t __wrap_read(int fd, void *buf, size_t count);
+ssize_t __real___read_chk(int fd, void *buf, size_t count, size_t buflen);
+ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen);
+int __real_openat(int dirfd, const char *path, int flags, ...);
+int __wrap_openat(int dirfd, const char *path, int flags, ...);
+
+static struct timespec deadline(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += PARK_SECONDS;
+	return ts;
+}
+
+static int wait_at_most(sem_t *sem)
+{
+	struct timespec until = deadline();
+	int rc;
+	while ((rc = sem_timedwait(sem, &until)) < 0 && errno == EINTR)
+		;
+	return rc;
+}
+
+/* Tells the test this thread got there, and waits until it says go on. */
+static void park(void)
+{
+	int saved = errno;
+	park_at = PARK_NOWHERE;
+	sem_post(&parked);
+	wait_at_most(&resume);
+	errno = saved;
+}
+
+/*
+ * The thread is parked after the read, not before: it then holds the old
+ * contents whatever happens to the file meanwhile (even a rewrite in
+ * place), and the library has taken its look at the cache before opening
+ * the file. All that is left for the call is to store what it read.
+ */
+ssize_t __wrap_read(int fd, void *buf, size_t count)
+{
+	ssize_t n = __real_read(fd, buf, count);
+	if (n > 0 && park_at == PARK_AFTER_READ)
+		park();
+	return n;
+}
+
+/* What read() becomes in builds with _FORTIFY_SOURCE (Ubuntu's default). */
+ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
+{
+	ssize_t n = __real___read_chk(fd, buf, count, buflen);
+	if (n > 0 && park_at == PARK_AFTER_READ)
+		park();
+	return n;
+}
+
+/* Parked once the trigger file is known to be missing: the call has yet to
+ * record that it found nothing. The walk down the directory's path uses
+ * openat() too, but never with the category's name. */
+int __wrap_openat(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	int fd = __real_openat(dirfd, path, flags, mode);
+	if (fd < 0 && errno == ENOENT && park_at == PARK_AFTER_MISSING_OPEN &&
+	    strcmp(path, CAT) == 0)
+		park();
+	return fd;
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (sem_init(&parked, 0, 0) < 0 || sem_init(&resume, 0, 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	sem_destroy(&parked);
+	sem_destroy(&resume);
+	return 0;
+}
+
+/* Thread A: one call for "boom", parked at AT on the way. */
+struct slow_call {
+	enum park_point at;
+	bool active;
+};
+
+static void *slow_call_main(void *arg)
+{
+	struct slow_call *a = arg;
+	park_at = a->at;
+	a->active = wrench_is_active(CAT, "boom");
+	park_at = PARK_NOWHERE;
+	return NULL;
+}
+
+static void start_parked(pthread_t *thread, struct slow_call *a)
+{
+	assert_int_equal(pthread_create(thread, NULL, slow_call_main, a), 0);
+	if (wait_at_most(&parked) < 0) {
+		/* Release it should it get there late, then give up. */
+		sem_post(&resume);
+		pthread_join(*thread, NULL);
+		while (sem_trywait(&resume) == 0)
+			;
+		fail_msg("the call never reached the point where it was to be parked: does the "
+		         "library still use read() and openat(), and is the test linked with "
+		         "--wrap?");
+	}
+}
+
+static void finish(pthread_t thread)
+{
+	sem_post(&resume);
+	assert_int_equal(pthread_join(thread, NULL), 0);
+}
+
+static void test_slow_reader_of_an_old_version_does_not_undo_a_newer_one(void **state)
+{
+	const char *dir = ((struct scratch *)*state)->dir;
+	struct slow_call a = {PARK_AFTER_READ, false};
+	pthread_t thread;
+
+	/* A reads the old version, which nobody has cached yet. */
+	write_file(dir, CAT, "quiet\n", 0644);
+	start_parked(&thread, &a);
+
+	/* Meanwhile the file is replaced, and B's call fires the new line. */
+	write_file(dir, CAT, "boom times=1\n", 0644);
+	assert_true(wrench_is_active(CAT, "boom"));
+
+	/* A now stores what it read: it must not be the old version, or B's
+	 * next call finds a new version again, with fresh counters. */
+	finish(thread);
+	assert_false(a.active);
+	assert_false(wrench_is_active(CAT, "boom"));
+	assert_int_equal(count_active(CAT, "boom", 5), 0);
+}
+
+static void test_call_that_found_no_file_does_not_drop_a_newer_version(void **state)
+{
+	const char *dir = ((struct scratch *)*state)->dir;
+	struct slow_call a = {PARK_AFTER_MISSING_OPEN, false};
+	pthread_t thread;
+
+	/* A finds no trigger file... */
+	start_parked(&thread, &a);
+
+	/* ...just before it is created, and B's call fires it. */
+	write_file(dir, CAT, "boom times=1\n", 0644);
+	assert_true(wrench_is_active(CAT, "boom"));
+
+	/* A records that it saw no file: that must not drop the version B
+	 * found, with its spent times=1. */
+	finish(thread);
+	assert_false(a.active);
+	assert_false(wrench_is_active(CAT, "boom"));
+	assert_int_equal(count_active(CAT, "boom", 5), 0);
+}
+
+#define RACE_TEST(fn) cmocka_unit_test_setup_teardown(fn, scratch_setup, scratch_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        RACE_TEST(test_slow_reader_of_an_old_version_does_not_undo_a_newer_one),
+	        RACE_TEST(test_call_that_found_no_file_does_not_drop_a_newer_version),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
