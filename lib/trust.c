@@ -315,6 +315,34 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	return 0;
 }
 
+/* Attempts at opening a file that is replaced under our feet. */
+#define MAX_REPLACED_RETRIES 8
+
+/*
+ * Opens DIRFD/NAME and fstats it. A file replaced by a rename (the right
+ * way to rewrite a trigger file) between our open and our fstat shows no
+ * link left: that is the old version, gone; open again to get the new one.
+ * Returns the descriptor, or a negative errno (-ENOENT when it kept
+ * vanishing).
+ */
+static int open_current(int dirfd, const char *name, struct stat *st)
+{
+	for (int attempt = 0; attempt < MAX_REPLACED_RETRIES; attempt++) {
+		int fd = openat(dirfd, name, FILE_OPEN_FLAGS);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, st) < 0) {
+			int err = errno;
+			close(fd);
+			return -err;
+		}
+		if (st->st_nlink != 0)
+			return fd;
+		close(fd);
+	}
+	return -ENOENT;
+}
+
 int wrench__trust_read_file(int dirfd, const char *name, const char *path,
                             struct wrench__file *file, struct wrench__trust *t)
 {
@@ -322,15 +350,13 @@ int wrench__trust_read_file(int dirfd, const char *name, const char *path,
 
 	file->data = NULL;
 	file->len = 0;
-	int fd = openat(dirfd, name, FILE_OPEN_FLAGS);
+	int fd = open_current(dirfd, name, &st);
+	if (fd == -ENOENT)
+		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL,
+		              "%s does not exist (it was removed while it was opened)", path);
 	if (fd < 0)
-		return describe_unopenable(errno, dirfd, name, path, t);
-	int rc;
-	if (fstat(fd, &st) < 0)
-		rc = refuse(t, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
-		            strerror(errno));
-	else
-		rc = check_file(&st, path, t);
+		return describe_unopenable(-fd, dirfd, name, path, t);
+	int rc = check_file(&st, path, t);
 	/* A lint reads an untrusted file too, to report its lines. */
 	bool readable = S_ISREG(st.st_mode) && st.st_size <= WRENCH_MAX_FILE_SIZE;
 	if (rc == 0 || (t->report && rc != -EFBIG && readable)) {
