@@ -27,6 +27,20 @@ static void usage(FILE *out)
 	      out);
 }
 
+/* getopt returned OPT ('?' unknown, ':' missing value) for ARG. */
+static int usage_error(int opt, const char *arg)
+{
+	if (optopt && strchr("n", optopt))
+		note("option -%c %s; try 'wrench --help'", optopt,
+		     opt == ':' ? "needs a value" : "is unknown");
+	else if (optopt && opt == '?')
+		note("unknown option -%c; try 'wrench --help'", optopt);
+	else
+		note("%s option \"%s\"; try 'wrench --help'",
+		     opt == ':' ? "missing the value of the" : "unknown", arg);
+	return EXIT_USAGE;
+}
+
 /* --dir as given, or what the library would use; made absolute. */
 static int resolve_dir(const char *given, struct options *o)
 {
@@ -123,11 +137,14 @@ int main(int argc, char **argv)
 	        {NULL, 0, NULL, 0},
 	};
 	struct options o = {.count = 1};
+
+	/* Every error is one "wrench: " line: getopt's own messages are not. */
+	opterr = 0;
 	const char *dir = NULL, *owner = NULL;
 	bool count_given = false;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			dir = optarg;
@@ -150,12 +167,11 @@ int main(int argc, char **argv)
 			puts("wrench " WRENCH_VERSION);
 			return EXIT_OK;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			return usage_error(opt, argv[optind - 1]);
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		note("no command given; try 'wrench --help'");
 		return EXIT_USAGE;
 	}
 	const struct command *c = NULL;
@@ -164,14 +180,12 @@ int main(int argc, char **argv)
 			c = &commands[i];
 	int nargs = argc - optind - 1;
 	if (!c) {
-		note("unknown command \"%s\"", argv[optind]);
-		usage(stderr);
+		note("unknown command \"%s\"; try 'wrench --help'", argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args) ||
 	    (o.json && !c->json) || (owner && !c->owner) || (count_given && !c->count)) {
-		note("wrong arguments or options for \"%s\"", c->name);
-		usage(stderr);
+		note("wrong arguments or options for \"%s\"; try 'wrench --help'", c->name);
 		return EXIT_USAGE;
 	}
 	if (owner && c->writes && geteuid() != 0) {

@@ -198,14 +198,14 @@ static void check_problem(const struct wrench__problem *problem, void *ctx)
 
 	/* A file deleted while we look is gone, not wrong. */
 	if (problem->level != WRENCH_LOG_DEBUG)
-		print_problem(c, c->path, 0, problem->message);
+		print_problem(c, problem->path ? problem->path : c->path, 0, problem->message);
 }
 
 static void check_line(const char *line, size_t len, bool has_newline, bool names, void *ctx)
 {
 	struct checker *c = ctx;
 	struct wrench__rule rule;
-	char err[160], message[WRENCH_MAX_MESSAGE];
+	char err[160], message[2 * PATH_MAX + 512];
 
 	(void)has_newline;
 	(void)names;
@@ -213,10 +213,17 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	if (wrench__parse_line(line, len, &rule, err, sizeof(err)) >= 0)
 		return;
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
+	/* The fix must act on the directory checked, not the default one. */
+	const char *lib_dir = wrench_get_dir();
+	bool other_dir = !lib_dir || strcmp(lib_dir, c->o->dir) != 0;
+	char wrench[PATH_MAX + 16];
+	snprintf(wrench, sizeof(wrench), "wrench%s%s", other_dir ? " --dir " : "",
+	         other_dir ? c->o->dir : "");
 	snprintf(message, sizeof(message),
-	         "%s; fix: wrench unset %s %.*s, or rewrite the line with wrench set %s %.*s "
+	         "%s; fix: %s unset %s %.*s, or rewrite the line with %s set %s %.*s "
 	         "DIRECTIVE...",
-	         err, c->category, (int)flen, rule.feature, c->category, (int)flen, rule.feature);
+	         err, wrench, c->category, (int)flen, rule.feature, wrench, c->category, (int)flen,
+	         rule.feature);
 	print_problem(c, c->path, c->line, message);
 }
 

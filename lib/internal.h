@@ -118,6 +118,7 @@ struct wrench__identity {
 /* One broken rule: the message, and what it was found on. */
 struct wrench__problem {
 	enum wrench_log_level level;
+	const char *path; /* what is wrong; valid during a report callback only */
 	char message[WRENCH_MAX_MESSAGE];
 	struct wrench__identity where;
 };

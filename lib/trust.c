@@ -37,15 +37,18 @@ static void identity_of(const struct stat *st, struct wrench__identity *id)
 	id->ctime_nsec = st->st_ctim.tv_nsec;
 }
 
-/* Records one broken rule: the first is kept, a lint is told of each. */
-__attribute__((format(printf, 5, 6))) static int refuse(struct wrench__trust *t, int err,
+/* Records one broken rule of PATH: the first is kept, a lint is told of
+ * each. */
+__attribute__((format(printf, 6, 7))) static int refuse(struct wrench__trust *t, int err,
                                                         enum wrench_log_level level,
-                                                        const struct stat *st, const char *fmt, ...)
+                                                        const struct stat *st, const char *path,
+                                                        const char *fmt, ...)
 {
 	struct wrench__problem problem;
 	va_list ap;
 
 	problem.level = level;
+	problem.path = path;
 	if (st)
 		identity_of(st, &problem.where);
 	else
@@ -53,10 +56,12 @@ __attribute__((format(printf, 5, 6))) static int refuse(struct wrench__trust *t,
 	va_start(ap, fmt);
 	vsnprintf(problem.message, sizeof(problem.message), fmt, ap);
 	va_end(ap);
-	if (t->problems++ == 0)
-		t->first = problem;
 	if (t->report)
 		t->report(&problem, t->ctx);
+	if (t->problems++ == 0) {
+		t->first = problem;
+		t->first.path = NULL; /* PATH lives no longer than this call */
+	}
 	return err;
 }
 
@@ -89,10 +94,10 @@ static int check_owner(const struct stat *st, const char *path, struct wrench__t
 	if (st->st_uid == 0 || st->st_uid == euid)
 		return 0;
 	if (euid == 0)
-		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		              "%s is owned by uid %u, not by root; fix: chown root %s", path,
 		              (unsigned)st->st_uid, path);
-	return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+	return refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 	              "%s is owned by uid %u, not by root or uid %u (%s); fix: chown root %s", path,
 	              (unsigned)st->st_uid, (unsigned)euid,
 	              t->for_uid ? "the agent's" : "this process", path);
@@ -108,7 +113,7 @@ static int check_owner_and_mode(const struct stat *st, const char *path, bool st
 	if (rc < 0 && !t->report)
 		return rc;
 	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
-		int mode_rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		int mode_rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		                     "%s is writable by group or others (mode %04o); fix: chmod "
 		                     "go-w %s",
 		                     path, (unsigned)(st->st_mode & 07777), path);
@@ -126,15 +131,15 @@ static int check_directory(int fd, const char *path, bool is_ancestor, struct wr
 
 	*blocked = true;
 	if (fstat(fd, &st) < 0)
-		return refuse(t, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
+		return refuse(t, -errno, WRENCH_LOG_ERROR, NULL, path, "cannot stat %s: %s", path,
 		              strerror(errno));
 	if (S_ISLNK(st.st_mode))
-		return refuse(t, -ELOOP, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -ELOOP, WRENCH_LOG_ERROR, &st, path,
 		              "%s is a symbolic link; the trigger directory and its ancestors "
 		              "must be real directories: use the path the link points to",
 		              path);
 	if (!S_ISDIR(st.st_mode))
-		return refuse(t, -ENOTDIR, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -ENOTDIR, WRENCH_LOG_ERROR, &st, path,
 		              "%s is %s, not a directory; fix: remove it or choose another "
 		              "trigger directory",
 		              path, type_name(st.st_mode));
@@ -147,8 +152,9 @@ static int check_directory(int fd, const char *path, bool is_ancestor, struct wr
 static int open_failure(int err, const char *path, struct wrench__trust *t)
 {
 	if (err == ENOENT)
-		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, "%s does not exist", path);
-	return refuse(t, -err, WRENCH_LOG_ERROR, NULL, "cannot open %s: %s", path, strerror(err));
+		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, path, "%s does not exist", path);
+	return refuse(t, -err, WRENCH_LOG_ERROR, NULL, path, "cannot open %s: %s", path,
+	              strerror(err));
 }
 
 /* Skips slashes and "." components: what is left starts a real name. */
@@ -166,7 +172,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 	bool walk_blocked = false;
 
 	if (path[0] != '/')
-		return refuse(t, -EINVAL, WRENCH_LOG_ERROR, NULL,
+		return refuse(t, -EINVAL, WRENCH_LOG_ERROR, NULL, path,
 		              "trigger directory %s is not an absolute path", path);
 	int fd = open("/", DIR_OPEN_FLAGS | O_DIRECTORY);
 	if (fd < 0)
@@ -185,7 +191,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 		}
 		size_t len = strcspn(p, "/");
 		if (walked_len + 1 + len >= sizeof(walked) || len > NAME_MAX) {
-			rc = refuse(t, -ENAMETOOLONG, WRENCH_LOG_ERROR, NULL,
+			rc = refuse(t, -ENAMETOOLONG, WRENCH_LOG_ERROR, NULL, path,
 			            "trigger directory %s: path too long", path);
 			break;
 		}
@@ -232,11 +238,11 @@ static int describe_unopenable(int err, int dirfd, const char *name, const char 
 		return open_failure(err, path, t);
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
 		if (S_ISLNK(st.st_mode))
-			return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st,
+			return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st, path,
 			              "%s is a symbolic link; trigger files must be regular "
 			              "files: replace the link with a copy of its target",
 			              path);
-		return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st,
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, &st, path,
 		              "%s is not a regular file (it is %s); fix: rm %s", path,
 		              type_name(st.st_mode), path);
 	}
@@ -249,12 +255,12 @@ static int describe_unopenable(int err, int dirfd, const char *name, const char 
 static int check_file(const struct stat *st, const char *path, struct wrench__trust *t)
 {
 	if (!S_ISREG(st->st_mode))
-		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		              "%s is not a regular file (it is %s); fix: rm %s", path,
 		              type_name(st->st_mode), path);
 	int rc = 0;
 	if (st->st_nlink != 1)
-		rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st,
+		rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		            "%s has %lu hard links, so it may be changed through another "
 		            "name; fix: cp %s %s.new && mv %s.new %s",
 		            path, (unsigned long)st->st_nlink, path, path, path, path);
@@ -263,7 +269,7 @@ static int check_file(const struct stat *st, const char *path, struct wrench__tr
 		rc = rc < 0 ? rc : step;
 	}
 	if ((rc == 0 || t->report) && st->st_size > WRENCH_MAX_FILE_SIZE) {
-		int step = refuse(t, -EFBIG, WRENCH_LOG_ERROR, st,
+		int step = refuse(t, -EFBIG, WRENCH_LOG_ERROR, st, path,
 		                  "%s is %lld bytes, more than the %d allowed; fix: shorten it",
 		                  path, (long long)st->st_size, WRENCH_MAX_FILE_SIZE);
 		rc = rc < 0 ? rc : step;
@@ -279,7 +285,8 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	char *data = malloc(cap);
 
 	if (!data)
-		return refuse(t, -ENOMEM, WRENCH_LOG_ERROR, st, "out of memory reading %s", path);
+		return refuse(t, -ENOMEM, WRENCH_LOG_ERROR, st, path, "out of memory reading %s",
+		              path);
 	while (len < cap) {
 		ssize_t n = read(fd, data + len, cap - len);
 		if (n < 0 && errno == EINTR)
@@ -287,8 +294,8 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 		if (n < 0) {
 			int err = errno;
 			free(data);
-			return refuse(t, -err, WRENCH_LOG_ERROR, st, "cannot read %s: %s", path,
-			              strerror(err));
+			return refuse(t, -err, WRENCH_LOG_ERROR, st, path, "cannot read %s: %s",
+			              path, strerror(err));
 		}
 		if (n == 0)
 			break;
@@ -296,7 +303,7 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	}
 	if (len > WRENCH_MAX_FILE_SIZE) {
 		free(data);
-		return refuse(t, -EFBIG, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EFBIG, WRENCH_LOG_ERROR, st, path,
 		              "%s is more than the %d bytes allowed; fix: shorten it", path,
 		              WRENCH_MAX_FILE_SIZE);
 	}
@@ -304,7 +311,7 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 	if (nul) {
 		size_t offset = (size_t)(nul - data);
 		free(data);
-		return refuse(t, -EILSEQ, WRENCH_LOG_ERROR, st,
+		return refuse(t, -EILSEQ, WRENCH_LOG_ERROR, st, path,
 		              "%s contains a NUL byte at offset %zu; trigger files are text: "
 		              "rewrite it",
 		              path, offset);
@@ -352,7 +359,7 @@ int wrench__trust_read_file(int dirfd, const char *name, const char *path,
 	file->len = 0;
 	int fd = open_current(dirfd, name, &st);
 	if (fd == -ENOENT)
-		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL,
+		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, path,
 		              "%s does not exist (it was removed while it was opened)", path);
 	if (fd < 0)
 		return describe_unopenable(-fd, dirfd, name, path, t);

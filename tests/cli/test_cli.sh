@@ -362,13 +362,33 @@ test_option_of_another_command_is_a_usage_error() {
 	expect_missing "$D"
 }
 
-test_owner_on_list_check_eval_or_clear_is_a_usage_error() {
-	for cmd in list check "eval cat feat" clear; do
-		# shellcheck disable=SC2086
-		w --dir "$D" --owner root $cmd
-		expect_bad_usage
-	done
-	expect_missing "$D"
+test_owner_on_clear_is_a_usage_error() {
+	w --dir "$D" --owner root clear
+	expect_bad_usage
+}
+
+# list, check and eval judge files for the agent's uid given by --owner:
+# a file owned by nobody is fine for an agent running as nobody, and is
+# refused for an agent running as root.
+test_owner_on_list_check_eval_judges_for_that_agent() {
+	need_root "chown to nobody"
+	chmod 0755 "$t" # the agent must be able to reach its directory
+	w --dir "$D" --owner nobody set cat feat
+	expect_rc 0
+	w --dir "$D" --owner nobody check
+	expect_rc 0
+	w --dir "$D" check
+	expect_rc 1
+	expect_stdout_match 'owned by uid [0-9]+, not by root'
+	w --dir "$D" --owner nobody list
+	expect_rc 0
+	expect_stdout 'cat feat\n'
+	w --dir "$D" list
+	expect_stdout_match '^cat feat  # ignored: .*owned by uid'
+	w --dir "$D" --owner nobody eval cat feat
+	expect_rc 0
+	w --dir "$D" eval cat feat
+	expect_rc 1
 }
 
 test_dir_with_dotdot_is_a_usage_error() {
