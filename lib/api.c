@@ -34,6 +34,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	wrench__random_atfork_child();
 	wrench__cache_atfork_child();
 	wrench__log_atfork_child();
 }

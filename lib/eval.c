@@ -15,14 +15,19 @@
 
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 {
-	uint64_t n = atomic_fetch_add_explicit(&rule->calls, 1, memory_order_relaxed) + 1;
-
-	if (n <= rule->after)
-		return false;
-	if (rule->every && (n - rule->after - 1) % rule->every >= rule->first)
-		return false;
+	/* Only the lines that need a count share a counter between threads:
+	 * a bare line costs no write to memory other threads read. */
+	if (rule->after || rule->every) {
+		uint64_t n = atomic_fetch_add_explicit(&rule->calls, 1, memory_order_relaxed) + 1;
+		if (n <= rule->after)
+			return false;
+		if (rule->every && (n - rule->after - 1) % rule->every >= rule->first)
+			return false;
+	}
 	if (rule->has_chance) {
-		uint64_t k = atomic_fetch_add_explicit(&rule->draws, 1, memory_order_relaxed);
+		uint64_t k =
+		        seeded ? atomic_fetch_add_explicit(&rule->draws, 1, memory_order_relaxed)
+		               : 0;
 		if ((wrench__draw(rule, seeded, k) >> 11) >= rule->chance_threshold)
 			return false;
 	}
@@ -77,10 +82,10 @@ void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t 
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
                            wrench__fire_fn *fire, void *ctx)
 {
-	for (size_t i = 0; i < rules->count; i++) {
+	for (int32_t i = wrench__rules_find(rules, feature); i >= 0; i = rules->rule[i].next_same) {
 		struct wrench__rule *rule = &rules->rule[i];
 
-		if (strcmp(rule->feature, feature) != 0 || !wrench__rule_fires(rule, seeded))
+		if (!wrench__rule_fires(rule, seeded))
 			continue;
 		fire(rule, ctx);
 		/* A slow line lets the later lines have their turn. */

@@ -48,8 +48,9 @@ struct wrench__rule {
 	uint64_t chance_threshold; /* fires when a 53-bit draw is below this */
 	uint64_t every, first;     /* every == 0: no every/first */
 	uint64_t after;
-	uint64_t times; /* 0: no cap */
-	uint64_t seed;  /* per-line seed for reproducible draws */
+	uint64_t times;    /* 0: no cap */
+	uint64_t seed;     /* per-line seed for reproducible draws */
+	int32_t next_same; /* the next line for the same feature, or -1 */
 
 	/* Counters: per line, per process, reset when the file changes. */
 	_Atomic uint64_t calls;
@@ -70,7 +71,14 @@ struct wrench__rules {
 	size_t error_count;
 	struct wrench__parse_error *error;
 	char *features; /* storage for every rule's feature */
+	/* Features to their first line, open addressing: a file of many
+	 * lines costs a call no more than a file of one. */
+	int32_t *index;
+	size_t index_mask;
 };
+
+/* The first line for FEATURE in RULES (follow next_same), or -1. */
+int32_t wrench__rules_find(const struct wrench__rules *rules, const char *feature);
 
 /*
  * Parses one line (without its line terminator). Returns 1 and fills RULE
@@ -115,6 +123,9 @@ struct wrench__identity {
 	int64_t ctime_sec, ctime_nsec;
 };
 
+/* What a descriptor opened by the trust checks is. */
+enum wrench__opened { WRENCH__ANCESTOR, WRENCH__DIR, WRENCH__FILE };
+
 /* One broken rule: the message, and what it was found on. */
 struct wrench__problem {
 	enum wrench_log_level level;
@@ -137,6 +148,12 @@ struct wrench__trust {
 	 * command checks files for an agent running as another user). */
 	bool for_uid;
 	uid_t uid;
+	/* Told of each descriptor the checks open, before anything is
+	 * checked on it, so that a watch set on it misses no later change:
+	 * an ancestor (NEXT: the name under it that leads on), the trigger
+	 * directory (NEXT: NULL) or a trigger file (NEXT: its name). */
+	void (*opened)(int fd, enum wrench__opened what, const char *next, void *ctx);
+	void *opened_ctx;
 };
 
 /* The checked contents of one trigger file. */
@@ -174,7 +191,10 @@ bool wrench__category_is_valid(const char *name);
 int wrench__seed_from_env(uint64_t *seed);
 /* Per-line seed, from the global seed, the category and the line number. */
 uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line);
-/* The K-th draw of a seeded line, or a fresh one from the system. */
+/* A child must not replay its parent's unseeded draws: call in the child. */
+void wrench__random_atfork_child(void);
+/* The K-th draw of a seeded line, or a fresh one from this thread's
+ * generator (seeded from the system). */
 uint64_t wrench__draw(const struct wrench__rule *rule, bool seeded, uint64_t k);
 
 /* ---- eval.c: deciding and acting ---------------------------------------- */

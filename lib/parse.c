@@ -385,6 +385,57 @@ static int add_error(struct wrench__rules *rules, unsigned line, const char *mes
 	return 0;
 }
 
+static size_t feature_hash(const char *feature)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *feature; feature++)
+		h = (h ^ (unsigned char)*feature) * 0x100000001b3ull;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot of FEATURE: where its first line is, or the empty slot where
+ * it would go. The table is at most half full, so probing ends. */
+static size_t index_slot(const struct wrench__rules *rules, const char *feature)
+{
+	size_t slot = feature_hash(feature) & rules->index_mask;
+	while (rules->index[slot] >= 0 && strcmp(rules->rule[rules->index[slot]].feature, feature))
+		slot = (slot + 1) & rules->index_mask;
+	return slot;
+}
+
+int32_t wrench__rules_find(const struct wrench__rules *rules, const char *feature)
+{
+	return rules->index[index_slot(rules, feature)];
+}
+
+/* Chains the lines of each feature in file order, and indexes the first. */
+static int build_index(struct wrench__rules *rules)
+{
+	size_t size = 2;
+	while (size < 2 * rules->count)
+		size *= 2;
+	int32_t *last = malloc(size * sizeof(*last));
+	rules->index = malloc(size * sizeof(*rules->index));
+	if (!last || !rules->index) {
+		free(last);
+		return -ENOMEM;
+	}
+	rules->index_mask = size - 1;
+	for (size_t i = 0; i < size; i++)
+		rules->index[i] = -1;
+	for (size_t i = 0; i < rules->count; i++) {
+		size_t slot = index_slot(rules, rules->rule[i].feature);
+		rules->rule[i].next_same = -1;
+		if (rules->index[slot] < 0)
+			rules->index[slot] = (int32_t)i;
+		else
+			rules->rule[last[slot]].next_same = (int32_t)i;
+		last[slot] = (int32_t)i;
+	}
+	free(last);
+	return 0;
+}
+
 int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out)
 {
 	struct wrench__rules *rules = calloc(1, sizeof(*rules));
@@ -415,6 +466,8 @@ int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out
 		}
 		start = end + 1;
 	}
+	if (rc == 0)
+		rc = build_index(rules);
 	if (rc < 0) {
 		wrench__rules_free(rules);
 		return rc;
@@ -427,6 +480,7 @@ void wrench__rules_free(struct wrench__rules *rules)
 {
 	if (!rules)
 		return;
+	free(rules->index);
 	free(rules->rule);
 	free(rules->error);
 	free(rules->features);

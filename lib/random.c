@@ -32,11 +32,55 @@ uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned lin
 	return mix(seed ^ mix(h ^ mix(line)));
 }
 
+/* Unseeded draws come from a generator per thread, seeded once from the
+ * system: arc4random() makes a system call (getpid) on every use, which a
+ * hot failure point cannot afford. A fork() bumps the epoch so that a
+ * child does not replay its parent's decisions. */
+static _Atomic unsigned fork_epoch;
+static _Thread_local struct {
+	uint64_t s[4];
+	unsigned epoch;
+	bool seeded;
+} thread_rng;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256**: fast, and statistically sound for coin flips. */
+static uint64_t thread_next(void)
+{
+	unsigned epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+	uint64_t *s = thread_rng.s;
+
+	if (!thread_rng.seeded || thread_rng.epoch != epoch) {
+		do
+			arc4random_buf(s, sizeof(thread_rng.s));
+		while ((s[0] | s[1] | s[2] | s[3]) == 0);
+		thread_rng.seeded = true;
+		thread_rng.epoch = epoch;
+	}
+	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+void wrench__random_atfork_child(void)
+{
+	atomic_fetch_add(&fork_epoch, 1);
+}
+
 uint64_t wrench__draw(const struct wrench__rule *rule, bool use_seed, uint64_t k)
 {
 	if (use_seed)
 		return mix(rule->seed + (k + 1) * 0x9e3779b97f4a7c15ull);
-	return (uint64_t)arc4random() << 32 | arc4random();
+	return thread_next();
 }
 
 int wrench__seed_from_env(uint64_t *seed)

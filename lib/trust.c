@@ -165,6 +165,25 @@ static const char *skip_separators(const char *p)
 	return p;
 }
 
+/* Tells T's opened hook of a step of the walk; REST is the path still to
+ * walk, whose first name is what leads on from this step. */
+static void tell_opened(struct wrench__trust *t, int fd, const char *rest)
+{
+	char next[NAME_MAX + 1];
+
+	if (!t->opened)
+		return;
+	rest = skip_separators(rest);
+	size_t len = strcspn(rest, "/");
+	if (len == 0 || len > NAME_MAX) {
+		t->opened(fd, WRENCH__DIR, NULL, t->opened_ctx);
+		return;
+	}
+	memcpy(next, rest, len);
+	next[len] = '\0';
+	t->opened(fd, WRENCH__ANCESTOR, next, t->opened_ctx);
+}
+
 int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 {
 	char walked[PATH_MAX];
@@ -179,6 +198,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 		return open_failure(errno, "/", t);
 
 	const char *p = path;
+	tell_opened(t, fd, p);
 	int rc = check_directory(fd, "/", true, t, &walk_blocked);
 	/* A lint walks on past owner and mode problems to find them all; a
 	 * directory that is not one ends every walk. */
@@ -212,6 +232,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 		}
 		close(fd);
 		fd = next;
+		tell_opened(t, fd, p);
 		bool last = *skip_separators(p) == '\0';
 		int step = check_directory(fd, walked, !last, t, &walk_blocked);
 		rc = rc < 0 ? rc : step;
@@ -332,12 +353,14 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
  * Returns the descriptor, or a negative errno (-ENOENT when it kept
  * vanishing).
  */
-static int open_current(int dirfd, const char *name, struct stat *st)
+static int open_current(int dirfd, const char *name, struct stat *st, struct wrench__trust *t)
 {
 	for (int attempt = 0; attempt < MAX_REPLACED_RETRIES; attempt++) {
 		int fd = openat(dirfd, name, FILE_OPEN_FLAGS);
 		if (fd < 0)
 			return -errno;
+		if (t->opened)
+			t->opened(fd, WRENCH__FILE, name, t->opened_ctx);
 		if (fstat(fd, st) < 0) {
 			int err = errno;
 			close(fd);
@@ -357,7 +380,7 @@ int wrench__trust_read_file(int dirfd, const char *name, const char *path,
 
 	file->data = NULL;
 	file->len = 0;
-	int fd = open_current(dirfd, name, &st);
+	int fd = open_current(dirfd, name, &st, t);
 	if (fd == -ENOENT)
 		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, path,
 		              "%s does not exist (it was removed while it was opened)", path);
