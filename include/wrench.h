@@ -94,6 +94,15 @@ WRENCH_EXPORT const char *wrench_get_dir(void);
  */
 WRENCH_EXPORT void wrench_set_seed(const uint64_t *seed);
 
+/*
+ * Chooses how soon a change to the trigger files is seen. 0 (strict, the
+ * default, or $WRENCH_RECHECK_MS): by the next call, in every thread,
+ * at the cost of one cheap system call per call. MS > 0 (relaxed, for
+ * hot paths): within MS milliseconds (plus the clock's granularity), and
+ * a call in the steady state makes no system call at all. Returns 0.
+ */
+WRENCH_EXPORT int wrench_set_recheck_ms(unsigned ms);
+
 enum wrench_log_level {
 	WRENCH_LOG_ERROR,
 	WRENCH_LOG_WARN,

@@ -20,8 +20,12 @@ static atomic_bool told_bad_argument;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+/* Every lock is taken around fork(), in the order the library nests them,
+ * so that the child finds them free and the state they guard whole. */
 static void fork_prepare(void)
 {
+	wrench__watch_atfork_prepare();
+	wrench__view_atfork_prepare();
 	wrench__log_atfork_prepare();
 	wrench__cache_atfork_prepare();
 }
@@ -30,6 +34,8 @@ static void fork_parent(void)
 {
 	wrench__cache_atfork_parent();
 	wrench__log_atfork_parent();
+	wrench__view_atfork_parent();
+	wrench__watch_atfork_parent();
 }
 
 static void fork_child(void)
@@ -37,12 +43,15 @@ static void fork_child(void)
 	wrench__random_atfork_child();
 	wrench__cache_atfork_child();
 	wrench__log_atfork_child();
+	wrench__view_atfork_child();
+	wrench__watch_atfork_child();
 }
 
 static void init_once(void)
 {
 	wrench__log_init_from_env();
 	wrench__cache_init();
+	wrench__watch_init_from_env();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
@@ -107,4 +116,11 @@ void wrench_set_seed(const uint64_t *seed)
 {
 	wrench__init();
 	wrench__set_seed(seed);
+}
+
+int wrench_set_recheck_ms(unsigned ms)
+{
+	wrench__init();
+	wrench__set_recheck_ms(ms);
+	return 0;
 }

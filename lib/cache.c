@@ -79,6 +79,7 @@ void wrench__snapshot_put(struct wrench__snapshot *snapshot)
 {
 	if (snapshot && atomic_fetch_sub(&snapshot->refs, 1) == 1) {
 		wrench__rules_free(snapshot->rules);
+		free(snapshot->path);
 		free(snapshot);
 	}
 }
@@ -281,12 +282,16 @@ void wrench__cache_file_problem(const char *category, const struct wrench__ticke
 		wrench__log(why->level, "%s", why->message);
 }
 
-static struct wrench__snapshot *snapshot_new(const char *category, const struct wrench__file *file,
-                                             uint64_t hash, bool use_seed, uint64_t seed_value)
+static struct wrench__snapshot *snapshot_new(const char *category, const char *path,
+                                             const struct wrench__file *file, uint64_t hash,
+                                             bool use_seed, uint64_t seed_value)
 {
 	struct wrench__snapshot *s = calloc(1, sizeof(*s));
 
-	if (!s || wrench__parse_rules(file->data, file->len, &s->rules) < 0) {
+	if (!s || !(s->path = strdup(path)) ||
+	    wrench__parse_rules(file->data, file->len, &s->rules) < 0) {
+		if (s)
+			free(s->path);
 		free(s);
 		return NULL;
 	}
@@ -321,7 +326,7 @@ static void log_parse_errors(const struct wrench__rules *rules, const char *path
 	            rules->error_count);
 }
 
-struct wrench__snapshot *wrench__snapshot_private(const char *category,
+struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
                                                   const struct wrench__file *file)
 {
 	pthread_mutex_lock(&lock);
@@ -329,7 +334,7 @@ struct wrench__snapshot *wrench__snapshot_private(const char *category,
 	uint64_t seed_value = seed;
 	pthread_mutex_unlock(&lock);
 	/* Its bad lines are told by the call that caches this version. */
-	return snapshot_new(category, file, 0, use_seed, seed_value);
+	return snapshot_new(category, path, file, 0, use_seed, seed_value);
 }
 
 struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
@@ -353,7 +358,8 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 
 	/* Parse outside the lock; store the result only if no other call
 	 * stored anything since this one took its ticket. */
-	struct wrench__snapshot *fresh = snapshot_new(category, file, hash, use_seed, seed_value);
+	struct wrench__snapshot *fresh =
+	        snapshot_new(category, path, file, hash, use_seed, seed_value);
 	if (!fresh)
 		return NULL;
 	pthread_mutex_lock(&lock);
@@ -430,6 +436,7 @@ int wrench__set_dir(const char *path)
 	dir = copy;
 	drop_entries();
 	pthread_mutex_unlock(&lock);
+	wrench__watch_reset();
 	return 0;
 }
 
@@ -456,6 +463,7 @@ void wrench__set_seed(const uint64_t *value)
 	generation++;
 	pthread_mutex_unlock(&lock);
 	put_dropped(dropped, count);
+	wrench__watch_reset();
 }
 
 void wrench__cache_init(void)

@@ -232,6 +232,7 @@ void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t 
 /* A parsed file version shared by the calls that use it. */
 struct wrench__snapshot {
 	_Atomic unsigned refs;
+	char *path; /* the trigger file, for messages */
 	struct wrench__identity id;
 	uint64_t content_hash;
 	bool seeded;
@@ -261,7 +262,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
                                                const struct wrench__ticket *t,
                                                const struct wrench__file *file, bool *stale);
 /* Parses FILE into a snapshot that is not cached; NULL when out of memory. */
-struct wrench__snapshot *wrench__snapshot_private(const char *category,
+struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
                                                   const struct wrench__file *file);
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 
@@ -288,6 +289,59 @@ void wrench__cache_atfork_child(void);
 
 /* The whole query behind wrench_is_active(), once its arguments are valid. */
 bool wrench__query(const char *category, const char *feature);
+
+/* What loading a category found. */
+enum wrench__outcome {
+	WRENCH__LOADED,        /* a snapshot of the file */
+	WRENCH__FILE_UNUSABLE, /* no file, or one refused: the category is inactive */
+	WRENCH__DIR_UNUSABLE,  /* no usable directory: every category is inactive */
+	WRENCH__RETRY,         /* nothing that may be remembered: look again next time */
+};
+
+/* Loads CATEGORY with every check, through the cache of parsed files.
+ * Returns a referenced snapshot, or NULL (the problem logged once). */
+struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
+                                      enum wrench__outcome *outcome);
+
+/* ---- watch.c: change detection ------------------------------------------ */
+
+/* Whether change detection runs; while it does not, every call loads. */
+bool wrench__watch_running(void);
+/* Applies the changes reported since the last look: one read() when there
+ * are none; in relaxed mode, only once per recheck period. */
+void wrench__watch_refresh(void);
+/* Loads CATEGORY (starting the detection on first use), watching what the
+ * checks open, and tells the view what was found. */
+struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome);
+/* Forgets every watch and what the view knew: for set_dir and set_seed. */
+void wrench__watch_reset(void);
+void wrench__set_recheck_ms(unsigned ms);
+void wrench__watch_init_from_env(void);
+void wrench__watch_atfork_prepare(void);
+void wrench__watch_atfork_parent(void);
+void wrench__watch_atfork_child(void);
+
+/* ---- view.c: what is known current, for the lock-free hot path ---------- */
+
+struct wrench__view;
+
+/* The current view. Not NESTED: held by this thread until a newer one is
+ * published, never to be released. NESTED (a call made during an
+ * evaluation on this thread): a reference of the caller's, to release. */
+struct wrench__view *wrench__view_acquire(bool nested);
+void wrench__view_release(struct wrench__view *view);
+/* Answers whether the view knows CATEGORY, and if so its snapshot (NULL:
+ * inactive). */
+bool wrench__view_lookup(const struct wrench__view *view, const char *category,
+                         struct wrench__snapshot **snapshot);
+/* Changes, each published as a new view. */
+int wrench__view_set(const char *category, struct wrench__snapshot *snapshot);
+void wrench__view_forget(const char *category);
+void wrench__view_forget_all(void);
+void wrench__view_set_dir_unusable(void);
+void wrench__view_atfork_prepare(void);
+void wrench__view_atfork_parent(void);
+void wrench__view_atfork_child(void);
 
 /* ---- api.c ------------------------------------------------------------- */
 

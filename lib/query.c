@@ -19,49 +19,101 @@
 
 /* Finds and reads the trigger file; NULL (problem handled) when there is
  * none to use. Sets *STALE when the cache moved on during the I/O. */
-static struct wrench__snapshot *load(const char *category, bool last_try, bool *stale, char *path,
-                                     size_t path_len)
+static struct wrench__snapshot *load_once(const char *category, struct wrench__trust *trust,
+                                          bool last_try, bool *stale, enum wrench__outcome *outcome)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__ticket ticket;
-	struct wrench__trust trust = {0};
 	struct wrench__file file;
 
 	*stale = false;
+	*outcome = WRENCH__DIR_UNUSABLE;
 	if (!wrench__cache_begin(category, dir, sizeof(dir), &ticket))
 		return NULL;
-	snprintf(path, path_len, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", category);
-	int dirfd = wrench__trust_open_dir(dir, &trust);
+	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+	         category);
+	int dirfd = wrench__trust_open_dir(dir, trust);
 	if (dirfd < 0) {
-		wrench__cache_dir_problem(&ticket, &trust.first);
+		wrench__cache_dir_problem(&ticket, &trust->first);
 		return NULL;
 	}
-	int rc = wrench__trust_read_file(dirfd, category, path, &file, &trust);
+	int rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
 	close(dirfd);
 	struct wrench__snapshot *snapshot = NULL;
-	if (rc < 0)
-		wrench__cache_file_problem(category, &ticket, &trust.first);
-	else if (last_try)
-		snapshot = wrench__snapshot_private(category, &file);
-	else
+	*outcome = WRENCH__LOADED;
+	if (rc < 0) {
+		wrench__cache_file_problem(category, &ticket, &trust->first);
+		*outcome = WRENCH__FILE_UNUSABLE;
+	} else if (last_try) {
+		snapshot = wrench__snapshot_private(category, path, &file);
+		*outcome = WRENCH__RETRY;
+	} else {
 		snapshot = wrench__cache_acquire(category, path, &ticket, &file, stale);
+	}
 	free(file.data);
 	return snapshot;
 }
 
-bool wrench__query(const char *category, const char *feature)
+struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
+                                      enum wrench__outcome *outcome)
 {
-	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__snapshot *snapshot = NULL;
 	bool stale = true;
 
-	for (int try = 0; stale && try <= MAX_STALE_RETRIES; try++)
-		snapshot = load(category, try == MAX_STALE_RETRIES, &stale, path, sizeof(path));
+	for (int try = 0; stale && try <= MAX_STALE_RETRIES; try++) {
+		trust->problems = 0;
+		snapshot = load_once(category, trust, try == MAX_STALE_RETRIES, &stale, outcome);
+	}
+	if (!snapshot && *outcome == WRENCH__LOADED)
+		*outcome = WRENCH__RETRY; /* out of memory: nothing to remember */
+	return snapshot;
+}
+
+/* Set while this thread evaluates: a logger it calls may call back. */
+static _Thread_local unsigned evaluating;
+
+static bool evaluate(const struct wrench__snapshot *snapshot, const char *category,
+                     const char *feature)
+{
+	struct wrench__context ctx = {
+	        .category = category, .path = snapshot->path, .seeded = snapshot->seeded};
+
+	evaluating++;
+	bool active = wrench__evaluate(snapshot->rules, feature, &ctx);
+	evaluating--;
+	return active;
+}
+
+/* The hot path: what the view knows, with no lock and, in the steady
+ * state, at most the one read() of the change detection. */
+static bool answer_from_view(const char *category, const char *feature, bool *active)
+{
+	struct wrench__snapshot *snapshot;
+	/* A call made from a logger during an evaluation must not let go of
+	 * the view that evaluation is reading. */
+	bool nested = evaluating > 0;
+
+	wrench__watch_refresh();
+	struct wrench__view *view = wrench__view_acquire(nested);
+	bool known = view && wrench__view_lookup(view, category, &snapshot);
+	if (known)
+		*active = snapshot && evaluate(snapshot, category, feature);
+	if (nested)
+		wrench__view_release(view);
+	return known;
+}
+
+bool wrench__query(const char *category, const char *feature)
+{
+	enum wrench__outcome outcome;
+	bool active;
+
+	if (wrench__watch_running() && answer_from_view(category, feature, &active))
+		return active;
+	struct wrench__snapshot *snapshot = wrench__watch_load(category, &outcome);
 	if (!snapshot)
 		return false;
-	struct wrench__context ctx = {
-	        .category = category, .path = path, .seeded = snapshot->seeded};
-	bool active = wrench__evaluate(snapshot->rules, feature, &ctx);
+	active = evaluate(snapshot, category, feature);
 	wrench__snapshot_put(snapshot);
 	return active;
 }

@@ -9,7 +9,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,37 +87,6 @@ static void test_rewrite_in_place_keeping_the_mtime_is_seen(void **state)
 
 	assert_false(wrench_is_active("cat", "aaa"));
 	assert_true(wrench_is_active("cat", "bbb"));
-}
-
-/*
- * Stores through a shared mapping reach the page cache, and so read(), at
- * once; but the kernel updates mtime and ctime only on the first store to a
- * clean page, not on the later ones. After the first rewrite below nothing
- * that fstat() reports changes any more: size, inode and times stay the
- * same while the contents change, deterministically, whatever the clock's
- * granularity.
- */
-static void test_rewrite_through_a_shared_mapping_is_seen(void **state)
-{
-	const char *dir = scratch_dir(state);
-	char path[512];
-	write_file(dir, "cat", "aaa\n", 0644);
-	int fd = open(path_in(dir, "cat", path, sizeof(path)), O_RDWR | O_CLOEXEC);
-	assert_true(fd >= 0);
-	char *map = mmap(NULL, 4, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(map != MAP_FAILED);
-	close(fd);
-	assert_true(wrench_is_active("cat", "aaa"));
-
-	for (int i = 0; i < 50; i++) {
-		memcpy(map, "bbb", 3);
-		assert_false(wrench_is_active("cat", "aaa"));
-		assert_true(wrench_is_active("cat", "bbb"));
-		memcpy(map, "aaa", 3);
-		assert_true(wrench_is_active("cat", "aaa"));
-		assert_false(wrench_is_active("cat", "bbb"));
-	}
-	munmap(map, 4);
 }
 
 static void test_deleted_file_is_seen(void **state)
@@ -432,7 +400,6 @@ int main(void)
 	        VISIBILITY_TEST(test_file_rewritten_through_rename_is_seen),
 	        VISIBILITY_TEST(test_same_size_rewrite_in_place_is_seen),
 	        VISIBILITY_TEST(test_rewrite_in_place_keeping_the_mtime_is_seen),
-	        VISIBILITY_TEST(test_rewrite_through_a_shared_mapping_is_seen),
 	        VISIBILITY_TEST(test_deleted_file_is_seen),
 	        VISIBILITY_TEST(test_file_renamed_into_place_is_seen),
 	        VISIBILITY_TEST(test_file_chmod_bad_then_good_is_seen),

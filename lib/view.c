@@ -1,0 +1,261 @@
+/*
+ * The view: what the change detection knows to be current, published for
+ * the hot path to read without a lock.
+ *
+ * A view is immutable: a table from category to the snapshot of its
+ * trigger file (or to "no usable file"), plus whether the directory itself
+ * is unusable. A change builds a new view and publishes it. Each thread
+ * keeps a reference to the view it last used, so that reading the view a
+ * thread already holds costs no write to shared memory: two threads at
+ * the same failure point never contend. A thread takes the lock only when
+ * a new view was published, to swap its reference.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* One category the view knows; shared by the views that contain it. */
+struct known {
+	_Atomic unsigned refs;
+	struct wrench__snapshot *snapshot; /* NULL: no usable file */
+	uint64_t hash;
+	char category[];
+};
+
+struct wrench__view {
+	_Atomic unsigned refs;
+	bool dir_unusable;
+	size_t mask; /* slots - 1; the table is at most half full */
+	size_t count;
+	struct known **slot;
+};
+
+#define MAX_REMEMBERED 1024
+
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wrench__view *_Atomic current;
+
+/* The view this thread holds a reference to, released at thread exit. */
+static _Thread_local struct wrench__view *held;
+static pthread_key_t held_key;
+static pthread_once_t held_key_once = PTHREAD_ONCE_INIT;
+
+static uint64_t hash_name(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return h;
+}
+
+static void known_put(struct known *k)
+{
+	if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
+		wrench__snapshot_put(k->snapshot);
+		free(k);
+	}
+}
+
+static void view_put(struct wrench__view *v)
+{
+	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i <= v->mask; i++)
+		known_put(v->slot[i]);
+	free(v->slot);
+	free(v);
+}
+
+static size_t find_slot(const struct wrench__view *v, const char *category, uint64_t hash)
+{
+	size_t i = hash & v->mask;
+	while (v->slot[i] && (v->slot[i]->hash != hash || strcmp(v->slot[i]->category, category)))
+		i = (i + 1) & v->mask;
+	return i;
+}
+
+/* An empty view with room for COUNT categories. */
+static struct wrench__view *view_new(size_t count)
+{
+	struct wrench__view *v = calloc(1, sizeof(*v));
+	size_t size = 8;
+
+	while (size < 2 * count)
+		size *= 2;
+	if (!v || !(v->slot = calloc(size, sizeof(*v->slot)))) {
+		free(v);
+		return NULL;
+	}
+	atomic_init(&v->refs, 1);
+	v->mask = size - 1;
+	return v;
+}
+
+/* Adds K (taking a reference); V has room and does not hold K's name. */
+static void view_add(struct wrench__view *v, struct known *k)
+{
+	atomic_fetch_add(&k->refs, 1);
+	v->slot[find_slot(v, k->category, k->hash)] = k;
+	v->count++;
+}
+
+/* A copy of OLD without SKIP (NULL: none), with room for one more. */
+static struct wrench__view *view_copy(const struct wrench__view *old, const struct known *skip)
+{
+	struct wrench__view *v = view_new(old ? old->count + 1 : 1);
+
+	for (size_t i = 0; v && old && i <= old->mask; i++)
+		if (old->slot[i] && old->slot[i] != skip)
+			view_add(v, old->slot[i]);
+	return v;
+}
+
+/* Makes V the current view; the caller holds view_lock. */
+static void publish(struct wrench__view *v)
+{
+	struct wrench__view *old = atomic_load(&current);
+	atomic_store_explicit(&current, v, memory_order_release);
+	view_put(old);
+}
+
+int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
+{
+	size_t len = strlen(category) + 1;
+
+	/* Each change copies the view, so an agent making up category names
+	 * must not grow it without end: past the cap, names without a file
+	 * are not remembered, and each call for them looks for the file. */
+	struct wrench__view *now = atomic_load(&current);
+	if (!snapshot && now && now->count >= MAX_REMEMBERED)
+		return 0;
+	struct known *k = malloc(sizeof(*k) + len);
+
+	if (!k)
+		return -ENOMEM;
+	atomic_init(&k->refs, 1);
+	k->snapshot = snapshot;
+	if (snapshot)
+		atomic_fetch_add(&snapshot->refs, 1);
+	k->hash = hash_name(category);
+	memcpy(k->category, category, len);
+
+	pthread_mutex_lock(&view_lock);
+	struct wrench__view *old = atomic_load(&current);
+	const struct known *replaced = old ? old->slot[find_slot(old, category, k->hash)] : NULL;
+	struct wrench__view *v = view_copy(old, replaced);
+	if (v) {
+		view_add(v, k);
+		publish(v);
+	}
+	pthread_mutex_unlock(&view_lock);
+	known_put(k); /* the view holds its own reference */
+	return v ? 0 : -ENOMEM;
+}
+
+/* Publishes an empty view, which knows nothing, or that the directory
+ * is unusable. */
+static void publish_empty(bool dir_unusable)
+{
+	struct wrench__view *v = view_new(0);
+
+	pthread_mutex_lock(&view_lock);
+	if (v) {
+		v->dir_unusable = dir_unusable;
+		publish(v);
+	} else {
+		/* Out of memory: no view at all sends every call the slow way. */
+		publish(NULL);
+	}
+	pthread_mutex_unlock(&view_lock);
+}
+
+void wrench__view_forget_all(void)
+{
+	publish_empty(false);
+}
+
+void wrench__view_set_dir_unusable(void)
+{
+	publish_empty(true);
+}
+
+void wrench__view_forget(const char *category)
+{
+	pthread_mutex_lock(&view_lock);
+	struct wrench__view *old = atomic_load(&current);
+	struct known *k = old ? old->slot[find_slot(old, category, hash_name(category))] : NULL;
+	if (k)
+		publish(view_copy(old, k));
+	pthread_mutex_unlock(&view_lock);
+}
+
+static void release_held(void *unused)
+{
+	(void)unused;
+	view_put(held);
+	held = NULL;
+}
+
+static void make_held_key(void)
+{
+	pthread_key_create(&held_key, release_held);
+}
+
+struct wrench__view *wrench__view_acquire(bool nested)
+{
+	struct wrench__view *v = atomic_load_explicit(&current, memory_order_acquire);
+
+	if (v == held && !nested)
+		return v;
+	pthread_mutex_lock(&view_lock);
+	v = atomic_load(&current);
+	if (v)
+		atomic_fetch_add(&v->refs, 1);
+	pthread_mutex_unlock(&view_lock);
+	if (nested)
+		return v; /* the caller releases it */
+	pthread_once(&held_key_once, make_held_key);
+	struct wrench__view *old = held;
+	held = v;
+	/* A non-NULL value makes pthreads call release_held at thread exit. */
+	pthread_setspecific(held_key, v ? (void *)1 : NULL);
+	view_put(old);
+	return v;
+}
+
+void wrench__view_release(struct wrench__view *v)
+{
+	view_put(v);
+}
+
+bool wrench__view_lookup(const struct wrench__view *v, const char *category,
+                         struct wrench__snapshot **snapshot)
+{
+	if (v->dir_unusable) {
+		*snapshot = NULL;
+		return true;
+	}
+	struct known *k = v->slot[find_slot(v, category, hash_name(category))];
+	if (!k)
+		return false;
+	*snapshot = k->snapshot;
+	return true;
+}
+
+void wrench__view_atfork_prepare(void)
+{
+	pthread_mutex_lock(&view_lock);
+}
+
+void wrench__view_atfork_parent(void)
+{
+	pthread_mutex_unlock(&view_lock);
+}
+
+void wrench__view_atfork_child(void)
+{
+	pthread_mutex_unlock(&view_lock);
+}

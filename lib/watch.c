@@ -1,0 +1,333 @@
+/*
+ * Change detection: the kernel tells us, through inotify, when anything a
+ * trigger file's trust or contents depend on changes, so that a call in
+ * the steady state makes at most one system call (a read() of the inotify
+ * descriptor that finds nothing), or none in relaxed mode.
+ *
+ * What is watched is what the trust checks opened: every ancestor of the
+ * trigger directory (for the name that leads on), the directory (for its
+ * entries), and each trigger file loaded (for changes made through another
+ * name). Each watch is set on the very descriptor the checks then examine,
+ * before they examine it, so no change can fall between a check and its
+ * watch. Any event that concerns a watched name forgets what the view knew
+ * about it; the next call loads it again, with every check.
+ *
+ * A change completed before a call starts is seen by it, whichever thread
+ * reads the event: reading events and applying them to the view happen
+ * under one lock, which every strict-mode call takes around its read().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* What changes we hear about, per kind of thing watched. An ancestor's
+ * events are filtered down to the one name that leads on. */
+#define ANCESTOR_EVENTS                                                                            \
+	(IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |        \
+	 IN_MOVE_SELF)
+#define DIR_EVENTS  (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
+#define FILE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+struct watch {
+	int wd;
+	enum wrench__opened what;
+	char name[NAME_MAX + 1]; /* the name leading on, or the category */
+};
+
+enum state { UNTRIED, RUNNING, FAILED };
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int state = UNTRIED;
+static int inotify_fd = -1;
+static struct watch *watches;
+static size_t watch_count, watch_capacity;
+static uint64_t changes; /* bumped by every change applied */
+
+/* A message for the log, told once the lock is released: a logger may
+ * call the library, which takes the lock. */
+static char note[128];
+
+static _Atomic unsigned recheck_ms;
+static _Atomic uint64_t next_check_ms;
+
+static void forget_watches(void)
+{
+	for (size_t i = 0; i < watch_count; i++)
+		inotify_rm_watch(inotify_fd, watches[i].wd);
+	watch_count = 0;
+}
+
+/* Releases watch_lock, then logs what was noted under it. */
+static void unlock_and_tell(void)
+{
+	char message[sizeof(note)];
+
+	memcpy(message, note, sizeof(note));
+	note[0] = '\0';
+	pthread_mutex_unlock(&watch_lock);
+	if (message[0])
+		wrench__log(WRENCH_LOG_INFO, "%s", message);
+}
+
+/* Everything may have changed: the directory must be walked again. */
+static void forget_everything(void)
+{
+	changes++;
+	forget_watches();
+	wrench__view_forget_all();
+}
+
+static void forget_category(const char *category)
+{
+	changes++;
+	wrench__view_forget(category);
+}
+
+static struct watch *find_watch(int wd)
+{
+	for (size_t i = 0; i < watch_count; i++)
+		if (watches[i].wd == wd)
+			return &watches[i];
+	return NULL;
+}
+
+static void apply(const struct inotify_event *ev)
+{
+	if (ev->mask & IN_Q_OVERFLOW) {
+		forget_everything();
+		return;
+	}
+	struct watch *w = find_watch(ev->wd);
+	if (!w)
+		return; /* a watch we removed; its last events trickle in */
+	if (ev->mask & IN_IGNORED) {
+		enum wrench__opened what = w->what;
+		char name[NAME_MAX + 1];
+		memcpy(name, w->name, sizeof(name));
+		*w = watches[--watch_count];
+		if (what == WRENCH__FILE)
+			forget_category(name);
+		else
+			forget_everything();
+		return;
+	}
+	switch (w->what) {
+	case WRENCH__ANCESTOR:
+		if (ev->len == 0 || strcmp(ev->name, w->name) == 0)
+			forget_everything();
+		break;
+	case WRENCH__DIR:
+		if (ev->len)
+			forget_category(ev->name);
+		else
+			forget_everything();
+		break;
+	case WRENCH__FILE:
+		forget_category(w->name);
+		break;
+	}
+}
+
+/* Applies every pending event. Called with watch_lock held. */
+static void poll_events(void)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	for (;;) {
+		ssize_t n = read(inotify_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			apply(ev);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+/* Starts change detection; on failure every call checks by itself. */
+static void start(void)
+{
+	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	atomic_store(&state, inotify_fd >= 0 ? RUNNING : FAILED);
+	if (inotify_fd < 0)
+		snprintf(note, sizeof(note),
+		         "no change detection (inotify: %s): every call reads "
+		         "the files",
+		         strerror(errno));
+}
+
+static void stop(const char *why)
+{
+	snprintf(note, sizeof(note), "change detection stopped (%s): every call reads the files",
+	         why);
+	forget_everything();
+	close(inotify_fd);
+	inotify_fd = -1;
+	atomic_store(&state, FAILED);
+}
+
+/* The trust checks' hook: watch each descriptor before it is checked. */
+static void watch_opened(int fd, enum wrench__opened what, const char *next, void *ctx)
+{
+	static const uint32_t masks[] = {
+	        [WRENCH__ANCESTOR] = ANCESTOR_EVENTS,
+	        [WRENCH__DIR] = DIR_EVENTS,
+	        [WRENCH__FILE] = FILE_EVENTS,
+	};
+	char proc[64];
+	(void)ctx;
+
+	pthread_mutex_lock(&watch_lock);
+	if (atomic_load(&state) != RUNNING)
+		goto out;
+	/* The descriptor, not its path: the path may lead elsewhere now. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int wd = inotify_add_watch(inotify_fd, proc, masks[what]);
+	if (wd < 0) {
+		stop(strerror(errno));
+		goto out;
+	}
+	struct watch *w = find_watch(wd);
+	if (!w && watch_count == watch_capacity) {
+		size_t capacity = watch_capacity ? 2 * watch_capacity : 16;
+		struct watch *more = realloc(watches, capacity * sizeof(*more));
+		if (!more) {
+			stop("out of memory");
+			goto out;
+		}
+		watches = more;
+		watch_capacity = capacity;
+	}
+	if (!w)
+		w = &watches[watch_count++];
+	w->wd = wd;
+	w->what = what;
+	snprintf(w->name, sizeof(w->name), "%s", next ? next : "");
+out:
+	unlock_and_tell();
+}
+
+bool wrench__watch_running(void)
+{
+	return atomic_load_explicit(&state, memory_order_relaxed) == RUNNING;
+}
+
+static uint64_t coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void wrench__watch_refresh(void)
+{
+	unsigned ms = atomic_load_explicit(&recheck_ms, memory_order_relaxed);
+	uint64_t now = 0;
+
+	/* Relaxed mode: the clock is read from the vDSO, no system call. */
+	if (ms) {
+		now = coarse_ms();
+		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
+			return;
+	}
+	pthread_mutex_lock(&watch_lock);
+	if (atomic_load(&state) == RUNNING)
+		poll_events();
+	if (ms)
+		atomic_store_explicit(&next_check_ms, now + ms, memory_order_relaxed);
+	pthread_mutex_unlock(&watch_lock);
+}
+
+struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome)
+{
+	pthread_mutex_lock(&watch_lock);
+	if (atomic_load(&state) == UNTRIED)
+		start();
+	uint64_t before = changes;
+	unlock_and_tell();
+
+	struct wrench__trust trust = {.opened = watch_opened};
+	struct wrench__snapshot *snapshot = wrench__load(category, &trust, outcome);
+
+	/* What was loaded is current unless a change came in meanwhile:
+	 * then the next call loads again. */
+	pthread_mutex_lock(&watch_lock);
+	if (atomic_load(&state) == RUNNING) {
+		poll_events();
+		if (changes == before && *outcome == WRENCH__DIR_UNUSABLE)
+			wrench__view_set_dir_unusable();
+		else if (changes == before && *outcome != WRENCH__RETRY)
+			wrench__view_set(category, snapshot);
+	}
+	pthread_mutex_unlock(&watch_lock);
+	return snapshot;
+}
+
+void wrench__watch_reset(void)
+{
+	pthread_mutex_lock(&watch_lock);
+	if (atomic_load(&state) == RUNNING)
+		forget_everything();
+	else
+		wrench__view_forget_all();
+	pthread_mutex_unlock(&watch_lock);
+}
+
+void wrench__set_recheck_ms(unsigned ms)
+{
+	atomic_store(&recheck_ms, ms);
+	atomic_store(&next_check_ms, 0);
+}
+
+void wrench__watch_init_from_env(void)
+{
+	const char *text = secure_getenv("WRENCH_RECHECK_MS");
+	uint64_t ms;
+
+	if (!text)
+		return;
+	if (wrench__parse_uint(text, strlen(text), &ms) < 0 || ms > UINT32_MAX) {
+		wrench__log(WRENCH_LOG_ERROR,
+		            "WRENCH_RECHECK_MS=\"%.32s\" is not a number of milliseconds; using 0 "
+		            "(strict)",
+		            text);
+		return;
+	}
+	wrench__set_recheck_ms((unsigned)ms);
+}
+
+void wrench__watch_atfork_prepare(void)
+{
+	pthread_mutex_lock(&watch_lock);
+}
+
+void wrench__watch_atfork_parent(void)
+{
+	pthread_mutex_unlock(&watch_lock);
+}
+
+/* The child shares the parent's inotify queue: whichever reads an event
+ * takes it from the other. So the child starts its own, from nothing. */
+void wrench__watch_atfork_child(void)
+{
+	if (inotify_fd >= 0)
+		close(inotify_fd);
+	inotify_fd = -1;
+	watch_count = 0;
+	changes++;
+	atomic_store(&state, UNTRIED);
+	wrench__view_forget_all();
+	pthread_mutex_unlock(&watch_lock);
+}
