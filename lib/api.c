@@ -47,12 +47,16 @@ static void fork_child(void)
 	wrench__watch_atfork_child();
 }
 
+/* Set once init_once has run: the hot path skips pthread_once. */
+static atomic_bool initialized;
+
 static void init_once(void)
 {
 	wrench__log_init_from_env();
 	wrench__cache_init();
 	wrench__watch_init_from_env();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	atomic_store_explicit(&initialized, true, memory_order_release);
 }
 
 void wrench__init(void)
@@ -80,14 +84,27 @@ static bool bad_argument(const char *category, const char *feature)
 	return true;
 }
 
-bool wrench_is_active(const char *category, const char *feature)
+/* Everything but the switch, kept out of line so that the disabled path
+ * is a load, a test and a return. */
+__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
 {
-	if (!atomic_load_explicit(&enabled, memory_order_relaxed))
-		return false;
+	bool active;
+
+	/* Once set up, a known failure point is answered at once. */
+	if (atomic_load_explicit(&initialized, memory_order_acquire) && category && feature &&
+	    wrench__fast_query(category, feature, &active))
+		return active;
 	wrench__init();
 	if (bad_argument(category, feature))
 		return false;
 	return wrench__query(category, feature);
+}
+
+bool wrench_is_active(const char *category, const char *feature)
+{
+	if (__builtin_expect(!atomic_load_explicit(&enabled, memory_order_relaxed), 1))
+		return false;
+	return is_active_enabled(category, feature);
 }
 
 bool wrench_set_enabled(bool on)

@@ -82,7 +82,13 @@ void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t 
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
                            wrench__fire_fn *fire, void *ctx)
 {
-	for (int32_t i = wrench__rules_find(rules, feature); i >= 0; i = rules->rule[i].next_same) {
+	return wrench__evaluate_from(rules, wrench__rules_find(rules, feature), seeded, fire, ctx);
+}
+
+bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,
+                           wrench__fire_fn *fire, void *ctx)
+{
+	for (int32_t i = first; i >= 0; i = rules->rule[i].next_same) {
 		struct wrench__rule *rule = &rules->rule[i];
 
 		if (!wrench__rule_fires(rule, seeded))
@@ -101,10 +107,14 @@ static void act(const struct wrench__rule *rule, void *data)
 	const struct wrench__context *ctx = data;
 	char what[96];
 
-	wrench__describe_action(rule, what, sizeof(what));
-	/* Logged before acting: a killed process cannot say why later. */
-	wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
-	            rule->feature, rule->line, ctx->path, what);
+	/* Logged before acting: a killed process cannot say why later. The
+	 * description is made only for a log that wants it: a hot failure
+	 * point firing with the log off must not pay for formatting. */
+	if (wrench__log_wanted(WRENCH_LOG_WARN)) {
+		wrench__describe_action(rule, what, sizeof(what));
+		wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
+		            rule->feature, rule->line, ctx->path, what);
+	}
 	if (rule->has_slow)
 		sleep_for(rule->slow_ns);
 	/* If the process survives (a handler returned, or the signal is
@@ -113,8 +123,7 @@ static void act(const struct wrench__rule *rule, void *data)
 		raise(rule->kill_signal);
 }
 
-bool wrench__evaluate(struct wrench__rules *rules, const char *feature,
-                      const struct wrench__context *ctx)
+bool wrench__evaluate(struct wrench__rules *rules, int32_t first, const struct wrench__context *ctx)
 {
-	return wrench__evaluate_each(rules, feature, ctx->seeded, act, (void *)ctx);
+	return wrench__evaluate_from(rules, first, ctx->seeded, act, (void *)ctx);
 }

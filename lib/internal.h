@@ -15,6 +15,12 @@
 
 #include "wrench.h"
 
+/* Thread-local storage reached without a call to __tls_get_addr, which
+ * would cost the hot path more than the rest of it: the library's few
+ * thread-local bytes fit in the static TLS that glibc reserves, also when
+ * the library is loaded with dlopen(). */
+#define WRENCH_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
 /* Trigger files larger than this are refused: they are hand-written lists. */
 #define WRENCH_MAX_FILE_SIZE (64 * 1024)
 
@@ -206,9 +212,10 @@ struct wrench__context {
 	bool seeded;
 };
 
-/* Evaluates FEATURE against RULES in file order, sleeping or killing as the
- * lines that fire say. Returns true when a fail line fired. */
-bool wrench__evaluate(struct wrench__rules *rules, const char *feature,
+/* Evaluates the lines of one feature in file order, from FIRST (as
+ * wrench__rules_find gives it), sleeping or killing as the lines that fire
+ * say. Returns true when a fail line fired. */
+bool wrench__evaluate(struct wrench__rules *rules, int32_t first,
                       const struct wrench__context *ctx);
 
 /* Called for each line that fires, in file order. */
@@ -218,6 +225,8 @@ typedef void wrench__fire_fn(const struct wrench__rule *rule, void *ctx);
  * report rather than act (the wrench command's eval): calls FIRE for each
  * line that fires; returns true when one that fails or kills ended it. */
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
+                           wrench__fire_fn *fire, void *ctx);
+bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,
                            wrench__fire_fn *fire, void *ctx);
 
 /* Answers whether RULE fires on this call, counting the call. */
@@ -289,6 +298,10 @@ void wrench__cache_atfork_child(void);
 
 /* The whole query behind wrench_is_active(), once its arguments are valid. */
 bool wrench__query(const char *category, const char *feature);
+/* The hot path alone: answers from what change detection knows current,
+ * for non-NULL arguments (the category is checked). Returns false when it
+ * cannot answer, and wrench__query must. */
+bool wrench__fast_query(const char *category, const char *feature, bool *active);
 
 /* What loading a category found. */
 enum wrench__outcome {
@@ -330,6 +343,8 @@ struct wrench__view;
  * evaluation on this thread): a reference of the caller's, to release. */
 struct wrench__view *wrench__view_acquire(bool nested);
 void wrench__view_release(struct wrench__view *view);
+/* A number no other view has had or will have. */
+uint64_t wrench__view_serial(const struct wrench__view *view);
 /* Answers whether the view knows CATEGORY, and if so its snapshot (NULL:
  * inactive). */
 bool wrench__view_lookup(const struct wrench__view *view, const char *category,

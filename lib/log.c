@@ -36,7 +36,7 @@ static struct sink *current_sink; /* NULL: the default stderr sink */
 /* The sink this thread is delivering to. A message logged from inside a
  * logger (which called the library, and a failure point fired) goes to
  * stderr instead: calling the logger again could recurse without end. */
-static _Thread_local struct sink *delivering;
+static WRENCH_TLS struct sink *delivering;
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 

@@ -37,7 +37,7 @@ uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned lin
  * hot failure point cannot afford. A fork() bumps the epoch so that a
  * child does not replay its parent's decisions. */
 static _Atomic unsigned fork_epoch;
-static _Thread_local struct {
+static WRENCH_TLS struct {
 	uint64_t s[4];
 	unsigned epoch;
 	bool seeded;

@@ -27,6 +27,7 @@ struct known {
 
 struct wrench__view {
 	_Atomic unsigned refs;
+	uint64_t serial; /* never reused, unlike the address */
 	bool dir_unusable;
 	size_t mask; /* slots - 1; the table is at most half full */
 	size_t count;
@@ -36,10 +37,11 @@ struct wrench__view {
 #define MAX_REMEMBERED 1024
 
 static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t serials;
 static struct wrench__view *_Atomic current;
 
 /* The view this thread holds a reference to, released at thread exit. */
-static _Thread_local struct wrench__view *held;
+static WRENCH_TLS struct wrench__view *held;
 static pthread_key_t held_key;
 static pthread_once_t held_key_once = PTHREAD_ONCE_INIT;
 
@@ -90,6 +92,7 @@ static struct wrench__view *view_new(size_t count)
 		return NULL;
 	}
 	atomic_init(&v->refs, 1);
+	v->serial = atomic_fetch_add(&serials, 1) + 1;
 	v->mask = size - 1;
 	return v;
 }
@@ -224,6 +227,11 @@ struct wrench__view *wrench__view_acquire(bool nested)
 	pthread_setspecific(held_key, v ? (void *)1 : NULL);
 	view_put(old);
 	return v;
+}
+
+uint64_t wrench__view_serial(const struct wrench__view *v)
+{
+	return v->serial;
 }
 
 void wrench__view_release(struct wrench__view *v)

@@ -59,13 +59,6 @@ static char note[128];
 static _Atomic unsigned recheck_ms;
 static _Atomic uint64_t next_check_ms;
 
-static void forget_watches(void)
-{
-	for (size_t i = 0; i < watch_count; i++)
-		inotify_rm_watch(inotify_fd, watches[i].wd);
-	watch_count = 0;
-}
-
 /* Releases watch_lock, then logs what was noted under it. */
 static void unlock_and_tell(void)
 {
@@ -78,11 +71,13 @@ static void unlock_and_tell(void)
 		wrench__log(WRENCH_LOG_INFO, "%s", message);
 }
 
-/* Everything may have changed: the directory must be walked again. */
+/* Everything may have changed: the directory must be walked again. The
+ * watches stay: setting a watch on a directory costs the kernel a walk
+ * of its cached entries (milliseconds on a busy /tmp), while setting one
+ * that exists is cheap, and the walk will set the same ones again. */
 static void forget_everything(void)
 {
 	changes++;
-	forget_watches();
 	wrench__view_forget_all();
 }
 
@@ -173,8 +168,9 @@ static void stop(const char *why)
 	snprintf(note, sizeof(note), "change detection stopped (%s): every call reads the files",
 	         why);
 	forget_everything();
-	close(inotify_fd);
+	close(inotify_fd); /* and with it every watch */
 	inotify_fd = -1;
+	watch_count = 0;
 	atomic_store(&state, FAILED);
 }
 
