@@ -42,9 +42,18 @@ extern "C" {
 WRENCH_EXPORT bool wrench_is_active(const char *category, const char *feature);
 
 /*
+ * The global switch itself, exported so that the check below is inline: a
+ * disabled failure point then costs a load and a test, not a call. Change
+ * it only with wrench_set_enabled().
+ */
+WRENCH_EXPORT extern unsigned char wrench__switch;
+
+/*
  * Defining WRENCH_NO_FAULTS before including this header compiles every
  * failure point out: wrench_is_active(c, f) becomes a constant false. Its
- * arguments are still evaluated, once, and still type-checked.
+ * arguments are still evaluated, once, and still type-checked. Otherwise,
+ * with GCC or Clang, wrench_is_active(c, f) checks the switch inline before
+ * calling the function; (wrench_is_active)(c, f) always calls it.
  */
 #ifdef WRENCH_NO_FAULTS
 static inline bool wrench__no_faults(const char *category, const char *feature)
@@ -54,6 +63,14 @@ static inline bool wrench__no_faults(const char *category, const char *feature)
 	return false;
 }
 #define wrench_is_active(category, feature) wrench__no_faults((category), (feature))
+#elif defined(__GNUC__) || defined(__clang__)
+static inline bool wrench__switched_on(const char *category, const char *feature)
+{
+	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED))
+		return false;
+	return (wrench_is_active)(category, feature);
+}
+#define wrench_is_active(category, feature) wrench__switched_on((category), (feature))
 #endif
 
 /* ---- Control, for tests and tools -------------------------------------- */

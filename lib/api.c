@@ -10,9 +10,15 @@
 
 #include "internal.h"
 
-/* Relaxed is enough: the switch orders nothing else, and a disabled call
- * must cost one load and no system call. */
-static atomic_bool enabled = true;
+/* The switch, exported for the inline check in wrench.h. Relaxed atomic
+ * accesses are enough: it orders nothing else, and a disabled call must
+ * cost one load and no system call. */
+WRENCH_EXPORT unsigned char wrench__switch = 1;
+
+static bool switch_is_on(void)
+{
+	return __atomic_load_n(&wrench__switch, __ATOMIC_RELAXED);
+}
 
 /* The first bad argument in a process is an ERROR; repeats in a hot loop
  * are DEBUG so that they cannot flood the log. */
@@ -100,21 +106,22 @@ __attribute__((noinline)) static bool is_active_enabled(const char *category, co
 	return wrench__query(category, feature);
 }
 
-bool wrench_is_active(const char *category, const char *feature)
+/* In parentheses: wrench.h makes the name a macro for callers. */
+bool(wrench_is_active)(const char *category, const char *feature)
 {
-	if (__builtin_expect(!atomic_load_explicit(&enabled, memory_order_relaxed), 1))
+	if (__builtin_expect(!switch_is_on(), 0))
 		return false;
 	return is_active_enabled(category, feature);
 }
 
 bool wrench_set_enabled(bool on)
 {
-	return atomic_exchange(&enabled, on);
+	return __atomic_exchange_n(&wrench__switch, on, __ATOMIC_SEQ_CST);
 }
 
 bool wrench_is_enabled(void)
 {
-	return atomic_load(&enabled);
+	return switch_is_on();
 }
 
 int wrench_set_dir(const char *path)
