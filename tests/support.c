@@ -149,6 +149,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
+/* The mode the suite runs in: CTest runs it strict, then relaxed. */
+static unsigned recheck_ms_from_env(void)
+{
+	const char *text = getenv("WRENCH_RECHECK_MS");
+	return text ? (unsigned)strtoul(text, NULL, 10) : 0;
+}
+
+void need_strict_visibility(void)
+{
+	wrench_set_recheck_ms(0);
+}
+
 int scratch_setup(void **state)
 {
 	struct scratch *s = calloc(1, sizeof(*s));
@@ -162,6 +174,7 @@ int scratch_setup(void **state)
 	log_capture_install();
 	log_capture_reset();
 	wrench_set_enabled(true);
+	wrench_set_recheck_ms(recheck_ms_from_env());
 	if (wrench_set_dir(s->dir) != 0) {
 		free(s);
 		return -1;

@@ -28,6 +28,11 @@ struct scratch {
 int scratch_setup(void **state);
 int scratch_teardown(void **state);
 
+/* For a test that changes a file and asserts on the very next call: it
+ * depends on strict mode, so it runs strict in the relaxed pass too.
+ * scratch_setup() puts back the suite's mode for the next test. */
+void need_strict_visibility(void);
+
 /* Writes CONTENT to DIR/NAME through a temporary file renamed into place,
  * then sets MODE. Fails the test on any error. */
 void write_file(const char *dir, const char *name, const char *content, mode_t mode);

@@ -145,6 +145,7 @@ static void test_chance_zero_never_fires(void **state)
 
 static void test_chance_is_rolled_only_on_calls_after_and_every_keep(void **state)
 {
+	need_strict_visibility();
 	static const uint64_t seed = 7;
 	char alone[41], got[3 + 80 + 1];
 
@@ -168,6 +169,7 @@ static void test_chance_is_rolled_only_on_calls_after_and_every_keep(void **stat
 
 static void test_times_caps_fires_chosen_by_chance(void **state)
 {
+	need_strict_visibility();
 	static const uint64_t seed = 11;
 	char alone[101], got[101];
 
@@ -553,6 +555,7 @@ static void test_seeded_line_ignores_other_threads(void **state)
 
 static void test_counters_restart_when_the_file_is_replaced(void **state)
 {
+	need_strict_visibility();
 	trigger(state, "step after=1\n");
 	assert_sequence("step", "FTT");
 	trigger(state, "step after=1\n");
@@ -561,6 +564,7 @@ static void test_counters_restart_when_the_file_is_replaced(void **state)
 
 static void test_counters_restart_when_the_file_is_rewritten(void **state)
 {
+	need_strict_visibility();
 	struct scratch *s = *state;
 	trigger(state, "step times=1\n");
 	assert_sequence("step", "TF");

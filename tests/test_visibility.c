@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Not root, not the test's uid: the owner of files that must be refused. */
@@ -393,9 +394,28 @@ static void test_counters_restart_after_the_directory_is_refused_and_fixed(void 
 
 #define VISIBILITY_TEST(fn) cmocka_unit_test_setup_teardown(fn, scratch_setup, scratch_teardown)
 
+/* Relaxed mode trades immediacy for no system call: a change is seen
+ * within the period. The bound is generous (four periods), and it only
+ * asserts that the change is seen, never that it was seen late. */
+static void test_relaxed_mode_sees_a_change_within_the_period(void **state)
+{
+	const char *dir = scratch_dir(state);
+	struct timespec pause = {0, 200 * 1000000L};
+
+	wrench_set_recheck_ms(50);
+	write_file(dir, "cat", "aaa\n", 0600);
+	assert_true(wrench_is_active("cat", "aaa"));
+	write_file(dir, "cat", "bbb\n", 0600);
+	nanosleep(&pause, NULL);
+	assert_false(wrench_is_active("cat", "aaa"));
+	assert_true(wrench_is_active("cat", "bbb"));
+	wrench_set_recheck_ms(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        VISIBILITY_TEST(test_relaxed_mode_sees_a_change_within_the_period),
 	        VISIBILITY_TEST(test_created_file_is_seen_by_the_next_call),
 	        VISIBILITY_TEST(test_file_rewritten_through_rename_is_seen),
 	        VISIBILITY_TEST(test_same_size_rewrite_in_place_is_seen),
