@@ -239,7 +239,6 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
 
 int cmd_unset(const struct options *o, const char *category, const char *feature)
 {
-	char path[PATH_MAX + NAME_MAX + 2];
 	int rc = check_category(category);
 
 	if (rc != 0)
@@ -253,6 +252,7 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 		struct rewrite r = {.new_line = NULL};
 		rc = edit(o, dirfd, category, feature, &r);
 	} else if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
+		char path[PATH_MAX + NAME_MAX + 2];
 		note("cannot remove %s: %s", trigger_path(o, category, path, sizeof(path)),
 		     strerror(errno));
 		rc = EXIT_USAGE;
@@ -273,12 +273,12 @@ int cmd_clear(const struct options *o)
 	if (!names)
 		note("cannot read %s: %s", o->dir, strerror(errno));
 	for (size_t i = 0; names && names[i]; i++) {
-		char path[PATH_MAX + NAME_MAX + 2];
 		struct stat st;
 		/* Directories are not trigger files: they stay. */
 		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
 			continue;
 		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
+			char path[PATH_MAX + NAME_MAX + 2];
 			note("cannot remove %s: %s", trigger_path(o, names[i], path, sizeof(path)),
 			     strerror(errno));
 			rc = EXIT_USAGE;

@@ -116,6 +116,7 @@ static void list_category(struct lister *l, int dirfd, const char *dir_reason)
 	else
 		list_one(l, NULL, 0, l->file_reason);
 	free(file.data);
+	l->file_reason = NULL; /* it may point into T, which ends here */
 }
 
 int cmd_list(const struct options *o, const char *category)
@@ -229,7 +230,7 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 
 static void check_category(struct checker *c, int dirfd, const char *name)
 {
-	char path[PATH_MAX + NAME_MAX + 2], message[2 * sizeof(path) + 64];
+	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__trust t = {.report = check_problem, .ctx = c};
 	struct wrench__file file;
 
@@ -237,6 +238,7 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	c->path = trigger_path(c->o, name, path, sizeof(path));
 	c->line = 0;
 	if (is_temporary(name)) {
+		char message[2 * sizeof(path) + 64];
 		snprintf(message, sizeof(message),
 		         "%s is left over from an interrupted wrench command; fix: rm %s", path,
 		         path);

@@ -14,7 +14,6 @@
 /* What one call did, for its report line. */
 struct call {
 	const struct options *o;
-	unsigned long number;
 	unsigned fired;
 	bool active;
 };
@@ -39,7 +38,7 @@ static void report_fire(const struct wrench__rule *rule, void *ctx)
 static void run_call(const struct options *o, struct wrench__rules *rules, const char *feature,
                      bool seeded, unsigned long number, unsigned long *fired, unsigned long *active)
 {
-	struct call call = {.o = o, .number = number};
+	struct call call = {.o = o};
 
 	if (o->json)
 		printf("%s{\"call\": %lu, \"fired\": [", number > 1 ? ",\n    " : "\n    ", number);

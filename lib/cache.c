@@ -110,7 +110,7 @@ static void insert(struct entry *e)
 static int grow_table(void)
 {
 	size_t size = table_size ? table_size * 2 : 16;
-	struct entry **bigger = calloc(size, sizeof(*bigger));
+	struct entry **bigger = calloc(size, sizeof(struct entry *));
 
 	if (!bigger)
 		return -ENOMEM;
@@ -180,7 +180,7 @@ static void drop_snapshots(struct wrench__snapshot ***dropped, size_t *count)
 		return;
 	/* If the list cannot be had, the snapshots are put under the lock:
 	 * safe, as putting one never calls out. */
-	struct wrench__snapshot **list = calloc(*count, sizeof(*list));
+	struct wrench__snapshot **list = calloc(*count, sizeof(struct wrench__snapshot *));
 	size_t n = 0;
 	for (size_t i = 0; i < table_size; i++) {
 		for (struct entry *e = table[i]; e; e = e->next) {

@@ -105,12 +105,12 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
 static void act(const struct wrench__rule *rule, void *data)
 {
 	const struct wrench__context *ctx = data;
-	char what[96];
 
 	/* Logged before acting: a killed process cannot say why later. The
 	 * description is made only for a log that wants it: a hot failure
 	 * point firing with the log off must not pay for formatting. */
 	if (wrench__log_wanted(WRENCH_LOG_WARN)) {
+		char what[96];
 		wrench__describe_action(rule, what, sizeof(what));
 		wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
 		            rule->feature, rule->line, ctx->path, what);

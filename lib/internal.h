@@ -22,7 +22,7 @@
 #define WRENCH_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 /* Trigger files larger than this are refused: they are hand-written lists. */
-#define WRENCH_MAX_FILE_SIZE (64 * 1024)
+#define WRENCH_MAX_FILE_SIZE 65536 /* 64 KiB */
 
 /* Longest message handed to a logger; longer ones are cut. */
 #define WRENCH_MAX_MESSAGE 1024

@@ -398,7 +398,8 @@ static size_t feature_hash(const char *feature)
 static size_t index_slot(const struct wrench__rules *rules, const char *feature)
 {
 	size_t slot = feature_hash(feature) & rules->index_mask;
-	while (rules->index[slot] >= 0 && strcmp(rules->rule[rules->index[slot]].feature, feature))
+	while (rules->index[slot] >= 0 &&
+	       strcmp(rules->rule[rules->index[slot]].feature, feature) != 0)
 		slot = (slot + 1) & rules->index_mask;
 	return slot;
 }

@@ -37,11 +37,12 @@ uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned lin
  * hot failure point cannot afford. A fork() bumps the epoch so that a
  * child does not replay its parent's decisions. */
 static _Atomic unsigned fork_epoch;
-static WRENCH_TLS struct {
+struct generator {
 	uint64_t s[4];
-	unsigned epoch;
+	unsigned epoch; /* the fork_epoch it was seeded in */
 	bool seeded;
-} thread_rng;
+};
+static WRENCH_TLS struct generator thread_rng;
 
 static uint64_t rotl(uint64_t x, int k)
 {

@@ -74,7 +74,8 @@ static void view_put(struct wrench__view *v)
 static size_t find_slot(const struct wrench__view *v, const char *category, uint64_t hash)
 {
 	size_t i = hash & v->mask;
-	while (v->slot[i] && (v->slot[i]->hash != hash || strcmp(v->slot[i]->category, category)))
+	while (v->slot[i] &&
+	       (v->slot[i]->hash != hash || strcmp(v->slot[i]->category, category) != 0))
 		i = (i + 1) & v->mask;
 	return i;
 }
@@ -87,7 +88,7 @@ static struct wrench__view *view_new(size_t count)
 
 	while (size < 2 * count)
 		size *= 2;
-	if (!v || !(v->slot = calloc(size, sizeof(*v->slot)))) {
+	if (!v || !(v->slot = calloc(size, sizeof(struct known *)))) {
 		free(v);
 		return NULL;
 	}

@@ -1,7 +1,7 @@
 # Sourced by scripts/demo and scripts/test: installs what the build needs
 # when it is missing, as root or through sudo, or stops with the command
 # to run. Debian and Ubuntu only.
-wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libclang-rt-14-dev libfiu-dev"
+wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libclang-rt-14-dev libfiu-dev clang-tidy cppcheck clang-format"
 
 wrench_missing() {
 	missing=""
