@@ -50,7 +50,22 @@ static _Atomic int state = UNTRIED;
 static int inotify_fd = -1;
 static struct watch *watches;
 static size_t watch_count, watch_capacity;
-static uint64_t changes; /* bumped by every change applied */
+/* Changes applied, so that a load can tell whether one came in while it
+ * ran: to everything, and to categories by a hash of their name. A change
+ * to another category in the same directory (a temporary file, a busy
+ * neighbour) then does not stop a load from being remembered; two names
+ * that share a counter only cost an extra load. */
+#define CATEGORY_COUNTERS 256
+static uint64_t changes;
+static uint64_t category_changes[CATEGORY_COUNTERS];
+
+static uint64_t *counter_of(const char *category)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *category; category++)
+		h = (h ^ (unsigned char)*category) * 0x100000001b3ull;
+	return &category_changes[(h ^ (h >> 32)) % CATEGORY_COUNTERS];
+}
 
 /* A message for the log, told once the lock is released: a logger may
  * call the library, which takes the lock. */
@@ -83,7 +98,7 @@ static void forget_everything(void)
 
 static void forget_category(const char *category)
 {
-	changes++;
+	(*counter_of(category))++;
 	wrench__view_forget(category);
 }
 
@@ -251,7 +266,7 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == UNTRIED)
 		start();
-	uint64_t before = changes;
+	uint64_t before = changes, before_category = *counter_of(category);
 	unlock_and_tell();
 
 	struct wrench__trust trust = {.opened = watch_opened};
@@ -262,9 +277,10 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING) {
 		poll_events();
-		if (changes == before && *outcome == WRENCH__DIR_UNUSABLE)
+		bool unchanged = changes == before && *counter_of(category) == before_category;
+		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
-		else if (changes == before && *outcome != WRENCH__RETRY)
+		else if (unchanged && *outcome != WRENCH__RETRY)
 			wrench__view_set(category, snapshot);
 	}
 	pthread_mutex_unlock(&watch_lock);
