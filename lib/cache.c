@@ -352,7 +352,11 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 		s = cached(e, file, hash);
 	bool use_seed = seeded;
 	uint64_t seed_value = seed;
+	bool reconfigured = t->generation != generation;
 	pthread_mutex_unlock(&lock);
+	/* set_dir or set_seed came in since the ticket: look again, with the
+	 * new directory and seed. */
+	*stale = reconfigured;
 	if (s || !e)
 		return s;
 
