@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -230,4 +231,21 @@ bool need_root(const char *why)
 		return true;
 	fprintf(stderr, "skipped: needs root to %s\n", why);
 	return false;
+}
+
+const char *scratch_dir(void **state)
+{
+	return ((struct scratch *)*state)->dir;
+}
+
+size_t count_open_descriptors(void)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
 }

@@ -55,6 +55,13 @@ void log_capture_install(void);
 /* Counts how many of N calls of wrench_is_active(C, F) answer true. */
 unsigned count_active(const char *category, const char *feature, unsigned n);
 
+/* The scratch directory of a test set up by scratch_setup(). */
+const char *scratch_dir(void **state);
+
+/* The number of descriptors this process has open (/proc/self/fd; the
+ * descriptor that reads it is counted too, the same every time). */
+size_t count_open_descriptors(void);
+
 /* Runs FN in a forked child; returns its wait status. */
 int run_in_child(void (*fn)(void *), void *arg);
 

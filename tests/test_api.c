@@ -214,31 +214,20 @@ static void test_category_of_name_max_bytes_is_valid(void **state)
 	assert_true(wrench_is_active(name, "step"));
 }
 
-static size_t open_descriptors(void)
-{
-	size_t n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static void test_calls_leave_no_descriptor_open(void **state)
 {
 	struct scratch *s = *state;
 	trigger(state, "step\n");
 	write_file(s->dir, "broken", "step chanse=1\n", 0600);
 	write_file(s->dir, "refused", "step\n", 0666);
-	size_t before = open_descriptors();
+	size_t before = count_open_descriptors();
 	for (int i = 0; i < 100; i++) {
 		wrench_is_active(CAT, "step");
 		wrench_is_active("broken", "step");
 		wrench_is_active("refused", "step");
 		wrench_is_active("missing", "step");
 	}
-	assert_int_equal(open_descriptors(), before);
+	assert_int_equal(count_open_descriptors(), before);
 }
 
 /* ---- many categories ------------------------------------------------------------ */

@@ -42,11 +42,6 @@
 /* A call that has not returned after this long is a hang. */
 #define HANG_SECONDS 10
 
-static const char *scratch_dir(void **state)
-{
-	return ((struct scratch *)*state)->dir;
-}
-
 struct query {
 	const char *category, *feature;
 };

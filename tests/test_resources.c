@@ -62,23 +62,6 @@ static void record_inherited_descriptors(void)
 	}
 }
 
-static const char *scratch_dir(void **state)
-{
-	return ((struct scratch *)*state)->dir;
-}
-
-static size_t count_open_descriptors(void)
-{
-	size_t n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
 /*
  * Memory in use, in KiB: the resident set. Under AddressSanitizer it is the
  * heap in use instead: there every freed block waits in a quarantine (of

@@ -44,11 +44,6 @@
 		}                                                                                  \
 	} while (0)
 
-static const char *scratch_dir(void **state)
-{
-	return ((struct scratch *)*state)->dir;
-}
-
 /* Writes LEN bytes, NUL bytes included, to DIR/NAME with MODE. */
 static void write_bytes(const char *dir, const char *name, const char *content, size_t len,
                         mode_t mode)
@@ -705,18 +700,6 @@ static void query_zoo_round(const char *dir, unsigned round,
 	query("good", "feat");
 	assert_int_equal(chmod(dir, 0700), 0);
 	query("good", "feat");
-}
-
-static size_t count_open_descriptors(void)
-{
-	size_t n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
 }
 
 static void test_no_descriptor_leaks_across_1000_calls(void **state)

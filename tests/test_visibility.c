@@ -16,11 +16,6 @@
 /* Not root, not the test's uid: the owner of files that must be refused. */
 #define OTHER_UID 12345
 
-static const char *scratch_dir(void **state)
-{
-	return ((struct scratch *)*state)->dir;
-}
-
 static void make_dir(const char *path, mode_t mode)
 {
 	assert_int_equal(mkdir(path, mode), 0);
