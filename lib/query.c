@@ -2,8 +2,11 @@
  * The query behind wrench_is_active(): find the trigger file, check that it
  * is trusted, and evaluate the feature against its current version.
  *
- * Every call looks at the directory and the file again, so that a change
- * completed before a call starts is seen by it, in every thread.
+ * The hot path answers from the view (view.c) that change detection
+ * (watch.c) keeps current. When the view does not know the category, or
+ * change detection is not running, the call loads it: walks the path,
+ * checks every rule, reads the file, and parses it through the cache of
+ * parsed files (cache.c).
  */
 #include <limits.h>
 #include <stdio.h>
