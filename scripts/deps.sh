@@ -1,7 +1,8 @@
 # Sourced by scripts/demo and scripts/test: installs what the build needs
 # when it is missing, as root or through sudo, or stops with the command
 # to run. Debian and Ubuntu only.
-wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libclang-rt-14-dev libfiu-dev clang-tidy cppcheck clang-format"
+wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libfiu-dev clang-tidy
+cppcheck clang-format"
 
 wrench_missing() {
 	missing=""
@@ -12,19 +13,32 @@ wrench_missing() {
 	echo "$missing"
 }
 
-wrench_install_deps() {
-	missing=$(wrench_missing)
-	[ -z "$missing" ] && return 0
+wrench_as_root() {
 	if [ "$(id -u)" -eq 0 ]; then
-		as_root=""
+		DEBIAN_FRONTEND=noninteractive "$@"
 	elif command -v sudo >/dev/null 2>&1; then
-		as_root="sudo"
+		sudo DEBIAN_FRONTEND=noninteractive "$@"
 	else
 		echo "missing packages:$missing" >&2
 		echo "run as root: apt-get update && apt-get install -y$missing" >&2
 		exit 1
 	fi
-	echo "installing:$missing"
-	$as_root apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $missing > /dev/null
+}
+
+wrench_install_deps() {
+	missing=$(wrench_missing)
+	if [ -n "$missing" ]; then
+		echo "installing:$missing"
+		wrench_as_root apt-get update -qq
+		# shellcheck disable=SC2086
+		wrench_as_root apt-get install -y -qq $missing > /dev/null
+	fi
+	# The sanitizer and libFuzzer runtimes of the clang just installed:
+	# a package of their own on Debian 12 and later, part of clang before.
+	rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+	if ! dpkg-query -W -f='${Status}' "$rt" 2>/dev/null | grep -q 'install ok installed' &&
+		apt-cache show "$rt" > /dev/null 2>&1; then
+		missing=" $rt"
+		wrench_as_root apt-get install -y -qq "$rt" > /dev/null
+	fi
 }
