@@ -249,3 +249,10 @@ size_t count_open_descriptors(void)
 	closedir(d);
 	return n;
 }
+
+void make_dir_with_mode(const char *path, mode_t mode)
+{
+	assert_int_equal(mkdir(path, mode), 0);
+	/* mkdir honours the umask; the tests need the exact mode. */
+	assert_int_equal(chmod(path, mode), 0);
+}

@@ -55,6 +55,18 @@ void log_capture_install(void);
 /* Counts how many of N calls of wrench_is_active(C, F) answer true. */
 unsigned count_active(const char *category, const char *feature, unsigned n);
 
+/* Fails, showing the captured log, unless one ERROR contains every needle. */
+#define assert_error_logged(...)                                                                   \
+	do {                                                                                       \
+		if (!log_has(WRENCH_LOG_ERROR, __VA_ARGS__, (const char *)NULL)) {                 \
+			log_dump();                                                                \
+			fail_msg("no ERROR message containing all of: %s", #__VA_ARGS__);          \
+		}                                                                                  \
+	} while (0)
+
+/* Makes the directory PATH with exactly MODE, whatever the umask. */
+void make_dir_with_mode(const char *path, mode_t mode);
+
 /* The scratch directory of a test set up by scratch_setup(). */
 const char *scratch_dir(void **state);
 

@@ -21,15 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Fails, showing the captured log, unless one ERROR contains every needle. */
-#define assert_error_logged(...)                                                                   \
-	do {                                                                                       \
-		if (!log_has(WRENCH_LOG_ERROR, __VA_ARGS__, (const char *)NULL)) {                 \
-			log_dump();                                                                \
-			fail_msg("no ERROR message containing all of: %s", #__VA_ARGS__);          \
-		}                                                                                  \
-	} while (0)
-
 /* Fails, showing the captured log, when anything at ERROR was logged. */
 #define assert_no_error()                                                                          \
 	do {                                                                                       \

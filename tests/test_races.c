@@ -164,7 +164,7 @@ static void finish(pthread_t thread)
 
 static void test_slow_reader_of_an_old_version_does_not_undo_a_newer_one(void **state)
 {
-	const char *dir = ((struct scratch *)*state)->dir;
+	const char *dir = scratch_dir(state);
 	struct slow_call a = {PARK_AFTER_READ, false};
 	pthread_t thread;
 
@@ -186,7 +186,7 @@ static void test_slow_reader_of_an_old_version_does_not_undo_a_newer_one(void **
 
 static void test_call_that_found_no_file_does_not_drop_a_newer_version(void **state)
 {
-	const char *dir = ((struct scratch *)*state)->dir;
+	const char *dir = scratch_dir(state);
 	struct slow_call a = {PARK_AFTER_MISSING_OPEN, false};
 	pthread_t thread;
 

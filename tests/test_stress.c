@@ -741,7 +741,7 @@ static void test_answers_fit_some_version_while_files_and_switch_change(void **s
 {
 	struct stress *s = calloc(1, sizeof(*s));
 	assert_non_null(s);
-	prepare_stress(s, ((struct scratch *)*state)->dir, false);
+	prepare_stress(s, scratch_dir(state), false);
 	run_stress(s);
 	judge_stress(s);
 	free(s);
@@ -788,7 +788,7 @@ static void test_child_forked_mid_stress_works_and_draws_its_own_chances(void **
 	 * No other thread runs yet. */
 	unsetenv("WRENCH_SEED");
 	wrench_set_seed(NULL);
-	prepare_stress(s, ((struct scratch *)*state)->dir, true);
+	prepare_stress(s, scratch_dir(state), true);
 	run_stress(s);
 
 	if (s->fork.error[0])
@@ -921,7 +921,7 @@ static void *controller_main(void *arg)
 
 static void test_control_calls_during_queries_neither_crash_nor_deadlock(void **state)
 {
-	const char *dir = ((struct scratch *)*state)->dir;
+	const char *dir = scratch_dir(state);
 	struct controls ctl = {.dir = dir};
 	struct control_caller cc[CONTROL_CALLER];
 	pthread_t controller, caller[CONTROL_CALLER];

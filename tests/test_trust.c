@@ -26,15 +26,6 @@
 /* Not root, not the test's uid: the owner of files that must be refused. */
 #define OTHER_UID 12345
 
-/* Fails, showing the captured log, unless one ERROR contains every needle. */
-#define assert_error_logged(...)                                                                   \
-	do {                                                                                       \
-		if (!log_has(WRENCH_LOG_ERROR, __VA_ARGS__, (const char *)NULL)) {                 \
-			log_dump();                                                                \
-			fail_msg("no ERROR message containing all of: %s", #__VA_ARGS__);          \
-		}                                                                                  \
-	} while (0)
-
 /* Fails, showing the captured log, when any ERROR mentions NEEDLE. */
 #define assert_no_error_about(needle)                                                              \
 	do {                                                                                       \
@@ -70,13 +61,6 @@ static char *padded_trigger(size_t size)
 	text[size - 1] = '\n';
 	text[size] = '\0';
 	return text;
-}
-
-static void make_dir(const char *path, mode_t mode)
-{
-	assert_int_equal(mkdir(path, mode), 0);
-	/* mkdir honours the umask; the tests need the exact mode. */
-	assert_int_equal(chmod(path, mode), 0);
 }
 
 /* Binds a Unix socket at DIR/NAME, mode 0600; returns its descriptor. */
@@ -217,7 +201,7 @@ static void test_directory_named_like_the_category_is_ignored(void **state)
 {
 	const char *dir = scratch_dir(state);
 	char path[512];
-	make_dir(path_in(dir, "cat", path, sizeof(path)), 0700);
+	make_dir_with_mode(path_in(dir, "cat", path, sizeof(path)), 0700);
 
 	assert_false(wrench_is_active("cat", "feat"));
 	assert_error_logged(path, "not a regular file", "directory");
@@ -371,7 +355,7 @@ static void test_wrench_dir_that_is_a_symlink_is_refused(void **state)
 {
 	const char *dir = scratch_dir(state);
 	char real[512], link[512];
-	make_dir(path_in(dir, "real", real, sizeof(real)), 0700);
+	make_dir_with_mode(path_in(dir, "real", real, sizeof(real)), 0700);
 	write_file(real, "cat", "feat\n", 0644);
 	assert_int_equal(symlink("real", path_in(dir, "link", link, sizeof(link))), 0);
 
@@ -459,7 +443,7 @@ static void make_tree_under_ancestor(const char *dir, mode_t anc_mode, char *anc
 	path_in(dir, "anc", anc, len);
 	path_in(anc, "wrench", wrench, len);
 	assert_int_equal(mkdir(anc, 0700), 0);
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "feat\n", 0644);
 	assert_int_equal(chmod(anc, anc_mode), 0);
 	assert_int_equal(wrench_set_dir(wrench), 0);
@@ -546,8 +530,8 @@ static void test_category_that_is_not_one_path_component_is_never_looked_up(void
 	const char *dir = scratch_dir(state);
 	char wrench[512], sub[512], bait[512], too_long[NAME_MAX + 2];
 	path_in(dir, "w", wrench, sizeof(wrench));
-	make_dir(wrench, 0700);
-	make_dir(path_in(wrench, "a", sub, sizeof(sub)), 0700);
+	make_dir_with_mode(wrench, 0700);
+	make_dir_with_mode(path_in(wrench, "a", sub, sizeof(sub)), 0700);
 	write_file(sub, "b", "feat\n", 0644);
 	write_file(dir, "x", "feat\n", 0644);
 	path_in(dir, "x", bait, sizeof(bait));
@@ -669,7 +653,7 @@ static int make_zoo(const char *dir)
 	                      path_in(dir, "hard-2", other, sizeof(other))),
 	                 0);
 	assert_int_equal(mkfifo(path_in(dir, "fifo", path, sizeof(path)), 0644), 0);
-	make_dir(path_in(dir, "subdir", path, sizeof(path)), 0700);
+	make_dir_with_mode(path_in(dir, "subdir", path, sizeof(path)), 0700);
 	char *text = padded_trigger(WRENCH_MAX_FILE_SIZE + 1);
 	write_file(dir, "big", text, 0644);
 	free(text);

@@ -16,12 +16,6 @@
 /* Not root, not the test's uid: the owner of files that must be refused. */
 #define OTHER_UID 12345
 
-static void make_dir(const char *path, mode_t mode)
-{
-	assert_int_equal(mkdir(path, mode), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
 /* ---- The file ------------------------------------------------------------ */
 
 static void test_created_file_is_seen_by_the_next_call(void **state)
@@ -154,7 +148,7 @@ static void test_directory_appearing_vanishing_and_reappearing_is_seen(void **st
 	assert_int_equal(wrench_set_dir(wrench), 0);
 	assert_false(wrench_is_active("cat", "feat"));
 
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "feat\n", 0644);
 	assert_true(wrench_is_active("cat", "feat"));
 
@@ -162,7 +156,7 @@ static void test_directory_appearing_vanishing_and_reappearing_is_seen(void **st
 	assert_int_equal(rmdir(wrench), 0);
 	assert_false(wrench_is_active("cat", "feat"));
 
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "feat\n", 0644);
 	assert_true(wrench_is_active("cat", "feat"));
 }
@@ -175,9 +169,9 @@ static void test_directory_renamed_away_or_replaced_is_seen(void **state)
 	path_in(dir, "w", wrench, sizeof(wrench));
 	path_in(dir, "w.old", old, sizeof(old));
 	path_in(dir, "w.next", next, sizeof(next));
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "feat\n", 0644);
-	make_dir(next, 0700);
+	make_dir_with_mode(next, 0700);
 	write_file(next, "cat", "other\n", 0644);
 	assert_int_equal(wrench_set_dir(wrench), 0);
 	assert_true(wrench_is_active("cat", "feat"));
@@ -196,7 +190,7 @@ static void test_directory_replaced_by_a_symlink_is_seen(void **state)
 	char wrench[512], real[512];
 	path_in(dir, "w", wrench, sizeof(wrench));
 	path_in(dir, "real", real, sizeof(real));
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "feat\n", 0644);
 	assert_int_equal(wrench_set_dir(wrench), 0);
 	assert_true(wrench_is_active("cat", "feat"));
@@ -358,7 +352,7 @@ static void test_counters_restart_after_the_directory_is_moved_away_and_back(voi
 	char wrench[512], away[512];
 	path_in(scratch_dir(state), "w", wrench, sizeof(wrench));
 	path_in(scratch_dir(state), "w.away", away, sizeof(away));
-	make_dir(wrench, 0700);
+	make_dir_with_mode(wrench, 0700);
 	write_file(wrench, "cat", "boom times=1\n", 0644);
 	assert_int_equal(wrench_set_dir(wrench), 0);
 	assert_true(wrench_is_active("cat", "boom"));
