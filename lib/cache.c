@@ -50,16 +50,6 @@ static uint64_t dir_logged_problem;
 static bool seeded;
 static uint64_t seed;
 
-static uint64_t hash_bytes(const void *data, size_t len, uint64_t h)
-{
-	const unsigned char *p = data;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
-
-#define HASH_START 0xcbf29ce484222325ull
-
 static bool same_identity(const struct wrench__identity *a, const struct wrench__identity *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
@@ -70,8 +60,8 @@ static bool same_identity(const struct wrench__identity *a, const struct wrench_
 /* A problem is logged again only when its message or its object changes. */
 static uint64_t problem_mark(const struct wrench__problem *why)
 {
-	uint64_t h = hash_bytes(why->message, strlen(why->message), HASH_START);
-	h = hash_bytes(&why->where, sizeof(why->where), h);
+	uint64_t h = wrench__hash_bytes(why->message, strlen(why->message), WRENCH__HASH_START);
+	h = wrench__hash_bytes(&why->where, sizeof(why->where), h);
 	return h ? h : 1;
 }
 
@@ -97,7 +87,7 @@ static struct wrench__snapshot *set_snapshot(struct entry *e, struct wrench__sna
 
 static struct entry **bucket_of(const char *category)
 {
-	return &table[hash_bytes(category, strlen(category), HASH_START) % table_size];
+	return &table[wrench__hash_string(category) % table_size];
 }
 
 static void insert(struct entry *e)
@@ -341,7 +331,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
                                                const struct wrench__ticket *t,
                                                const struct wrench__file *file, bool *stale)
 {
-	uint64_t hash = hash_bytes(file->data, file->len, HASH_START);
+	uint64_t hash = wrench__hash_bytes(file->data, file->len, WRENCH__HASH_START);
 	struct wrench__snapshot *s = NULL, *old = NULL;
 
 	*stale = false;
@@ -374,7 +364,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 		e->logged_problem = 0;
 		/* Parsing again after set_seed() or a directory problem is
 		 * not a new version: its bad lines were told already. */
-		uint64_t mark = hash_bytes(&file->id, sizeof(file->id), hash);
+		uint64_t mark = wrench__hash_bytes(&file->id, sizeof(file->id), hash);
 		tell = e->logged_version != mark;
 		e->logged_version = mark;
 		/* One reference for the cache; the caller keeps the first. */

@@ -21,6 +21,26 @@
  * the library is loaded with dlopen(). */
 #define WRENCH_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
+/* FNV-1a, for names, contents and problem marks: fast, and spread well
+ * enough for hash tables. Nothing hashed comes from an untrusted writer. */
+#define WRENCH__HASH_START 0xcbf29ce484222325ull
+
+static inline uint64_t wrench__hash_bytes(const void *data, size_t len, uint64_t h)
+{
+	const unsigned char *p = (const unsigned char *)data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static inline uint64_t wrench__hash_string(const char *s)
+{
+	uint64_t h = WRENCH__HASH_START;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
 /* Trigger files larger than this are refused: they are hand-written lists. */
 #define WRENCH_MAX_FILE_SIZE 65536 /* 64 KiB */
 

@@ -387,9 +387,7 @@ static int add_error(struct wrench__rules *rules, unsigned line, const char *mes
 
 static size_t feature_hash(const char *feature)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *feature; feature++)
-		h = (h ^ (unsigned char)*feature) * 0x100000001b3ull;
+	uint64_t h = wrench__hash_string(feature);
 	return (size_t)(h ^ (h >> 32));
 }
 

@@ -25,11 +25,8 @@ static uint64_t mix(uint64_t x)
 
 uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line)
 {
-	/* FNV-1a over the category keeps categories apart; mix() spreads it. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (const char *c = category; *c; c++)
-		h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
-	return mix(seed ^ mix(h ^ mix(line)));
+	/* The category's hash keeps categories apart; mix() spreads it. */
+	return mix(seed ^ mix(wrench__hash_string(category) ^ mix(line)));
 }
 
 /* Unseeded draws come from a generator per thread, seeded once from the

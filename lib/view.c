@@ -45,14 +45,6 @@ static WRENCH_TLS struct wrench__view *held;
 static pthread_key_t held_key;
 static pthread_once_t held_key_once = PTHREAD_ONCE_INIT;
 
-static uint64_t hash_name(const char *name)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
-	return h;
-}
-
 static void known_put(struct known *k)
 {
 	if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
@@ -143,7 +135,7 @@ int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
 	k->snapshot = snapshot;
 	if (snapshot)
 		atomic_fetch_add(&snapshot->refs, 1);
-	k->hash = hash_name(category);
+	k->hash = wrench__hash_string(category);
 	memcpy(k->category, category, len);
 
 	pthread_mutex_lock(&view_lock);
@@ -190,7 +182,8 @@ void wrench__view_forget(const char *category)
 {
 	pthread_mutex_lock(&view_lock);
 	struct wrench__view *old = atomic_load(&current);
-	struct known *k = old ? old->slot[find_slot(old, category, hash_name(category))] : NULL;
+	struct known *k =
+	        old ? old->slot[find_slot(old, category, wrench__hash_string(category))] : NULL;
 	if (k)
 		publish(view_copy(old, k));
 	pthread_mutex_unlock(&view_lock);
@@ -247,7 +240,7 @@ bool wrench__view_lookup(const struct wrench__view *v, const char *category,
 		*snapshot = NULL;
 		return true;
 	}
-	struct known *k = v->slot[find_slot(v, category, hash_name(category))];
+	struct known *k = v->slot[find_slot(v, category, wrench__hash_string(category))];
 	if (!k)
 		return false;
 	*snapshot = k->snapshot;

@@ -61,9 +61,7 @@ static uint64_t category_changes[CATEGORY_COUNTERS];
 
 static uint64_t *counter_of(const char *category)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *category; category++)
-		h = (h ^ (unsigned char)*category) * 0x100000001b3ull;
+	uint64_t h = wrench__hash_string(category);
 	return &category_changes[(h ^ (h >> 32)) % CATEGORY_COUNTERS];
 }
 
