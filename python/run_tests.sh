@@ -1,0 +1,34 @@
+#!/bin/sh
+# The Python binding's tests, as CI runs them: installs the package with
+# `pip install --no-build-isolation` into a scratch virtual environment
+# (which sees Debian's python3-pytest), then runs python/tests against the
+# library built in BUILD_DIR, named by WRENCH_LIBRARY. Changes nothing
+# outside the scratch directory, which is removed at the end.
+# Usage: python/run_tests.sh [BUILD_DIR]   (default: build/default)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=$(cd "${1:-$root/build/default}" && pwd)
+python=${PYTHON:-/usr/bin/python3}
+library="$build/lib/libwrench.so.1"
+test -f "$library" || { echo "python/run_tests.sh: $library not found; build first (cmake --workflow --preset default)" >&2; exit 2; }
+
+scratch=$(mktemp -d /tmp/wrench-python.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+
+# Built from a copy, so that concurrent runs never share setuptools'
+# build directory in the tree.
+cp -R "$here" "$scratch/src"
+rm -rf "$scratch/src/build" "$scratch/src/src/"*.egg-info
+"$python" -m venv --system-site-packages --without-pip "$scratch/venv"
+"$scratch/venv/bin/python" -m pip install --quiet --no-build-isolation --no-index \
+	--no-cache-dir "$scratch/src" > "$scratch/pip.log" 2>&1 || { cat "$scratch/pip.log" >&2; exit 1; }
+
+cd "$here/tests"
+# The tests choose their trigger directories; nothing from the caller's
+# environment may change what fires.
+env -u WRENCH_SEED -u WRENCH_LOG -u WRENCH_RECHECK_MS \
+	WRENCH_DIR=/nonexistent/wrench-tests WRENCH_LIBRARY="$library" \
+	PYTHONDONTWRITEBYTECODE=1 WRENCH_REPOSITORY="$root" \
+	"$scratch/venv/bin/python" -m pytest -q -p no:cacheprovider \
+	--basetemp="$scratch/pytest" .

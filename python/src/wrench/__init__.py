@@ -1,0 +1,223 @@
+"""Failure points that stay in the code, switched on by trusted trigger files.
+
+A thin binding over the installed libwrench.so.1 (wrench(3), wrench(5)):
+the parser, the trust rules and the counters are the library's, and this
+module adds nothing but argument checks. Where the library is not
+installed, importing still works and every failure point answers False.
+
+Messages go to the logger "wrench" of the standard logging module, from
+the moment this module is imported. Full guide: docs/python.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+from typing import Iterator, Optional, Type, Union
+
+from . import _logbridge, _native
+from ._native import LIBRARY_ENV
+
+__all__ = [
+    "LIBRARY_ENV",
+    "available",
+    "disabled",
+    "get_dir",
+    "is_active",
+    "is_enabled",
+    "point",
+    "set_dir",
+    "set_enabled",
+    "set_recheck_ms",
+    "set_seed",
+]
+
+__version__ = "1.0.0"
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+_lib = _native.load()
+if _lib is not None:
+    _logbridge.install(_lib)
+
+
+def available() -> bool:
+    """Answers whether libwrench.so.1 was loaded; without it nothing ever fires."""
+    return _lib is not None
+
+
+def _name(value: object, what: str, function: str) -> bytes:
+    """A category or feature as the library wants it: UTF-8 bytes, no NUL."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"wrench.{function}(): {what} must be a str, not {type(value).__name__}"
+            + (" (decode it first)" if isinstance(value, (bytes, bytearray)) else "")
+        )
+    if "\0" in value:
+        raise ValueError(f"wrench.{function}(): {what} {value!r} contains a NUL character")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"wrench.{function}(): {what} {value!r} cannot be encoded as UTF-8 ({error.reason})"
+        ) from None
+
+
+def _path(value: object, function: str) -> bytes:
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"wrench.{function}(): the path must be a str, bytes, os.PathLike or None, "
+            f"not {type(value).__name__}"
+        )
+    raw = os.fsencode(value)
+    if b"\0" in raw:
+        raise ValueError(f"wrench.{function}(): the path {value!r} contains a NUL character")
+    return raw
+
+
+def _unsigned(value: object, bits: int, what: str, function: str) -> int:
+    # bool is an int subclass, but set_seed(True) is certainly a mistake.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"wrench.{function}(): {what} must be an int, not {type(value).__name__}")
+    if not 0 <= value < 1 << bits:
+        raise ValueError(
+            f"wrench.{function}(): {what} {value} is out of range; expected 0 to {(1 << bits) - 1}"
+        )
+    return value
+
+
+def is_active(category: str, feature: str) -> bool:
+    """Answers whether the failure point FEATURE of CATEGORY should fail now.
+
+    True when a line of the trusted trigger file <dir>/CATEGORY names
+    FEATURE and fires on this call; the line may instead make the call
+    sleep (slow=) or kill the process (kill). Any problem with the file
+    or the names answers False and is logged, never raised; only a
+    category or feature that is not a str (TypeError) or holds a NUL
+    character or a lone surrogate (ValueError) raises.
+    """
+    raw_category = _name(category, "category", "is_active")
+    raw_feature = _name(feature, "feature", "is_active")
+    if _lib is None:
+        return False
+    return bool(_lib.wrench_is_active(raw_category, raw_feature))
+
+
+def point(
+    category: str,
+    feature: str,
+    raises: Union[BaseException, Type[BaseException]],
+) -> None:
+    """Raises RAISES when the failure point fires, else returns None.
+
+    RAISES is an exception instance, raised afresh each time, or an
+    exception class, instantiated with a message naming the point:
+
+        wrench.point("my-charm", "push", raises=ConnectionError)
+    """
+    is_class = isinstance(raises, type) and issubclass(raises, BaseException)
+    if not is_class and not isinstance(raises, BaseException):
+        raise TypeError(
+            "wrench.point(): raises must be an exception instance or class, "
+            f"not {type(raises).__name__}"
+        )
+    if not is_active(category, feature):
+        return
+    if isinstance(raises, BaseException):
+        raise raises.with_traceback(None)
+    raise raises(f"failure point {category}/{feature} fired (wrench)")
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turns every failure point on (True, the initial state) or off.
+
+    Returns the previous state. Off, a failure point makes no system call.
+    Without the library the switch stays off and this returns False.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"wrench.set_enabled(): expected a bool, not {type(enabled).__name__}")
+    if _lib is None:
+        return False
+    return bool(_lib.wrench_set_enabled(enabled))
+
+
+def is_enabled() -> bool:
+    """Answers the global switch; always False without the library."""
+    if _lib is None:
+        return False
+    return bool(_lib.wrench_is_enabled())
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Switches every failure point off inside the block, then restores the switch.
+
+    The switch is process-wide: other threads see it off too.
+    """
+    previous = set_enabled(False)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
+
+
+def set_dir(path: Optional[PathArg]) -> None:
+    """Makes PATH, an absolute path, the directory of trigger files.
+
+    None goes back to the default ($WRENCH_DIR, else /var/lib/juju/wrench).
+    Forgets every cached file and every directive counter. Raises
+    ValueError for an empty or relative path or one with a ".." component,
+    OSError (ENAMETOOLONG) for one too long. Without the library only the
+    type is checked.
+    """
+    raw = None if path is None else _path(path, "set_dir")
+    if _lib is None:
+        return
+    rc = _lib.wrench_set_dir(raw)
+    if rc == -errno.EINVAL:
+        raise ValueError(
+            f"wrench.set_dir(): {path!r} is not usable: expected an absolute path "
+            "without a '..' component"
+        )
+    if rc < 0:
+        raise OSError(-rc, os.strerror(-rc), os.fsdecode(raw) if raw else path)
+
+
+def get_dir() -> Optional[str]:
+    """Answers the directory of trigger files in use.
+
+    None without the library, or when the default is unusable ($WRENCH_DIR
+    relative): every failure point is then inactive.
+    """
+    if _lib is None:
+        return None
+    raw = _lib.wrench_get_dir()
+    return None if raw is None else os.fsdecode(raw)
+
+
+def set_seed(seed: Optional[int]) -> None:
+    """Makes chance= decisions reproducible: the same seed, the same sequence.
+
+    SEED is 0 to 2**64-1; None goes back to $WRENCH_SEED, else the system's
+    random source. Forgets every directive counter, as set_dir() does.
+    """
+    if seed is None:
+        pointer = None
+    else:
+        value = ctypes.c_uint64(_unsigned(seed, 64, "the seed", "set_seed"))
+        pointer = ctypes.pointer(value)
+    if _lib is not None:
+        _lib.wrench_set_seed(pointer)
+
+
+def set_recheck_ms(ms: int) -> None:
+    """Chooses how soon a change to the trigger files is seen.
+
+    0 (strict, the default): by the next call. MS > 0 (relaxed, for hot
+    paths): within MS milliseconds, and no system call in the steady state.
+    """
+    value = _unsigned(ms, 32, "ms", "set_recheck_ms")
+    if _lib is not None:
+        _lib.wrench_set_recheck_ms(value)
