@@ -3,6 +3,10 @@
 # to run. Debian and Ubuntu only.
 wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libfiu-dev clang-tidy
 cppcheck clang-format"
+# The Python binding's tests, and the Debian packages (python/run_tests.sh,
+# scripts/packages, tests/packages_check.sh).
+wrench_packages="$wrench_packages python3-pytest python3-setuptools python3-pip python3-venv
+python3-all debhelper dpkg-dev dh-python pybuild-plugin-pyproject lintian fakeroot liburing-dev"
 
 wrench_missing() {
 	missing=""
