@@ -106,7 +106,7 @@ def test_set_dir_and_get_dir(wrench_dir, scratch: Path) -> None:
     assert wrench.get_dir() == str(wrench_dir.path)
 
 
-def test_set_dir_none_goes_back_to_the_default(wrench_dir, monkeypatch) -> None:
+def test_set_dir_none_goes_back_to_the_default(wrench_dir) -> None:
     # $WRENCH_DIR was read once, at the library's first call: the default
     # is what get_dir() said before any set_dir().
     wrench.set_dir(None)

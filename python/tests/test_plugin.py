@@ -8,7 +8,14 @@ import wrench
 from conftest import write_trigger
 
 INNER_TESTS = """
+import os
 import wrench
+
+# Called while pytest imports this module, before any test runs.
+AT_IMPORT = wrench.is_active("my-charm", "push-fails")
+
+def test_off_already_when_test_modules_are_imported():
+    assert AT_IMPORT is False
 
 def test_stray_trigger_file_does_not_fire():
     assert not wrench.is_enabled()
@@ -28,7 +35,7 @@ def test_wrench_dir_gives_a_scratch_directory(wrench_dir):
 
 def test_off_again_after_a_test_that_asked():
     assert not wrench.is_enabled()
-    assert wrench.get_dir() != ""
+    assert wrench.get_dir() == os.environ["WRENCH_DIR"]
 """
 
 
@@ -48,7 +55,7 @@ def test_plugin_is_loaded_in_this_session(pytestconfig) -> None:
 def test_plugin_switches_wrench_off_unless_a_test_asks(pytester, stray_trigger) -> None:
     pytester.makepyfile(test_inner=INNER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_without_the_plugin_the_stray_file_fires(pytester, stray_trigger) -> None:
