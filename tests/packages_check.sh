@@ -15,6 +15,17 @@ fail() {
 	exit 1
 }
 
+# One version everywhere: the project, the packages, the Python module.
+project=$(sed -n 's/^project(wrench VERSION \([0-9.]*\) .*/\1/p' "$root/CMakeLists.txt")
+changelog=$(dpkg-parsechangelog -l "$root/debian/changelog" -S Version)
+pyproject=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/python/pyproject.toml")
+module=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/python/src/wrench/__init__.py")
+if [ -z "$project" ] || [ "$changelog" != "$project" ] || [ "$pyproject" != "$project" ] ||
+	[ "$module" != "$project" ]; then
+	fail "versions differ: CMakeLists.txt '$project', debian/changelog '$changelog'," \
+		"python/pyproject.toml '$pyproject', wrench.__version__ '$module'; make them equal"
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "packages_check.sh: skipped: installing packages needs root (CI runs it as root)"
 	exit 0
