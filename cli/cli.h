@@ -41,8 +41,8 @@ void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- escape.c: names in output ---------------------------------------- */
 
-/* Writes TEXT for a terminal: control characters (C0, DEL, C1), bytes
- * that are not UTF-8 and "\" as \xNN or "\\"; the rest as is. */
+/* Writes TEXT for a terminal: control characters (C0, DEL, C1) and bytes
+ * that are not UTF-8 as \xNN; the rest as is. */
 void print_escaped(FILE *out, const char *text, size_t len);
 void print_escaped_string(FILE *out, const char *text);
 /* Formats one line and writes it escaped, with its newline. */

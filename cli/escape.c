@@ -33,6 +33,9 @@ static size_t utf8_printable(const unsigned char *s, size_t len)
 	return n;
 }
 
+/* A backslash is left as it is, so that a quoted fix can be pasted; a
+ * name that holds the text "\x1b" then reads like one holding ESC, which
+ * --json tells apart. */
 void print_escaped(FILE *out, const char *text, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)text;
@@ -42,9 +45,6 @@ void print_escaped(FILE *out, const char *text, size_t len)
 		if (n > 0) {
 			fwrite(s + i, 1, n, out);
 			i += n;
-		} else if (s[i] == '\\') {
-			fputs("\\\\", out);
-			i++;
 		} else if (s[i] < 0x20 || s[i] >= 0x7f) {
 			fprintf(out, "\\x%02x", s[i]);
 			i++;

@@ -282,12 +282,13 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	o.dir_given = !lib_dir || strcmp(lib_dir, c->o->dir) != 0;
 	char *wrench = wrench_command(&o);
 	struct buffer message = {0};
+	/* The fix is one command, which can be run as it is; the other way
+	 * out needs the user's choice of directives. */
 	buffer_add(&message, err, strlen(err));
-	buffer_add(&message, "; fix: ", strlen("; fix: "));
-	add_fix(&message, wrench ? wrench : "wrench", " unset", c->category, rule.feature, flen);
-	buffer_add(&message, ", or rewrite the line with ", strlen(", or rewrite the line with "));
+	buffer_add(&message, " (or rewrite the line: ", strlen(" (or rewrite the line: "));
 	add_fix(&message, wrench ? wrench : "wrench", " set", c->category, rule.feature, flen);
-	buffer_add(&message, " DIRECTIVE...", strlen(" DIRECTIVE..."));
+	buffer_add(&message, " DIRECTIVE...); fix: ", strlen(" DIRECTIVE...); fix: "));
+	add_fix(&message, wrench ? wrench : "wrench", " unset", c->category, rule.feature, flen);
 	print_problem(c, c->path, c->line, message.failed ? "out of memory" : message.data);
 	free(message.data);
 	free(wrench);

@@ -50,6 +50,30 @@ uid=$(id -u)
 nobody_uid=$(id -u nobody 2> /dev/null || echo 65534)
 nobody_gid=$(id -g nobody 2> /dev/null || echo 65534)
 
+# Tests that run a program as nobody need it where nobody can reach it:
+# the build tree may be in a directory others cannot enter, such as /root
+# (issue 9, item 14). The install above is in $scratch; the reader and its
+# library are copied next to it.
+libdir=$(dirname "$(find "$prefix" -name 'libwrench.so.1' | head -n 1)")
+reader_copy=$scratch/reader
+cp "$reader" "$reader_copy"
+chmod 0755 "$reader_copy"
+
+# A second unprivileged user, for the tests of another user's directory;
+# its name is unique to this run, and it is removed at the end.
+second_user=
+if [ "$uid" -eq 0 ] && command -v useradd > /dev/null 2>&1; then
+	name=wrench-t-cli-$$
+	if useradd --system --no-create-home --shell /usr/sbin/nologin "$name" > /dev/null 2>&1; then
+		second_user=$name
+	fi
+fi
+cleanup() {
+	[ -z "$second_user" ] || userdel "$second_user" > /dev/null 2>&1
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+
 # ---- Helpers ------------------------------------------------------------
 
 fail() {
@@ -740,8 +764,7 @@ test_set_owner_makes_a_file_the_agent_user_trusts() {
 	w --dir "$D" --owner nobody set cat feat
 	expect_rc 0
 	wrun setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
-		"$reader" "$D" cat feat 0.1
-	[ "$rc" = 126 ] && skip "skipped: nobody cannot run $reader"
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$D" cat feat 0.1
 	[ "$rc" = 0 ] || fail "an agent running as nobody does not see cat/feat: $(cat "$t/out")"
 }
 
@@ -1440,6 +1463,333 @@ test_concurrent_reader_never_sees_a_torn_file() {
 	expect_unchanged "$D/cat" "$t/orig"
 	expect_mode "$D/cat" 600
 	expect_entries "$D" "cat "
+}
+
+# ---- Security (issue 8) and the first hour (issue 9) ---------------------
+
+# Runs a shell command line as nobody.
+sh_nobody() {
+	setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups sh -c "$1"
+}
+
+# A second unprivileged user, other than nobody, made for this run.
+need_second_user() {
+	need_root "create a user"
+	[ -n "$second_user" ] || skip "skipped: cannot create a user (useradd failed)"
+}
+
+# Issue 8, item 1: a root-owned trigger file left at mode 0666, which the
+# library rightly ignores, gets a line appended by another user; root then
+# sets another feature in it. The line must not reach a trusted file.
+test_set_never_carries_over_lines_of_an_untrusted_file() {
+	mkd
+	chmod 0755 "$t" "$D"
+	mkfile "$D/machine-agent" 'start-fails\n' 0666
+	if [ "$uid" -eq 0 ]; then
+		sh_nobody "echo 'crash-before-commit kill' >> '$D/machine-agent'"
+	else
+		echo 'crash-before-commit kill' >> "$D/machine-agent"
+	fi
+	cp -p "$D/machine-agent" "$t/orig"
+	for args in "set machine-agent fetch-fails every=3" "unset machine-agent start-fails"; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		expect_usage_error
+		expect_stderr_contains "$D/machine-agent is writable by group or others (mode 0666)"
+		expect_stderr_contains "nothing was changed"
+		expect_stderr_contains "rm -- $D/machine-agent"
+		expect_unchanged "$D/machine-agent" "$t/orig"
+		expect_mode "$D/machine-agent" 666
+	done
+	expect_entries "$D" "machine-agent "
+	# The fix it gives: remove the file, and set again.
+	rm -- "$D/machine-agent"
+	w --dir "$D" set machine-agent fetch-fails every=3
+	expect_rc 0
+	expect_file "$D/machine-agent" 'fetch-fails every=3\n'
+}
+
+# The same for a file owned by another user, and for one behind a
+# symlink: nothing of them is kept, nothing is changed.
+test_set_refuses_a_file_owned_by_another_user() {
+	need_root "chown to nobody"
+	mkd
+	mkfile "$D/cat" 'crash kill\n'
+	chown "$nobody_uid" "$D/cat"
+	cp -p "$D/cat" "$t/orig"
+	w --dir "$D" set cat t
+	expect_usage_error
+	expect_stderr_contains "owned by uid $nobody_uid"
+	expect_stderr_contains "nothing was changed"
+	expect_unchanged "$D/cat" "$t/orig"
+	expect_owner "$D/cat" "$nobody_uid:0"
+}
+
+# Issue 8, item 1: --owner USER never adopts a directory that another user
+# made (with a kill line in it): refused, exit 2, owner and lines intact.
+test_set_owner_never_adopts_a_directory_it_did_not_create() {
+	need_second_user
+	chmod 0755 "$t"
+	mkdir -m 0700 "$D"
+	mkfile "$D/machine-agent" 'crash-before-commit kill\n'
+	chown -R "$nobody_uid:$nobody_gid" "$D"
+	snapshot "$D" > "$t/before"
+	w --dir "$D" --owner "$second_user" set machine-agent fetch-fails
+	expect_usage_error
+	expect_stderr_contains "$D is owned by uid $nobody_uid"
+	expect_stderr_contains "nothing was changed"
+	snapshot "$D" > "$t/after"
+	expect_unchanged "$t/after" "$t/before"
+	expect_owner "$D" "$nobody_uid:$nobody_gid"
+}
+
+# Issue 9, item 7: --owner on a shared, root-owned directory leaves its
+# owner alone, and writes a file both agents honour: a root agent keeps
+# its trigger, the agent running as nobody gets its own.
+test_set_owner_leaves_a_shared_directory_to_its_owner() {
+	need_root "run agents as root and as nobody"
+	chmod 0755 "$t"
+	mkd
+	chmod 0755 "$D"
+	w --dir "$D" set machine-agent root-trigger
+	expect_rc 0
+	w --dir "$D" --owner nobody set unit-agent fail-hook
+	expect_rc 0
+	expect_stderr_empty
+	expect_owner "$D" "0:0"
+	expect_mode "$D" 755
+	expect_owner "$D/unit-agent" "0:0"
+	expect_mode "$D/unit-agent" 644
+	wrun "$reader" "$D" machine-agent root-trigger 0.1
+	[ "$rc" = 0 ] || fail "a root agent no longer sees its trigger: $(cat "$t/out")"
+	wrun "$reader" "$D" unit-agent fail-hook 0.1
+	[ "$rc" = 0 ] || fail "a root agent does not trust the file: $(cat "$t/out")"
+	wrun setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$D" unit-agent fail-hook 0.1
+	[ "$rc" = 0 ] || fail "an agent running as nobody does not see its trigger: $(cat "$t/out")"
+	# A shared directory that the agent cannot enter: a warning with the
+	# fix, exit 1, and still no change of owner.
+	chmod 0700 "$D"
+	w --dir "$D" --owner nobody set unit-agent other
+	expect_rc 1
+	expect_stderr_contains "$D cannot be searched by the agent (uid $nobody_uid)"
+	expect_stderr_contains "fix: chmod o+x $D"
+	expect_owner "$D" "0:0"
+}
+
+# Issue 8, item 2: a symlink above --dir does not redirect writes, and clear
+# does not empty the directory it points to.
+test_dir_behind_a_symlinked_ancestor_is_refused_before_writing() {
+	mkdir -p "$t/att" "$t/victim/wrench"
+	mkfile "$t/victim/wrench/keep" 'k\n'
+	chmod 0700 "$t/victim/wrench"
+	ln -s "$t/victim" "$t/att/sub"
+	D=$t/att/sub/wrench
+	snapshot "$t/victim" > "$t/before"
+	for args in "set cat feat" "unset cat feat" "unset keep" clear; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		expect_usage_error
+		expect_stderr_contains "$t/att/sub is a symbolic link"
+		expect_stderr_contains "fix: "
+	done
+	snapshot "$t/victim" > "$t/after"
+	expect_unchanged "$t/after" "$t/before"
+	# A symlinked trigger directory itself is refused the same way, not
+	# with "Not a directory" (issue 9, item 8).
+	ln -s "$t/victim/wrench" "$t/link"
+	w --dir "$t/link" set cat feat
+	expect_usage_error
+	expect_stderr_contains "$t/link is a symbolic link"
+	expect_stderr_contains "fix: use the real path, which realpath -- $t/link prints"
+	w --dir "$t/link" check --json
+	expect_rc 1
+	expect_json 'any(.problems[]; .path == ($t + "/link") and (.fix | type) == "string")'
+}
+
+# Issue 8, item 2: an ancestor that others may write is refused before
+# anything is created under it.
+test_set_refuses_an_untrusted_ancestor_before_creating_anything() {
+	mkdir -m 0777 "$t/open"
+	chmod 0777 "$t/open"
+	D=$t/open/a/wrench
+	w --dir "$D" set cat feat
+	expect_usage_error
+	expect_stderr_contains "$t/open is writable by group or others (mode 0777)"
+	expect_stderr_contains "nothing was changed"
+	expect_entries "$t/open" ""
+}
+
+# Issue 8, item 2: set creates what is missing under checked parents only,
+# with its modes set on descriptors (the umask does not count), and never
+# through a link that replaces a created directory's parent.
+test_set_creates_the_directory_through_descriptors() {
+	umask 077
+	D=$t/new/parent/wrench
+	w --dir "$D" set cat feat
+	expect_rc 0
+	expect_mode "$t/new" 755
+	expect_mode "$t/new/parent" 755
+	expect_mode "$D" 700
+	expect_file "$D/cat" 'feat\n'
+}
+
+# Issue 8, item 3: a reader of the directory that locks it cannot hang the
+# command: it gives up after a bounded wait, names the holder and changes
+# nothing.
+test_a_lock_held_by_another_process_does_not_hang_the_command() {
+	mkd
+	chmod 0755 "$t" "$D"
+	mkfile "$D/cat" 'a\n'
+	cp "$D/cat" "$t/orig"
+	if [ "$uid" -eq 0 ]; then
+		setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+			flock --no-fork "$D" sleep 60 &
+	else
+		flock --no-fork "$D" sleep 60 &
+	fi
+	holder=$!
+	sleep 0.5
+	start=$(now_ms)
+	w --dir "$D" set cat b
+	elapsed=$(($(now_ms) - start))
+	kill "$holder" 2> /dev/null
+	wait "$holder" 2> /dev/null
+	expect_usage_error
+	expect_stderr_contains "$D is locked by process $holder (sleep"
+	expect_stderr_contains "nothing was changed"
+	[ "$elapsed" -lt 25000 ] || fail "set waited ${elapsed} ms for the lock"
+	expect_unchanged "$D/cat" "$t/orig"
+	w --dir "$D" set cat b
+	expect_rc 0
+}
+
+# Issue 8, item 4: a file name with a newline cannot forge a line of list,
+# and control characters never reach the terminal.
+test_list_cannot_be_forged_by_a_file_name() {
+	mkd
+	name=$(printf 'x\nmachine-agent crash-before-commit kill')
+	mkfile "$D/$name" 'start-fails\n' 0666
+	w --dir "$D" list
+	expect_rc 1
+	expect_stdout "x\\\\x0amachine-agent crash-before-commit kill start-fails  # ignored: $D/x\\\\x0amachine-agent crash-before-commit kill is writable by group or others (mode 0666); fix: chmod go-w '$D/x\\\\x0amachine-agent crash-before-commit kill'\n"
+	w --dir "$D" list --json
+	expect_json '.triggers[0].category == $n and .triggers[0].ignored' --arg n "$name"
+}
+
+# Control characters in names and tokens are escaped in every human-readable
+# output; JSON keeps them exact.
+test_output_escapes_control_characters() {
+	mkd
+	esc=$(printf '\033')
+	bel=$(printf '\007')
+	cat="c${esc}[31m"
+	mkfile "$D/$cat" "f${bel} fail\nbad${esc}]0;x${bel} chanse=1\n"
+	for args in list check "eval $cat f$bel" "eval --json $cat f$bel" "unset $cat nothing" \
+		"set $cat g${esc}x"; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		if grep -q "[$esc$bel]" "$t/out" "$t/err"; then
+			fail "wrench $args printed a control character"
+			show_output
+		fi
+	done
+	w --dir "$D" list
+	expect_stdout_line "c\\x1b[31m f\\x07 fail"
+	w --dir "$D" list --json
+	expect_json '.triggers[0].category == $c and .triggers[0].feature == $f' \
+		--arg c "$cat" --arg f "f$bel"
+	w --dir "$D" eval --json "$cat" "f$bel"
+	expect_json '.category == $c and .feature == $f' --arg c "$cat" --arg f "f$bel"
+}
+
+# Issue 8, item 4: every fix that check suggests is safe to run: names are
+# quoted, so piping the fixes to sh runs nothing injected, and does fix.
+test_check_fixes_are_safe_to_run_in_a_shell() {
+	mkd
+	chmod 0755 "$t"
+	evil='x;touch INJECTED;$(touch INJECTED2)'"'"'q'
+	mkfile "$D/$evil" 'f\n' 0666
+	mkfile "$D/.#$evil" 'f\n'
+	mkfile "$D/c$evil" "g$evil chanse=1\n"
+	w --dir "$D" check --json
+	expect_rc 1
+	jq -r '.problems[].fix' "$t/out" > "$t/fixes"
+	[ "$(grep -c . "$t/fixes")" = 3 ] || fail "expected 3 fixes: $(cat "$t/fixes")"
+	mkdir "$t/run"
+	(cd "$t/run" && PATH="$prefix/bin:$PATH" sh "$t/fixes") > "$t/fix.out" 2>&1
+	expect_entries "$t/run" ""
+	expect_missing "$D/INJECTED"
+	expect_mode "$D/$evil" 644
+	expect_missing "$D/.#$evil"
+	expect_missing "$D/c$evil"
+	w --dir "$D" check
+	expect_rc 0
+}
+
+# JSON output keeps every name exact: quotes, backslashes, newlines.
+test_json_output_is_exact() {
+	mkd
+	cat=$(printf 'a"b\\c\nd\te')
+	mkfile "$D/$cat" 'f\n'
+	w --dir "$D" list --json
+	expect_rc 0
+	expect_json '.triggers[0].category == $c and .triggers[0].path == ($D + "/" + $c)' \
+		--arg c "$cat"
+}
+
+# Issue 9, item 6: after a plain set (root, 0600), an agent running as
+# another user cannot read the file: check, list and eval for that agent
+# say so, with the fix.
+test_owner_judges_whether_the_agent_can_read_the_file() {
+	need_root "judge access for nobody"
+	chmod 0755 "$t"
+	w --dir "$D" set myagent fetch-fails
+	expect_rc 0
+	chmod 0755 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 1
+	expect_problem "$D/myagent" "cannot be read by the agent (uid $nobody_uid)" \
+		"fix: chmod o+r $D/myagent"
+	w --dir "$D" --owner nobody check --json
+	expect_rc 1
+	expect_json '.ok == false and any(.problems[]; .path == ($D + "/myagent")
+		and .fix == ("chmod o+r " + $D + "/myagent"))'
+	w --dir "$D" --owner nobody list
+	expect_rc 1
+	expect_stdout_match "^myagent fetch-fails  # ignored: .*cannot be read by the agent"
+	w --dir "$D" --owner nobody eval myagent fetch-fails
+	expect_rc 1
+	expect_stderr_contains "cannot be read by the agent"
+	# A directory it cannot search, and the fix.
+	chmod 0644 "$D/myagent"
+	chmod 0700 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 1
+	expect_problem "$D" "cannot be searched by the agent" "fix: chmod o+x $D"
+	# Access through the agent's group counts.
+	chgrp "$nobody_gid" "$D"
+	chmod 0710 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 0
+	w --dir "$D" --owner nobody eval myagent fetch-fails
+	expect_rc 0
+}
+
+# Issue 9, item 8: a refusal that only root can get past says so, with the
+# command to run.
+test_non_root_refusal_says_it_needs_root() {
+	need_root "run the command as nobody"
+	chmod 0755 "$t"
+	mkd
+	chmod 0755 "$D"
+	mkfile "$D/cat" 'a\n'
+	sh_nobody "'$W' --dir '$D' set cat b" > "$t/out" 2> "$t/err"
+	rc=$?
+	expect_usage_error
+	expect_stderr_contains "Permission denied"
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set cat b"
+	expect_file "$D/cat" 'a\n'
 }
 
 # ---- Runner -------------------------------------------------------------
