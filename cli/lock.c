@@ -29,30 +29,44 @@ static long now_ms(void)
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether a line of /proc/locks, "1: FLOCK  ADVISORY  WRITE 1234
+ * 08:01:5678 0 EOF", is a flock held on ST's inode; its pid in *PID.
+ * Waiters have "->" where the kind is, and are not matched. */
+static bool holds(char *line, const struct stat *st, long *pid)
+{
+	char *save = NULL, *field[6];
+	int n = 0;
+
+	for (char *tok = strtok_r(line, " \t\n", &save); tok && n < 6;
+	     tok = strtok_r(NULL, " \t\n", &save))
+		field[n++] = tok;
+	if (n < 6 || strcmp(field[1], "FLOCK") != 0)
+		return false;
+	char *end;
+	unsigned long maj = strtoul(field[5], &end, 16);
+	unsigned long min = *end == ':' ? strtoul(end + 1, &end, 16) : 0;
+	unsigned long long ino = *end == ':' ? strtoull(end + 1, &end, 10) : 0;
+	*pid = strtol(field[4], NULL, 10);
+	return *end == '\0' && maj == major(st->st_dev) && min == minor(st->st_dev) &&
+	       ino == (unsigned long long)st->st_ino && *pid > 0;
+}
+
 /* The pid holding a flock on ST's inode, from /proc/locks; 0 if unknown. */
 static long lock_holder(const struct stat *st)
 {
 	FILE *locks = fopen("/proc/locks", "re");
 	char line[256];
-	long found = 0;
+	long pid = 0;
 
 	if (!locks)
 		return 0;
-	while (!found && fgets(line, sizeof(line), locks)) {
-		char kind[16];
-		long pid;
-		unsigned maj, min;
-		unsigned long long ino;
-		/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters
-		 * have "->" where the kind is, and are not matched. */
-		if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%llu", kind, &pid, &maj, &min,
-		           &ino) == 5 &&
-		    strcmp(kind, "FLOCK") == 0 && maj == major(st->st_dev) &&
-		    min == minor(st->st_dev) && ino == (unsigned long long)st->st_ino)
-			found = pid;
-	}
+	while (fgets(line, sizeof(line), locks))
+		if (holds(line, st, &pid))
+			break;
+		else
+			pid = 0;
 	fclose(locks);
-	return found;
+	return pid;
 }
 
 static void name_holder(const struct stat *st, const char *path)
