@@ -18,8 +18,10 @@
 /* Exit codes (wrench(1)). */
 enum {
 	EXIT_OK = 0,
-	EXIT_PROBLEMS = 1, /* check found problems; eval never fired; set wrote an ignored file */
-	EXIT_USAGE = 2,    /* bad usage or bad input: nothing was changed */
+	/* check found problems; list showed ignored lines; eval never fired;
+	 * unset found nothing to remove; set wrote a file the agent ignores */
+	EXIT_PROBLEMS = 1,
+	EXIT_USAGE = 2, /* bad usage or bad input: nothing was changed */
 };
 
 struct options {
@@ -38,6 +40,10 @@ struct options {
 
 /* Prints "wrench: MESSAGE" on stderr, control characters escaped. */
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Says "cannot WHAT PATH: ERROR" (ERR a negative errno), with "sudo" and
+ * this command line as the fix when only root may do it. */
+void cannot(const struct options *o, int err, const char *what, const char *path);
 
 /* ---- escape.c: names in output ---------------------------------------- */
 

@@ -158,18 +158,20 @@ static int edit(const struct options *o, const struct target *target, const char
 		rc = EXIT_USAGE;
 	} else if (!r->new_line && !r->matched) {
 		/* A cleanup with a typo in it must not pass in silence. */
-		note("%s %s; nothing was changed", path,
-		     old.data ? "has no line for this feature" : "does not exist");
+		if (old.data)
+			note("%s has no line for %s; nothing was changed", path, feature);
+		else
+			note("%s does not exist; nothing was changed", path);
 		rc = EXIT_PROBLEMS;
 	} else if (!r->new_line &&
 	           strspn(r->out.data ? r->out.data : "", " \t\r\n\v\f") == r->out.len) {
 		if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
-			note("cannot remove %s: %s", path, strerror(errno));
+			cannot(o, -errno, "remove", path);
 			rc = EXIT_USAGE;
 		}
 	} else if ((rc = replace_file(dirfd, o, target, category, r->out.data, r->out.len, &old)) <
 	           0) {
-		note("cannot write %s: %s", path, strerror(-rc));
+		cannot(o, rc, "write", path);
 		rc = EXIT_USAGE;
 	}
 	free(old.data);
@@ -230,7 +232,7 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 			note("%s does not exist; nothing was changed", path);
 			rc = EXIT_PROBLEMS;
 		} else {
-			note("cannot remove %s: %s", path, strerror(errno));
+			cannot(o, -errno, "remove", path);
 			rc = EXIT_USAGE;
 		}
 	}
@@ -259,8 +261,7 @@ int cmd_clear(const struct options *o)
 			continue;
 		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
 			char path[PATH_MAX + NAME_MAX + 2];
-			note("cannot remove %s: %s", trigger_path(o, names[i], path, sizeof(path)),
-			     strerror(errno));
+			cannot(o, -errno, "remove", trigger_path(o, names[i], path, sizeof(path)));
 			rc = EXIT_USAGE;
 		}
 	}

@@ -49,16 +49,30 @@ const char *trigger_path(const struct options *o, const char *name, char *buf, s
 	return buf;
 }
 
-/* Says why nothing may be changed: MESSAGE, the library's, with its fix;
- * a permission that only root has gets "sudo" and this command line. */
+/* The fix of a permission that only root has: "sudo" and this command
+ * line; NULL when root would not get further either. */
+static char *root_fix(const struct options *o, int err)
+{
+	return err == -EACCES && geteuid() != 0 ? sudo_command(o) : NULL;
+}
+
+/* Says why nothing may be changed: MESSAGE, the library's, with its fix,
+ * or the root_fix when it has none. */
 static void refuse_change(const struct options *o, int err, const char *message)
 {
-	char *sudo = NULL;
+	char *sudo = strstr(message, "; fix: ") ? NULL : root_fix(o, err);
 
-	if (err == -EACCES && geteuid() != 0 && !strstr(message, "; fix: "))
-		sudo = sudo_command(o);
 	note("nothing was changed: %s%s%s", message, sudo ? "; fix: this needs root: " : "",
 	     sudo ? sudo : "");
+	free(sudo);
+}
+
+void cannot(const struct options *o, int err, const char *what, const char *path)
+{
+	char *sudo = root_fix(o, err);
+
+	note("cannot %s %s: %s%s%s", what, path, strerror(-err),
+	     sudo ? "; fix: this needs root: " : "", sudo ? sudo : "");
 	free(sudo);
 }
 

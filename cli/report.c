@@ -276,11 +276,8 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	if (wrench__parse_line(line, len, &rule, err, sizeof(err)) >= 0)
 		return;
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
-	/* The fix must act on the directory checked, not the default one. */
-	const char *lib_dir = wrench_get_dir();
-	struct options o = *c->o;
-	o.dir_given = !lib_dir || strcmp(lib_dir, c->o->dir) != 0;
-	char *wrench = wrench_command(&o);
+	/* The fix must act on the directory checked: --dir is repeated. */
+	char *wrench = wrench_command(c->o);
 	struct buffer message = {0};
 	/* The fix is one command, which can be run as it is; the other way
 	 * out needs the user's choice of directives. */

@@ -867,7 +867,7 @@ test_unset_of_a_missing_feature_says_so_and_exits_1() {
 	w --dir "$D" unset cat zzz
 	expect_rc 1
 	expect_stdout_empty
-	expect_stderr_line "wrench: $D/cat has no line for this feature; nothing was changed"
+	expect_stderr_line "wrench: $D/cat has no line for zzz; nothing was changed"
 	expect_unchanged "$D/cat" "$t/orig"
 	w --dir "$D" unset other t
 	expect_rc 1
@@ -1790,6 +1790,17 @@ test_non_root_refusal_says_it_needs_root() {
 	expect_stderr_contains "Permission denied"
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set cat b"
 	expect_file "$D/cat" 'a\n'
+	# Creating a file in root's directory, and removing one.
+	sh_nobody "'$W' --dir '$D' set other b" > "$t/out" 2> "$t/err"
+	rc=$?
+	expect_usage_error
+	expect_stderr_contains "cannot write $D/other: Permission denied"
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set other b"
+	sh_nobody "'$W' --dir '$D' unset cat" > "$t/out" 2> "$t/err"
+	rc=$?
+	expect_usage_error
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D unset cat"
+	expect_entries "$D" "cat "
 }
 
 # ---- Runner -------------------------------------------------------------
