@@ -73,6 +73,7 @@ cleanup() {
 	rm -rf "$scratch"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # so that the cleanup runs on a signal too
 
 # ---- Helpers ------------------------------------------------------------
 
@@ -1784,20 +1785,17 @@ test_non_root_refusal_says_it_needs_root() {
 	mkd
 	chmod 0755 "$D"
 	mkfile "$D/cat" 'a\n'
-	sh_nobody "'$W' --dir '$D' set cat b" > "$t/out" 2> "$t/err"
-	rc=$?
+	w_nobody --dir "$D" set cat b
 	expect_usage_error
 	expect_stderr_contains "Permission denied"
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set cat b"
 	expect_file "$D/cat" 'a\n'
 	# Creating a file in root's directory, and removing one.
-	sh_nobody "'$W' --dir '$D' set other b" > "$t/out" 2> "$t/err"
-	rc=$?
+	w_nobody --dir "$D" set other b
 	expect_usage_error
 	expect_stderr_contains "cannot write $D/other: Permission denied"
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set other b"
-	sh_nobody "'$W' --dir '$D' unset cat" > "$t/out" 2> "$t/err"
-	rc=$?
+	w_nobody --dir "$D" unset cat
 	expect_usage_error
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D unset cat"
 	expect_entries "$D" "cat "
