@@ -197,10 +197,14 @@ struct checker {
 	unsigned problems;
 };
 
-/* One problem: "PATH[:LINE]: MESSAGE", the fix split out for --json. */
-static void print_problem(struct checker *c, const char *path, unsigned line, const char *message)
+/* One problem: "PATH[:LINE]: MESSAGE", the fix split out for --json. The
+ * fix starts at the first "; fix: " from FROM, a point of MESSAGE past
+ * every name in it: a name may hold "; fix: " too, and what follows it
+ * must not pass for a command. */
+static void print_problem(struct checker *c, const char *path, unsigned line, const char *message,
+                          const char *from)
 {
-	const char *fix = strstr(message, "; fix: ");
+	const char *fix = strstr(from, "; fix: ");
 	FILE *out = stdout;
 
 	if (c->o->json) {
@@ -231,8 +235,13 @@ static void check_problem(const struct wrench__problem *problem, void *ctx)
 	struct checker *c = ctx;
 
 	/* A file deleted while we look is gone, not wrong. */
-	if (problem->level != WRENCH_LOG_DEBUG)
-		print_problem(c, problem->path ? problem->path : c->path, 0, problem->message);
+	if (problem->level == WRENCH_LOG_DEBUG)
+		return;
+	const char *path = problem->path ? problem->path : c->path;
+	/* The library's messages name PATH once, before the fix. */
+	const char *named = strstr(problem->message, path);
+	print_problem(c, path, 0, problem->message,
+	              named ? named + strlen(path) : problem->message);
 }
 
 /* "WORD" or "'WORD'" in B, as one shell word. */
@@ -284,9 +293,14 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	buffer_add(&message, err, strlen(err));
 	buffer_add(&message, " (or rewrite the line: ", strlen(" (or rewrite the line: "));
 	add_fix(&message, wrench ? wrench : "wrench", " set", c->category, rule.feature, flen);
-	buffer_add(&message, " DIRECTIVE...); fix: ", strlen(" DIRECTIVE...); fix: "));
+	buffer_add(&message, " DIRECTIVE...)", strlen(" DIRECTIVE...)"));
+	size_t fix_at = message.len;
+	buffer_add(&message, "; fix: ", strlen("; fix: "));
 	add_fix(&message, wrench ? wrench : "wrench", " unset", c->category, rule.feature, flen);
-	print_problem(c, c->path, c->line, message.failed ? "out of memory" : message.data);
+	if (message.failed)
+		print_problem(c, c->path, c->line, "out of memory", "");
+	else
+		print_problem(c, c->path, c->line, message.data, message.data + fix_at);
 	free(message.data);
 	free(wrench);
 }
@@ -308,7 +322,10 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 		             "%s is left over from an interrupted wrench command; fix: rm -- %s",
 		             path, word ? word : "FILE") < 0)
 			message = NULL;
-		print_problem(c, path, 0, message ? message : "out of memory");
+		if (message)
+			print_problem(c, path, 0, message, message + strlen(path));
+		else
+			print_problem(c, path, 0, "out of memory", "");
 		free(message);
 		free(word);
 		return;
@@ -340,11 +357,11 @@ int cmd_check(const struct options *o)
 		/* The walk reported what stopped it; a failure to open the
 		 * directory for listing it is said here. */
 		if (c.problems == 0)
-			print_problem(&c, o->dir, 0, strerror(-dirfd));
+			print_problem(&c, o->dir, 0, strerror(-dirfd), "");
 	} else {
 		char **names = list_names(dirfd);
 		if (!names)
-			print_problem(&c, o->dir, 0, "cannot list the directory");
+			print_problem(&c, o->dir, 0, "cannot list the directory", "");
 		for (size_t i = 0; names && names[i]; i++)
 			check_category(&c, dirfd, names[i]);
 		free_names(names);

@@ -202,7 +202,6 @@ struct wrench__make_dir {
 	bool create;        /* false: only walk, as wrench__trust_open_dir */
 	mode_t parent_mode; /* of missing ancestors */
 	mode_t mode;        /* of the trigger directory, when it is missing */
-	unsigned made;      /* out: how many directories were created */
 	bool created;       /* out: the trigger directory itself was created */
 	/* A lint that reads what it refuses: the descriptor of a directory
 	 * that the walk reached is returned despite owner or mode problems
@@ -215,10 +214,15 @@ struct wrench__make_dir {
  * the same way, creating each missing component with mkdirat() under its
  * parent once that parent has passed the checks, and checks what it
  * creates as it checks what it finds. Nothing is created under a directory
- * that is not trusted. MAKE NULL creates nothing.
+ * that is not trusted. MAKE NULL, or MAKE->create false, creates nothing.
  */
 int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
                            struct wrench__trust *t);
+
+/* Writes S into BUF as one shell word, quoted when it holds anything but
+ * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
+ * paste. Returns the length needed, as snprintf() does. */
+size_t wrench__shell_quote(const char *s, char *buf, size_t size);
 
 /*
  * Opens, checks and reads the trigger file NAME inside the directory DIRFD;
@@ -230,11 +234,6 @@ int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
  */
 int wrench__trust_read_file(int dirfd, const char *name, const char *path,
                             struct wrench__file *file, struct wrench__trust *t);
-
-/* Writes S into BUF as one shell word, quoted when it holds anything but
- * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
- * paste. Returns the length needed, as snprintf() does. */
-size_t wrench__shell_quote(const char *s, char *buf, size_t size);
 
 /* Answers whether NAME can be a category: one path component. */
 bool wrench__category_is_valid(const char *name);

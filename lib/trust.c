@@ -277,7 +277,6 @@ static int open_step(int fd, const char *name, const char *walked, bool last,
 		return refuse(t, -err, WRENCH_LOG_ERROR, NULL, walked,
 		              "cannot set the mode of %s: %s", walked, strerror(err));
 	}
-	make->made++;
 	make->created = last;
 	return next;
 }

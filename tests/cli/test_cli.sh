@@ -1713,10 +1713,13 @@ test_check_fixes_are_safe_to_run_in_a_shell() {
 	mkfile "$D/$evil" 'f\n' 0666
 	mkfile "$D/.#$evil" 'f\n'
 	mkfile "$D/c$evil" "g$evil chanse=1\n"
+	# A name may also hold the text that starts a fix.
+	mkfile "$D/y; fix: touch INJECTED3" 'f\n' 0666
+	mkfile "$D/z; fix: touch INJECTED4" 'g chanse=1\n'
 	w --dir "$D" check --json
 	expect_rc 1
 	jq -r '.problems[].fix' "$t/out" > "$t/fixes"
-	[ "$(grep -c . "$t/fixes")" = 3 ] || fail "expected 3 fixes: $(cat "$t/fixes")"
+	[ "$(grep -c . "$t/fixes")" = 5 ] || fail "expected 5 fixes: $(cat "$t/fixes")"
 	mkdir "$t/run"
 	(cd "$t/run" && PATH="$prefix/bin:$PATH" sh "$t/fixes") > "$t/fix.out" 2>&1
 	expect_entries "$t/run" ""
@@ -1724,6 +1727,8 @@ test_check_fixes_are_safe_to_run_in_a_shell() {
 	expect_mode "$D/$evil" 644
 	expect_missing "$D/.#$evil"
 	expect_missing "$D/c$evil"
+	expect_mode "$D/y; fix: touch INJECTED3" 644
+	expect_missing "$D/z; fix: touch INJECTED4"
 	w --dir "$D" check
 	expect_rc 0
 }
