@@ -133,11 +133,14 @@ static void remember_owner(int fd, enum wrench__opened what, const char *next, v
 		*(uid_t *)ctx = st.st_uid;
 }
 
-/* The library's message without its fix, which may be wrong here: making
- * an untrusted file trusted would keep what another user wrote in it. */
-static int without_fix(const char *message)
+/* The length of the library's message about PATH without its fix, which
+ * may be wrong here: making an untrusted file trusted would keep what
+ * another user wrote in it. The fix starts past PATH, which may hold the
+ * same words. */
+static int without_fix(const char *message, const char *path)
 {
-	const char *fix = strstr(message, "; fix: ");
+	const char *named = strstr(message, path);
+	const char *fix = strstr(named ? named + strlen(path) : message, "; fix: ");
 	return fix ? (int)(fix - message) : (int)strlen(message);
 }
 
@@ -165,7 +168,7 @@ int read_for_rewrite(const struct options *o, int dirfd, const char *name, struc
 		note("%.*s; the agent would ignore this file, so its lines are not carried over "
 		     "into a file it trusts, and nothing was changed; fix: look at it, remove it "
 		     "(rm -- %s) and run this command again",
-		     without_fix(message), message, word ? word : "FILE");
+		     without_fix(message, path), message, word ? word : "FILE");
 		free(word);
 		return EXIT_USAGE;
 	}
@@ -173,6 +176,7 @@ int read_for_rewrite(const struct options *o, int dirfd, const char *name, struc
 	c->len = file.len;
 	return 0;
 }
+
 /* Creates a fresh temporary file next to the trigger files. */
 static int create_temporary(int dirfd, char *name, size_t len)
 {

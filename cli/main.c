@@ -118,35 +118,59 @@ static int parse_count(const char *text, struct options *o)
 	return 0;
 }
 
-/* Which options and how many operands each command takes. */
+/* Each command's entry, from its operands (their number already checked
+ * against the table below). */
+static int run_set(const struct options *o, char **args, int nargs)
+{
+	return cmd_set(o, args[0], args[1], args + 2, nargs - 2);
+}
+
+static int run_unset(const struct options *o, char **args, int nargs)
+{
+	return cmd_unset(o, args[0], nargs > 1 ? args[1] : NULL);
+}
+
+static int run_clear(const struct options *o, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	return cmd_clear(o);
+}
+
+static int run_list(const struct options *o, char **args, int nargs)
+{
+	return cmd_list(o, nargs ? args[0] : NULL);
+}
+
+static int run_check(const struct options *o, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	return cmd_check(o);
+}
+
+static int run_eval(const struct options *o, char **args, int nargs)
+{
+	(void)nargs;
+	return cmd_eval(o, args[0], args[1]);
+}
+
+/* Which options and how many operands each command takes: a new command
+ * is one more row, and its run_ function. */
 static const struct command {
 	const char *name;
 	int min_args, max_args; /* after the command name; -1: any */
 	bool json, owner, count;
 	bool writes; /* --owner then gives files away, which needs root */
+	int (*run)(const struct options *o, char **args, int nargs);
 } commands[] = {
-        {"set", 2, -1, false, true, false, true},   {"unset", 1, 2, false, true, false, true},
-        {"clear", 0, 0, false, false, false, true}, {"list", 0, 1, true, true, false, false},
-        {"check", 0, 0, true, true, false, false},  {"eval", 2, 2, true, true, true, false},
+        {"set", 2, -1, false, true, false, true, run_set},
+        {"unset", 1, 2, false, true, false, true, run_unset},
+        {"clear", 0, 0, false, false, false, true, run_clear},
+        {"list", 0, 1, true, true, false, false, run_list},
+        {"check", 0, 0, true, true, false, false, run_check},
+        {"eval", 2, 2, true, true, true, false, run_eval},
 };
-
-static int run(const struct command *c, const struct options *o, char **args, int nargs)
-{
-	switch (c - commands) {
-	case 0:
-		return cmd_set(o, args[0], args[1], args + 2, nargs - 2);
-	case 1:
-		return cmd_unset(o, args[0], nargs > 1 ? args[1] : NULL);
-	case 2:
-		return cmd_clear(o);
-	case 3:
-		return cmd_list(o, nargs ? args[0] : NULL);
-	case 4:
-		return cmd_check(o);
-	default:
-		return cmd_eval(o, args[0], args[1]);
-	}
-}
 
 int main(int argc, char **argv)
 {
@@ -217,7 +241,7 @@ int main(int argc, char **argv)
 	}
 	if (resolve_dir(dir, &o) != 0 || (owner && resolve_owner(owner, &o) != 0))
 		return EXIT_USAGE;
-	int rc = run(c, &o, argv + optind + 1, nargs);
+	int rc = c->run(&o, argv + optind + 1, nargs);
 	free(o.owner_groups);
 	return fflush(stdout) == 0 ? rc : EXIT_USAGE;
 }
