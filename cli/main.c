@@ -235,11 +235,16 @@ int main(int argc, char **argv)
 		note("wrong arguments or options for \"%s\"; try 'wrench --help'", c->name);
 		return EXIT_USAGE;
 	}
+	if (resolve_dir(dir, &o) != 0)
+		return EXIT_USAGE;
 	if (owner && c->writes && geteuid() != 0) {
-		note("--owner with %s needs root", c->name);
+		char *sudo = sudo_command(&o);
+		note("--owner with %s gives files away, which needs root; fix: %s", c->name,
+		     sudo ? sudo : "sudo wrench ...");
+		free(sudo);
 		return EXIT_USAGE;
 	}
-	if (resolve_dir(dir, &o) != 0 || (owner && resolve_owner(owner, &o) != 0))
+	if (owner && resolve_owner(owner, &o) != 0)
 		return EXIT_USAGE;
 	int rc = c->run(&o, argv + optind + 1, nargs);
 	free(o.owner_groups);

@@ -796,6 +796,7 @@ test_set_owner_is_refused_for_non_root() {
 		D=$t/n/wrench
 		w_nobody --dir "$D" --owner nobody set cat feat
 		expect_usage_error
+		expect_stderr_contains "needs root; fix: sudo wrench --dir $D --owner nobody set cat feat"
 		expect_missing "$D"
 		# Without --owner, nobody may write its own triggers.
 		w_nobody --dir "$D" set cat feat
