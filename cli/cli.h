@@ -18,48 +18,97 @@
 /* Exit codes (wrench(1)). */
 enum {
 	EXIT_OK = 0,
-	EXIT_PROBLEMS = 1, /* check found problems; eval never fired; set wrote an ignored file */
-	EXIT_USAGE = 2,    /* bad usage or bad input: nothing was changed */
+	/* check found problems; list showed ignored lines; eval never fired;
+	 * unset found nothing to remove; set wrote a file the agent ignores */
+	EXIT_PROBLEMS = 1,
+	EXIT_USAGE = 2, /* bad usage or bad input: nothing was changed */
 };
 
 struct options {
 	char dir[PATH_MAX];
+	bool dir_given; /* --dir, so that a suggested command repeats it */
 	bool json;
 	unsigned long count; /* eval -n */
 	bool has_owner;      /* --owner given */
 	uid_t owner_uid;
 	gid_t owner_gid;
+	gid_t *owner_groups; /* every group of the agent's user */
+	int owner_ngroups;
+	char **argv; /* the command line, for "sudo wrench ..." */
+	int argc;
 };
 
-/* Prints "wrench: MESSAGE" on stderr. */
+/* Prints "wrench: MESSAGE" on stderr, control characters escaped. */
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Says "cannot WHAT PATH: ERROR" (ERR a negative errno), with "sudo" and
+ * this command line as the fix when only root may do it. */
+void cannot(const struct options *o, int err, const char *what, const char *path);
+
+/* ---- escape.c: names in output ---------------------------------------- */
+
+/* Writes TEXT for a terminal: control characters (C0, DEL, C1) and bytes
+ * that are not UTF-8 as \xNN; the rest as is. */
+void print_escaped(FILE *out, const char *text, size_t len);
+void print_escaped_string(FILE *out, const char *text);
+/* Formats one line and writes it escaped, with its newline. */
+void print_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* S as one shell word (quoted when needed), malloc'ed; NULL when out of
+ * memory. */
+char *quoted(const char *s);
+
+/* "wrench" with the --dir of this run when it is not the default: the
+ * start of a suggested command. Malloc'ed; NULL when out of memory. */
+char *wrench_command(const struct options *o);
+
+/* The command line of this run, prefixed with "sudo ": the fix of a
+ * refusal that only root can get past. Malloc'ed or NULL. */
+char *sudo_command(const struct options *o);
 
 /* ---- files.c: the trigger directory and atomic rewrites --------------- */
 
 /* Path of NAME in the trigger directory, into BUF. */
 const char *trigger_path(const struct options *o, const char *name, char *buf, size_t len);
 
-/* Opens the trigger directory (creating it when CREATE), locked against
- * other wrench commands. Returns a descriptor, -ENOENT when it is missing
- * and not created, or another negative errno (reported). */
-int open_trigger_dir(const struct options *o, bool create);
+/* The trigger directory, opened for writing. */
+struct target {
+	int fd;        /* a plain descriptor of the directory, locked */
+	bool created;  /* by this command: it may be given to --owner's user */
+	uid_t dir_uid; /* its owner */
+};
+
+/* Opens the trigger directory for a change, walking it with the library's
+ * checks for the agent (creating what is missing when CREATE), and locks
+ * it against other wrench commands. Returns 0, -ENOENT when it is missing
+ * and not created (nothing said), or EXIT_USAGE after saying why nothing
+ * may be changed there. */
+int open_target(const struct options *o, bool create, struct target *target);
 
 /* The current contents of a trigger file, for a rewrite. */
 struct contents {
 	char *data; /* NULL when there is no file */
 	size_t len;
 	uid_t uid;
-	gid_t gid;
 };
 
-/* Reads DIRFD/NAME for a rewrite. Returns 0 (data NULL when missing), or
- * EXIT_USAGE after reporting why the file may not be rewritten. */
-int read_for_rewrite(int dirfd, const char *path, const char *name, struct contents *c);
+/* Reads DIRFD/NAME for a rewrite, through the library's checks for the
+ * agent: a line of a file that the agent would not trust is never carried
+ * over into a file it trusts. Returns 0 (data NULL when missing), or
+ * EXIT_USAGE after saying why the file may not be rewritten. */
+int read_for_rewrite(const struct options *o, int dirfd, const char *name, struct contents *c);
 
-/* Replaces DIRFD/NAME with DATA: a temporary file, mode 0600, owned as
- * asked, fsync'ed and renamed into place. 0 or a negative errno. */
-int replace_file(int dirfd, const struct options *o, const char *name, const char *data, size_t len,
-                 const struct contents *old);
+/* Replaces DIRFD/NAME with DATA: a temporary file made as the rules of
+ * wrench(1) say (owner and mode), fsync'ed and renamed into place. 0 or a
+ * negative errno. */
+int replace_file(int dirfd, const struct options *o, const struct target *target, const char *name,
+                 const char *data, size_t len, const struct contents *old);
+
+/* ---- lock.c ------------------------------------------------------------- */
+
+/* Takes the command's lock on the directory DIRFD, waiting a bounded time
+ * for another holder. 0, or EXIT_USAGE after naming the holder. */
+int lock_dir(int dirfd, const char *path);
 
 /* ---- lines.c: finding a feature's lines -------------------------------- */
 
@@ -88,18 +137,31 @@ int cmd_check(const struct options *o);
 int cmd_eval(const struct options *o, const char *category, const char *feature);
 
 /* The library's trust checks, as the agent would make them (for --owner's
- * uid when given): on the directory and its ancestors, and on the file
- * NAME read through DIRFD, a plain descriptor of the directory, so that a
- * file can be judged even when the directory is not trusted. With
- * T->report set every problem is reported, else the first stays in T.
- * FILE receives the contents when they can be read; the caller frees them.
- * Return 0 or the first problem's negative errno. */
-int judge_dir(const struct options *o, struct wrench__trust *t);
+ * uid when given). With T->report set (a lint) every problem is reported,
+ * else the first stays in T. */
+
+/* Walks to the trigger directory. Returns a descriptor of it (LIST: a
+ * plain one, for reading its entries; a lint gets one despite owner or
+ * mode problems), or a negative errno: -ENOENT when it is missing. */
+int open_checked_dir(const struct options *o, struct wrench__trust *t, bool list);
+
+/* Judges the file NAME read through DIRFD, a descriptor from
+ * open_checked_dir. FILE receives the contents when they can be read; the
+ * caller frees them. 0 or the first problem's negative errno. */
 int judge_file(const struct options *o, int dirfd, const char *name, struct wrench__trust *t,
                struct wrench__file *file);
 
-/* Opens the directory plainly, for reading its entries. -errno on failure. */
-int open_plain_dir(const struct options *o);
+/* ---- access.c: can the agent's user reach the file ---------------------- */
+
+/* With --owner, makes T also report a directory the agent's user cannot
+ * search and a file it cannot read, from the mode bits seen on the
+ * descriptors the checks open; CTX lives as long as T is used. */
+struct access_check {
+	const struct options *o;
+	struct wrench__trust *t;
+	char path[PATH_MAX + NAME_MAX + 2]; /* of what the walk opens next */
+};
+void check_agent_access(const struct options *o, struct wrench__trust *t, struct access_check *ctx);
 
 /* The names of the entries of the directory, in order; NULL-terminated,
  * free with free_names. NULL when they cannot be read. */

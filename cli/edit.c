@@ -115,72 +115,34 @@ static void warn_problem(const struct wrench__problem *problem, void *ctx)
 	note("warning: the agent will ignore this trigger: %s", problem->message);
 }
 
-/* Whether the agent may search (a directory) or read (a file) ST, by the
- * owner, group and other bits. Only the agent's primary group is known
- * here, so a grant to another group of the agent's is not counted. */
-static bool agent_may(const struct options *o, const struct stat *st, mode_t user_bit)
-{
-	if (o->owner_uid == 0)
-		return true;
-	if (st->st_uid == o->owner_uid)
-		return st->st_mode & user_bit;
-	if (st->st_gid == o->owner_gid)
-		return st->st_mode & (user_bit >> 3);
-	return st->st_mode & (user_bit >> 6);
-}
-
-/* A trusted file that the agent cannot reach is ignored all the same. */
-static unsigned check_agent_access(const struct options *o, const char *category)
-{
-	char path[PATH_MAX + NAME_MAX + 2];
-	struct stat st;
-	unsigned problems = 0;
-
-	trigger_path(o, category, path, sizeof(path));
-	for (char *p = path + 1; *p; p++) {
-		bool last = strchr(p, '/') == NULL;
-		if (*p != '/' && !last)
-			continue;
-		if (last)
-			p += strlen(p);
-		char saved = *p;
-		*p = '\0';
-		if (lstat(path, &st) == 0 &&
-		    !agent_may(o, &st, S_ISDIR(st.st_mode) ? S_IXUSR : S_IRUSR)) {
-			note("warning: the agent (uid %u) cannot %s %s (owner uid %u, mode %04o)",
-			     (unsigned)o->owner_uid, S_ISDIR(st.st_mode) ? "enter" : "read", path,
-			     (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-			problems++;
-		}
-		*p = saved;
-		if (!saved)
-			break;
-	}
-	return problems;
-}
-
-static int verify_written(const struct options *o, int dirfd, const char *category)
+/* The file is written: would the agent honour it and could it read it? */
+static int verify_written(const struct options *o, const char *category)
 {
 	struct wrench__trust t = {.report = warn_problem};
-	struct wrench__file file;
+	struct access_check access;
+	struct wrench__file file = {0};
 
-	judge_dir(o, &t);
-	judge_file(o, dirfd, category, &t, &file);
+	check_agent_access(o, &t, &access);
+	int dirfd = open_checked_dir(o, &t, false);
+	if (dirfd >= 0) {
+		judge_file(o, dirfd, category, &t, &file);
+		close(dirfd);
+	}
 	free(file.data);
-	unsigned unreachable = o->has_owner ? check_agent_access(o, category) : 0;
-	return t.problems || unreachable ? EXIT_PROBLEMS : EXIT_OK;
+	return t.problems ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* Reads CATEGORY, applies R to it and writes the result (deleting the
  * file when nothing but white space is left). */
-static int edit(const struct options *o, int dirfd, const char *category, const char *feature,
-                struct rewrite *r)
+static int edit(const struct options *o, const struct target *target, const char *category,
+                const char *feature, struct rewrite *r)
 {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct contents old;
+	int dirfd = target->fd;
 
 	trigger_path(o, category, path, sizeof(path));
-	int rc = read_for_rewrite(dirfd, path, category, &old);
+	int rc = read_for_rewrite(o, dirfd, category, &old);
 	if (rc != 0)
 		return rc;
 	if (old.data)
@@ -195,15 +157,21 @@ static int edit(const struct options *o, int dirfd, const char *category, const 
 		note("out of memory");
 		rc = EXIT_USAGE;
 	} else if (!r->new_line && !r->matched) {
-		rc = EXIT_OK; /* nothing to remove: leave the file as it is */
+		/* A cleanup with a typo in it must not pass in silence. */
+		if (old.data)
+			note("%s has no line for %s; nothing was changed", path, feature);
+		else
+			note("%s does not exist; nothing was changed", path);
+		rc = EXIT_PROBLEMS;
 	} else if (!r->new_line &&
 	           strspn(r->out.data ? r->out.data : "", " \t\r\n\v\f") == r->out.len) {
 		if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
-			note("cannot remove %s: %s", path, strerror(errno));
+			cannot(o, -errno, "remove", path);
 			rc = EXIT_USAGE;
 		}
-	} else if ((rc = replace_file(dirfd, o, category, r->out.data, r->out.len, &old)) < 0) {
-		note("cannot write %s: %s", path, strerror(-rc));
+	} else if ((rc = replace_file(dirfd, o, target, category, r->out.data, r->out.len, &old)) <
+	           0) {
+		cannot(o, rc, "write", path);
 		rc = EXIT_USAGE;
 	}
 	free(old.data);
@@ -215,61 +183,75 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
             char *const directives[], int ndirectives)
 {
 	struct buffer line = {0};
+	struct target target;
 	int rc = check_category(category);
 
 	if (rc == 0)
 		rc = build_line(feature, directives, ndirectives, &line);
+	if (rc == 0)
+		rc = open_target(o, true, &target);
 	if (rc != 0) {
-		free(line.data);
-		return rc;
-	}
-	int dirfd = open_trigger_dir(o, true);
-	if (dirfd < 0) {
 		free(line.data);
 		return EXIT_USAGE;
 	}
 	struct rewrite r = {.new_line = line.data};
-	rc = edit(o, dirfd, category, feature, &r);
+	rc = edit(o, &target, category, feature, &r);
+	close(target.fd);
 	if (rc == 0)
-		rc = verify_written(o, dirfd, category);
-	close(dirfd);
+		rc = verify_written(o, category);
 	free(line.data);
 	return rc;
 }
 
+/* Nothing to unset: said, and exit 1. */
+static int nothing_to_unset(const struct options *o, const char *what)
+{
+	note("%s %s; nothing was changed", o->dir, what);
+	return EXIT_PROBLEMS;
+}
+
 int cmd_unset(const struct options *o, const char *category, const char *feature)
 {
+	struct target target;
 	int rc = check_category(category);
 
 	if (rc != 0)
 		return rc;
-	int dirfd = open_trigger_dir(o, false);
-	if (dirfd == -ENOENT)
-		return EXIT_OK;
-	if (dirfd < 0)
+	rc = open_target(o, false, &target);
+	if (rc == -ENOENT)
+		return nothing_to_unset(o, "does not exist");
+	if (rc != 0)
 		return EXIT_USAGE;
 	if (feature) {
 		struct rewrite r = {.new_line = NULL};
-		rc = edit(o, dirfd, category, feature, &r);
-	} else if (unlinkat(dirfd, category, 0) < 0 && errno != ENOENT) {
+		rc = edit(o, &target, category, feature, &r);
+	} else if (unlinkat(target.fd, category, 0) < 0) {
 		char path[PATH_MAX + NAME_MAX + 2];
-		note("cannot remove %s: %s", trigger_path(o, category, path, sizeof(path)),
-		     strerror(errno));
-		rc = EXIT_USAGE;
+		trigger_path(o, category, path, sizeof(path));
+		if (errno == ENOENT) {
+			note("%s does not exist; nothing was changed", path);
+			rc = EXIT_PROBLEMS;
+		} else {
+			cannot(o, -errno, "remove", path);
+			rc = EXIT_USAGE;
+		}
 	}
-	close(dirfd);
+	close(target.fd);
 	return rc;
 }
 
 int cmd_clear(const struct options *o)
 {
-	int dirfd = open_trigger_dir(o, false);
-	if (dirfd == -ENOENT)
+	struct target target;
+	int rc = open_target(o, false, &target);
+
+	if (rc == -ENOENT)
 		return EXIT_OK;
-	if (dirfd < 0)
+	if (rc != 0)
 		return EXIT_USAGE;
+	int dirfd = target.fd;
 	char **names = list_names(dirfd);
-	int rc = names ? EXIT_OK : EXIT_USAGE;
+	rc = names ? EXIT_OK : EXIT_USAGE;
 	if (!names)
 		note("cannot read %s: %s", o->dir, strerror(errno));
 	for (size_t i = 0; names && names[i]; i++) {
@@ -279,8 +261,7 @@ int cmd_clear(const struct options *o)
 			continue;
 		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
 			char path[PATH_MAX + NAME_MAX + 2];
-			note("cannot remove %s: %s", trigger_path(o, names[i], path, sizeof(path)),
-			     strerror(errno));
+			cannot(o, -errno, "remove", trigger_path(o, names[i], path, sizeof(path)));
 			rc = EXIT_USAGE;
 		}
 	}

@@ -1,8 +1,11 @@
 /*
  * The trigger directory on disk: opening and creating it, reading a file
  * to rewrite it, and replacing a file so that an agent never sees half of
- * it or a wrong mode: the new version is complete, 0600 and fsync'ed
- * before it is renamed over the old one.
+ * it or a wrong mode: the new version is complete, with its mode and owner,
+ * and fsync'ed before it is renamed over the old one. Every path is walked
+ * by the library's trust checks, with descriptors: the command has no
+ * other way to reach a file, so it can neither be redirected by a link nor
+ * copy what the agent would refuse.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -10,26 +13,33 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 #define TRIGGER_MODE 0600
-#define DIR_MODE     0700
+/* A file written with --owner into a shared directory (wrench(1)). */
+#define SHARED_MODE 0644
+#define DIR_MODE    0700
 /* Directories created above the trigger directory, like /var/lib/juju. */
 #define PARENT_MODE 0755
 
 void note(const char *fmt, ...)
 {
 	va_list ap;
+	char *message = NULL;
 
-	fputs("wrench: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	int n = vasprintf(&message, fmt, ap);
 	va_end(ap);
+	fputs("wrench: ", stderr);
+	if (n < 0)
+		fputs("out of memory", stderr);
+	else
+		print_escaped(stderr, message, (size_t)n);
 	fputc('\n', stderr);
+	free(message);
 }
 
 const char *trigger_path(const struct options *o, const char *name, char *buf, size_t len)
@@ -39,125 +49,132 @@ const char *trigger_path(const struct options *o, const char *name, char *buf, s
 	return buf;
 }
 
-/* mkdir -p, with the trigger directory itself private to its owner. */
-static int create_dir(const struct options *o)
+/* The fix of a permission that only root has: "sudo" and this command
+ * line; NULL when root would not get further either. */
+static char *root_fix(const struct options *o, int err)
 {
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s", o->dir);
-	for (char *p = path + 1;; p++) {
-		bool last = *p == '\0';
-		if (*p != '/' && !last)
-			continue;
-		*p = '\0';
-		if (mkdir(path, last ? DIR_MODE : PARENT_MODE) < 0 && errno != EEXIST)
-			return -errno;
-		if (last)
-			break;
-		*p = '/';
-	}
-	/* mkdir() is subject to the umask; the mode must not be. */
-	if (chmod(path, DIR_MODE) < 0)
-		return -errno;
-	note("created %s (mode 0%o)", o->dir, DIR_MODE);
-	return 0;
+	return err == -EACCES && geteuid() != 0 ? sudo_command(o) : NULL;
 }
 
-int open_trigger_dir(const struct options *o, bool create)
+/* Says why nothing may be changed: MESSAGE, the library's, with its fix,
+ * or the root_fix when it has none. */
+static void refuse_change(const struct options *o, int err, const char *message)
 {
-	int fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char *sudo = strstr(message, "; fix: ") ? NULL : root_fix(o, err);
 
-	if (fd < 0 && errno == ENOENT && create) {
-		int rc = create_dir(o);
-		if (rc < 0) {
-			note("cannot create %s: %s", o->dir, strerror(-rc));
-			return rc;
-		}
-		fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	note("nothing was changed: %s%s%s", message, sudo ? "; fix: this needs root: " : "",
+	     sudo ? sudo : "");
+	free(sudo);
+}
+
+void cannot(const struct options *o, int err, const char *what, const char *path)
+{
+	char *sudo = root_fix(o, err);
+
+	note("cannot %s %s: %s%s%s", what, path, strerror(-err),
+	     sudo ? "; fix: this needs root: " : "", sudo ? sudo : "");
+	free(sudo);
+}
+
+int open_target(const struct options *o, bool create, struct target *target)
+{
+	struct wrench__trust t = {.for_uid = o->has_owner, .uid = o->owner_uid};
+	struct wrench__make_dir make = {
+	        .create = create, .parent_mode = PARENT_MODE, .mode = DIR_MODE};
+	struct stat st;
+
+	target->fd = -1;
+	/* Every ancestor is checked, for the agent, before anything is
+	 * created under it: a path through a link or a directory that
+	 * others can write is refused before anything is written. */
+	int walked = wrench__trust_make_dir(o->dir, &make, &t);
+	if (walked == -ENOENT && !create)
+		return -ENOENT;
+	if (walked < 0) {
+		refuse_change(o, walked, t.problems ? t.first.message : strerror(-walked));
+		return EXIT_USAGE;
 	}
+	int fd = openat(walked, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err = errno;
+	close(walked);
 	if (fd < 0) {
-		int err = errno;
-		if (err != ENOENT)
-			note("cannot open %s: %s", o->dir, strerror(err));
-		return -err;
+		char message[PATH_MAX + 64];
+		snprintf(message, sizeof(message), "cannot open %s: %s", o->dir, strerror(err));
+		refuse_change(o, -err, message);
+		return EXIT_USAGE;
 	}
-	/* --owner makes the directory the agent's, existing or not. */
-	if (create && o->has_owner && fchown(fd, o->owner_uid, o->owner_gid) < 0) {
-		int err = errno;
-		note("cannot chown %s: %s", o->dir, strerror(err));
+	if (make.created)
+		note("created %s (mode 0%o)", o->dir, DIR_MODE);
+	/* --owner gives the agent a directory made for it, never one that
+	 * was there: other agents may use it, or another user made it. */
+	if ((make.created && o->has_owner && fchown(fd, o->owner_uid, o->owner_gid) < 0) ||
+	    fstat(fd, &st) < 0) {
+		note("cannot chown %s: %s", o->dir, strerror(errno));
 		close(fd);
-		return -err;
+		return EXIT_USAGE;
 	}
-	/* Two wrench commands editing one file would lose an edit. */
-	while (flock(fd, LOCK_EX) < 0 && errno == EINTR)
-		;
-	return fd;
-}
-
-int open_plain_dir(const struct options *o)
-{
-	int fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-static int read_all(int fd, struct contents *c, size_t size)
-{
-	c->data = malloc(size + 1);
-	if (!c->data)
-		return -ENOMEM;
-	while (c->len <= size) {
-		ssize_t n = read(fd, c->data + c->len, size + 1 - c->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		c->len += (size_t)n;
+	if (lock_dir(fd, o->dir) != 0) {
+		close(fd);
+		return EXIT_USAGE;
 	}
+	target->fd = fd;
+	target->created = make.created;
+	target->dir_uid = st.st_uid;
 	return 0;
 }
 
-int read_for_rewrite(int dirfd, const char *path, const char *name, struct contents *c)
+/* The owner of the file being read: the checks' descriptor tells it. */
+static void remember_owner(int fd, enum wrench__opened what, const char *next, void *ctx)
 {
 	struct stat st;
 
+	(void)next;
+	if (what == WRENCH__FILE && fstat(fd, &st) == 0)
+		*(uid_t *)ctx = st.st_uid;
+}
+
+/* The length of the library's message about PATH without its fix, which
+ * may be wrong here: making an untrusted file trusted would keep what
+ * another user wrote in it. The fix starts past PATH, which may hold the
+ * same words. */
+static int without_fix(const char *message, const char *path)
+{
+	const char *named = strstr(message, path);
+	const char *fix = strstr(named ? named + strlen(path) : message, "; fix: ");
+	return fix ? (int)(fix - message) : (int)strlen(message);
+}
+
+int read_for_rewrite(const struct options *o, int dirfd, const char *name, struct contents *c)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	struct wrench__trust t = {.opened = remember_owner, .opened_ctx = &c->uid};
+	struct wrench__file file;
+
 	memset(c, 0, sizeof(*c));
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 && errno == ENOENT)
+	trigger_path(o, name, path, sizeof(path));
+	int rc = judge_file(o, dirfd, name, &t, &file);
+	if (rc == -ENOENT) {
+		free(file.data);
 		return 0;
-	if (fd < 0 && errno == ELOOP) {
-		note("%s is a symbolic link; not following it: remove it first (wrench unset %s)",
-		     path, name);
+	}
+	if (rc < 0) {
+		free(file.data);
+		const char *message = t.problems ? t.first.message : strerror(-rc);
+		if (rc == -EACCES && geteuid() != 0) {
+			refuse_change(o, rc, message);
+			return EXIT_USAGE;
+		}
+		char *word = quoted(path);
+		note("%.*s; the agent would ignore this file, so its lines are not carried over "
+		     "into a file it trusts, and nothing was changed; fix: look at it, remove it "
+		     "(rm -- %s) and run this command again",
+		     without_fix(message, path), message, word ? word : "FILE");
+		free(word);
 		return EXIT_USAGE;
 	}
-	if (fd < 0) {
-		note("cannot open %s: %s; remove it first (wrench unset %s)", path, strerror(errno),
-		     name);
-		return EXIT_USAGE;
-	}
-	int rc = EXIT_USAGE;
-	if (fstat(fd, &st) < 0)
-		note("cannot stat %s: %s", path, strerror(errno));
-	else if (!S_ISREG(st.st_mode))
-		note("%s is not a regular file; remove it first (wrench unset %s)", path, name);
-	else if (st.st_size > WRENCH_MAX_FILE_SIZE)
-		note("%s is %lld bytes, more than the %d a trigger file may have; not rewriting it",
-		     path, (long long)st.st_size, WRENCH_MAX_FILE_SIZE);
-	else if (read_all(fd, c, (size_t)st.st_size) < 0)
-		note("cannot read %s: %s", path, strerror(errno));
-	else if (c->len > (size_t)st.st_size || memchr(c->data, '\0', c->len))
-		note("%s changed while it was read, or holds NUL bytes; not rewriting it", path);
-	else
-		rc = 0;
-	c->uid = st.st_uid;
-	c->gid = st.st_gid;
-	close(fd);
-	if (rc != 0) {
-		free(c->data);
-		c->data = NULL;
-	}
-	return rc;
+	c->data = file.data;
+	c->len = file.len;
+	return 0;
 }
 
 /* Creates a fresh temporary file next to the trigger files. */
@@ -187,17 +204,40 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* Who owns a new version of a file, and its mode (wrench(1), OWNERS):
+ * --owner's user when the directory is the agent's or the file was, else
+ * root with mode 0644, which every agent trusts and may read; without
+ * --owner, the caller. */
+static void new_owner(const struct options *o, const struct target *target,
+                      const struct contents *old, uid_t *uid, gid_t *gid, mode_t *mode)
+{
+	*uid = (uid_t)-1;
+	*gid = (gid_t)-1;
+	*mode = TRIGGER_MODE;
+	if (!o->has_owner)
+		return;
+	if (target->created || target->dir_uid == o->owner_uid ||
+	    (old->data && old->uid == o->owner_uid)) {
+		*uid = o->owner_uid;
+		*gid = o->owner_gid;
+	} else {
+		*mode = SHARED_MODE;
+	}
+}
+
 /* Mode and owner first, contents next, then to disk: once renamed, the
  * file is complete and right whenever an agent opens it. */
-static int fill_temporary(int fd, const struct options *o, const char *data, size_t len,
-                          const struct contents *old)
+static int fill_temporary(int fd, const struct options *o, const struct target *target,
+                          const char *data, size_t len, const struct contents *old)
 {
-	if (fchmod(fd, TRIGGER_MODE) < 0)
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+
+	new_owner(o, target, old, &uid, &gid, &mode);
+	if (fchmod(fd, mode) < 0)
 		return -errno;
-	if (o->has_owner && fchown(fd, o->owner_uid, o->owner_gid) < 0)
-		return -errno;
-	/* Root rewriting another user's file keeps it theirs. */
-	if (!o->has_owner && old->data && geteuid() == 0 && fchown(fd, old->uid, old->gid) < 0)
+	if (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
 		return -errno;
 	int rc = write_all(fd, data, len);
 	if (rc == 0 && fsync(fd) < 0)
@@ -205,15 +245,15 @@ static int fill_temporary(int fd, const struct options *o, const char *data, siz
 	return rc;
 }
 
-int replace_file(int dirfd, const struct options *o, const char *name, const char *data, size_t len,
-                 const struct contents *old)
+int replace_file(int dirfd, const struct options *o, const struct target *target, const char *name,
+                 const char *data, size_t len, const struct contents *old)
 {
 	char tmp[32];
 	int fd = create_temporary(dirfd, tmp, sizeof(tmp));
 
 	if (fd < 0)
 		return fd;
-	int rc = fill_temporary(fd, o, data, len, old);
+	int rc = fill_temporary(fd, o, target, data, len, old);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
@@ -226,15 +266,21 @@ int replace_file(int dirfd, const struct options *o, const char *name, const cha
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-int judge_dir(const struct options *o, struct wrench__trust *t)
+int open_checked_dir(const struct options *o, struct wrench__trust *t, bool list)
 {
+	/* A lint gets the directory despite owner or mode problems, to show
+	 * what the agent ignores in it; never through a link. */
+	struct wrench__make_dir walk = {.keep_untrusted = t->report != NULL};
+
 	t->for_uid = o->has_owner;
 	t->uid = o->owner_uid;
-	int fd = wrench__trust_open_dir(o->dir, t);
-	if (fd < 0)
+	int fd = wrench__trust_make_dir(o->dir, &walk, t);
+	if (fd < 0 || !list)
 		return fd;
+	int listed = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int err = errno;
 	close(fd);
-	return 0;
+	return listed < 0 ? -err : listed;
 }
 
 int judge_file(const struct options *o, int dirfd, const char *name, struct wrench__trust *t,

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,29 +42,34 @@ static int usage_error(int opt, const char *arg)
 	return EXIT_USAGE;
 }
 
-/* --dir as given, or what the library would use; made absolute. */
+/* --dir as given, or what the library would use. A relative path is
+ * refused, as the library refuses it: an agent given it stays inactive. */
 static int resolve_dir(const char *given, struct options *o)
 {
-	const char *dir = given ? given : wrench_get_dir();
-	char cwd[PATH_MAX];
+	const char *env = getenv("WRENCH_DIR");
+	/* A WRENCH_DIR that is set is judged here, before the library logs
+	 * an error of its own about it: one message is enough. */
+	const char *dir = given ? given : env && *env ? env : wrench_get_dir();
 
-	if (!dir) {
-		note("WRENCH_DIR is not an absolute path; give --dir");
+	if (!dir || dir[0] != '/') {
+		const char *pwd = getenv("PWD");
+		note("%s \"%s\" is not an absolute path, which the library refuses (an agent "
+		     "given it stays inactive); fix: give an absolute path, such as \"%s/%s\"",
+		     given ? "--dir" : "WRENCH_DIR", dir ? dir : "", pwd && *pwd == '/' ? pwd : "",
+		     dir ? dir : "");
 		return EXIT_USAGE;
 	}
-	if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
-		note("cannot find the current directory: %s", strerror(errno));
-		return EXIT_USAGE;
-	}
-	int n = dir[0] == '/' ? snprintf(o->dir, sizeof(o->dir), "%s", dir)
-	                      : snprintf(o->dir, sizeof(o->dir), "%s/%s", cwd, dir);
+	int n = snprintf(o->dir, sizeof(o->dir), "%s", dir);
 	if (n < 0 || (size_t)n >= sizeof(o->dir) || wrench__check_dir_path(o->dir) < 0) {
 		note("invalid directory \"%s\": it must not be too long nor contain \"..\"", dir);
 		return EXIT_USAGE;
 	}
+	o->dir_given = given != NULL;
 	return 0;
 }
 
+/* The agent's user, with every group it is in: the agent's access to
+ * its files is judged with them. */
 static int resolve_owner(const char *user, struct options *o)
 {
 	char *end;
@@ -80,6 +86,23 @@ static int resolve_owner(const char *user, struct options *o)
 	o->has_owner = true;
 	o->owner_uid = pw->pw_uid;
 	o->owner_gid = pw->pw_gid;
+	int n = 64;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		gid_t *groups = realloc(o->owner_groups, (size_t)n * sizeof(*groups));
+		if (!groups)
+			break;
+		o->owner_groups = groups;
+		int want = n;
+		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &want) >= 0) {
+			o->owner_ngroups = want;
+			return 0;
+		}
+		n = want > n ? want : n * 2;
+	}
+	/* Without the list, only the primary group counts: an access
+	 * through another group is then reported as missing, never the
+	 * reverse. */
+	o->owner_ngroups = 0;
 	return 0;
 }
 
@@ -95,35 +118,59 @@ static int parse_count(const char *text, struct options *o)
 	return 0;
 }
 
-/* Which options and how many operands each command takes. */
+/* Each command's entry, from its operands (their number already checked
+ * against the table below). */
+static int run_set(const struct options *o, char **args, int nargs)
+{
+	return cmd_set(o, args[0], args[1], args + 2, nargs - 2);
+}
+
+static int run_unset(const struct options *o, char **args, int nargs)
+{
+	return cmd_unset(o, args[0], nargs > 1 ? args[1] : NULL);
+}
+
+static int run_clear(const struct options *o, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	return cmd_clear(o);
+}
+
+static int run_list(const struct options *o, char **args, int nargs)
+{
+	return cmd_list(o, nargs ? args[0] : NULL);
+}
+
+static int run_check(const struct options *o, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	return cmd_check(o);
+}
+
+static int run_eval(const struct options *o, char **args, int nargs)
+{
+	(void)nargs;
+	return cmd_eval(o, args[0], args[1]);
+}
+
+/* Which options and how many operands each command takes: a new command
+ * is one more row, and its run_ function. */
 static const struct command {
 	const char *name;
 	int min_args, max_args; /* after the command name; -1: any */
 	bool json, owner, count;
 	bool writes; /* --owner then gives files away, which needs root */
+	int (*run)(const struct options *o, char **args, int nargs);
 } commands[] = {
-        {"set", 2, -1, false, true, false, true},   {"unset", 1, 2, false, true, false, true},
-        {"clear", 0, 0, false, false, false, true}, {"list", 0, 1, true, true, false, false},
-        {"check", 0, 0, true, true, false, false},  {"eval", 2, 2, true, true, true, false},
+        {"set", 2, -1, false, true, false, true, run_set},
+        {"unset", 1, 2, false, true, false, true, run_unset},
+        {"clear", 0, 0, false, false, false, true, run_clear},
+        {"list", 0, 1, true, true, false, false, run_list},
+        {"check", 0, 0, true, true, false, false, run_check},
+        {"eval", 2, 2, true, true, true, false, run_eval},
 };
-
-static int run(const struct command *c, const struct options *o, char **args, int nargs)
-{
-	switch (c - commands) {
-	case 0:
-		return cmd_set(o, args[0], args[1], args + 2, nargs - 2);
-	case 1:
-		return cmd_unset(o, args[0], nargs > 1 ? args[1] : NULL);
-	case 2:
-		return cmd_clear(o);
-	case 3:
-		return cmd_list(o, nargs ? args[0] : NULL);
-	case 4:
-		return cmd_check(o);
-	default:
-		return cmd_eval(o, args[0], args[1]);
-	}
-}
 
 int main(int argc, char **argv)
 {
@@ -136,7 +183,7 @@ int main(int argc, char **argv)
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct options o = {.count = 1};
+	struct options o = {.count = 1, .argv = argv, .argc = argc};
 
 	/* Every error is one "wrench: " line: getopt's own messages are not. */
 	opterr = 0;
@@ -188,12 +235,18 @@ int main(int argc, char **argv)
 		note("wrong arguments or options for \"%s\"; try 'wrench --help'", c->name);
 		return EXIT_USAGE;
 	}
+	if (resolve_dir(dir, &o) != 0)
+		return EXIT_USAGE;
 	if (owner && c->writes && geteuid() != 0) {
-		note("--owner with %s needs root", c->name);
+		char *sudo = sudo_command(&o);
+		note("--owner with %s gives files away, which needs root; fix: %s", c->name,
+		     sudo ? sudo : "sudo wrench ...");
+		free(sudo);
 		return EXIT_USAGE;
 	}
-	if (resolve_dir(dir, &o) != 0 || (owner && resolve_owner(owner, &o) != 0))
+	if (owner && resolve_owner(owner, &o) != 0)
 		return EXIT_USAGE;
-	int rc = run(c, &o, argv + optind + 1, nargs);
+	int rc = c->run(&o, argv + optind + 1, nargs);
+	free(o.owner_groups);
 	return fflush(stdout) == 0 ? rc : EXIT_USAGE;
 }

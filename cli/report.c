@@ -5,6 +5,7 @@
  * parser. They never change anything.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,8 +26,36 @@ struct lister {
 	const char *path;
 	const char *file_reason; /* the file or directory is ignored: why */
 	unsigned line;
+	unsigned ignored; /* lines (or files) shown as ignored */
 	bool first_json;
 };
+
+/* One line of text, escaped as a whole: a name holding a newline or an
+ * ESC sequence cannot forge a line of the listing or hide "# ignored". */
+static void list_text(struct lister *l, const char *line, size_t len, const char *reason)
+{
+	struct buffer b = {0};
+	const char *tok;
+	size_t pos = 0, tok_len;
+
+	buffer_add(&b, l->category, strlen(l->category));
+	while (wrench__next_token(line, len, &pos, &tok, &tok_len)) {
+		buffer_add(&b, " ", 1);
+		buffer_add(&b, tok, tok_len);
+	}
+	if (!line)
+		buffer_add(&b, " *", 2);
+	if (reason) {
+		buffer_add(&b, "  # ignored: ", strlen("  # ignored: "));
+		buffer_add(&b, reason, strlen(reason));
+	}
+	if (b.failed)
+		fputs("(out of memory)", stdout);
+	else
+		print_escaped(stdout, b.data, b.len);
+	fputc('\n', stdout);
+	free(b.data);
+}
 
 static void list_one(struct lister *l, const char *line, size_t len, const char *reason)
 {
@@ -34,15 +63,9 @@ static void list_one(struct lister *l, const char *line, size_t len, const char 
 	size_t pos = 0, tok_len;
 	FILE *out = stdout;
 
+	l->ignored += reason != NULL;
 	if (!l->o->json) {
-		fputs(l->category, out);
-		while (wrench__next_token(line, len, &pos, &tok, &tok_len))
-			fprintf(out, " %.*s", (int)tok_len, tok);
-		if (!line)
-			fputs(" *", out);
-		if (reason)
-			fprintf(out, "  # ignored: %s", reason);
-		fputc('\n', out);
+		list_text(l, line, len, reason);
 		return;
 	}
 	fputs(l->first_json ? "\n  " : ",\n  ", out);
@@ -99,12 +122,14 @@ static void list_category(struct lister *l, int dirfd, const char *dir_reason)
 {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__trust t = {0};
+	struct access_check access;
 	struct wrench__file file;
 
 	l->path = trigger_path(l->o, l->category, path, sizeof(path));
 	l->line = 0;
 	/* A lint reads an untrusted file too, so its lines can be shown. */
 	t.report = ignore_problem;
+	check_agent_access(l->o, &t, &access);
 	int rc = judge_file(l->o, dirfd, l->category, &t, &file);
 	if (rc == -ENOENT) {
 		free(file.data);
@@ -121,24 +146,30 @@ static void list_category(struct lister *l, int dirfd, const char *dir_reason)
 
 int cmd_list(const struct options *o, const char *category)
 {
-	struct wrench__trust dir_trust = {0};
+	struct wrench__trust dir_trust = {.report = ignore_problem};
+	struct access_check access;
 	struct lister l = {.o = o, .first_json = true};
 
 	if (category && !wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
-	int dirfd = open_plain_dir(o);
+	check_agent_access(o, &dir_trust, &access);
+	int dirfd = open_checked_dir(o, &dir_trust, true);
+	if (dirfd < 0 && dirfd != -ENOENT)
+		note("cannot list %s: %s", o->dir,
+		     dir_trust.problems ? dir_trust.first.message : strerror(-dirfd));
 	if (o->json) {
 		fputs("{\"dir\": ", stdout);
 		json_string(stdout, o->dir);
 		fputs(", \"triggers\": [", stdout);
 	}
 	if (dirfd >= 0) {
-		judge_dir(o, &dir_trust);
 		const char *dir_reason = dir_trust.problems ? dir_trust.first.message : NULL;
 		char *only[] = {(char *)category, NULL};
 		char **names = category ? only : list_names(dirfd);
+		if (!names)
+			note("cannot read %s: %s", o->dir, strerror(errno));
 		for (size_t i = 0; names && names[i]; i++) {
 			if (is_temporary(names[i]))
 				continue;
@@ -148,10 +179,12 @@ int cmd_list(const struct options *o, const char *category)
 		if (!category)
 			free_names(names);
 		close(dirfd);
+		l.ignored += !names;
 	}
 	if (o->json)
 		fputs(l.first_json ? "]}\n" : "\n]}\n", stdout);
-	return EXIT_OK;
+	/* A script that lists triggers learns that some will not fire. */
+	return l.ignored || (dirfd < 0 && dirfd != -ENOENT) ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* ---- check -------------------------------------------------------------- */
@@ -164,10 +197,14 @@ struct checker {
 	unsigned problems;
 };
 
-/* One problem: "PATH[:LINE]: MESSAGE", the fix split out for --json. */
-static void print_problem(struct checker *c, const char *path, unsigned line, const char *message)
+/* One problem: "PATH[:LINE]: MESSAGE", the fix split out for --json. The
+ * fix starts at the first "; fix: " from FROM, a point of MESSAGE past
+ * every name in it: a name may hold "; fix: " too, and what follows it
+ * must not pass for a command. */
+static void print_problem(struct checker *c, const char *path, unsigned line, const char *message,
+                          const char *from)
 {
-	const char *fix = strstr(message, "; fix: ");
+	const char *fix = strstr(from, "; fix: ");
 	FILE *out = stdout;
 
 	if (c->o->json) {
@@ -184,11 +221,11 @@ static void print_problem(struct checker *c, const char *path, unsigned line, co
 		json_string(out, fix ? fix + strlen("; fix: ") : NULL);
 		fputc('}', out);
 	} else if (line) {
-		fprintf(out, "%s:%u: %s\n", path, line, message);
+		print_line(out, "%s:%u: %s", path, line, message);
 	} else if (message[0] == '/') {
-		fprintf(out, "%s\n", message); /* the library's messages start with a path */
+		print_line(out, "%s", message); /* the library's messages start with a path */
 	} else {
-		fprintf(out, "%s: %s\n", path, message);
+		print_line(out, "%s: %s", path, message);
 	}
 	c->problems++;
 }
@@ -198,15 +235,49 @@ static void check_problem(const struct wrench__problem *problem, void *ctx)
 	struct checker *c = ctx;
 
 	/* A file deleted while we look is gone, not wrong. */
-	if (problem->level != WRENCH_LOG_DEBUG)
-		print_problem(c, problem->path ? problem->path : c->path, 0, problem->message);
+	if (problem->level == WRENCH_LOG_DEBUG)
+		return;
+	const char *path = problem->path ? problem->path : c->path;
+	/* The library's messages name PATH once, before the fix. */
+	const char *named = strstr(problem->message, path);
+	print_problem(c, path, 0, problem->message,
+	              named ? named + strlen(path) : problem->message);
+}
+
+/* "WORD" or "'WORD'" in B, as one shell word. */
+static void add_quoted(struct buffer *b, const char *word, size_t len)
+{
+	char *copy = strndup(word, len);
+	char *q = copy ? quoted(copy) : NULL;
+
+	if (q)
+		buffer_add(b, q, strlen(q));
+	else
+		b->failed = true;
+	free(q);
+	free(copy);
+}
+
+/* "wrench [--dir DIR] VERB [--] CATEGORY FEATURE", every name quoted. */
+static void add_fix(struct buffer *b, const char *wrench, const char *verb, const char *category,
+                    const char *feature, size_t flen)
+{
+	buffer_add(b, wrench, strlen(wrench));
+	buffer_add(b, verb, strlen(verb));
+	/* A name starting with "-" must not be read as an option. */
+	if (category[0] == '-' || feature[0] == '-')
+		buffer_add(b, " --", 3);
+	buffer_add(b, " ", 1);
+	add_quoted(b, category, strlen(category));
+	buffer_add(b, " ", 1);
+	add_quoted(b, feature, flen);
 }
 
 static void check_line(const char *line, size_t len, bool has_newline, bool names, void *ctx)
 {
 	struct checker *c = ctx;
 	struct wrench__rule rule;
-	char err[160], message[2 * PATH_MAX + 512];
+	char err[160];
 
 	(void)has_newline;
 	(void)names;
@@ -214,37 +285,52 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	if (wrench__parse_line(line, len, &rule, err, sizeof(err)) >= 0)
 		return;
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
-	/* The fix must act on the directory checked, not the default one. */
-	const char *lib_dir = wrench_get_dir();
-	bool other_dir = !lib_dir || strcmp(lib_dir, c->o->dir) != 0;
-	char wrench[PATH_MAX + 16];
-	snprintf(wrench, sizeof(wrench), "wrench%s%s", other_dir ? " --dir " : "",
-	         other_dir ? c->o->dir : "");
-	snprintf(message, sizeof(message),
-	         "%s; fix: %s unset %s %.*s, or rewrite the line with %s set %s %.*s "
-	         "DIRECTIVE...",
-	         err, wrench, c->category, (int)flen, rule.feature, wrench, c->category, (int)flen,
-	         rule.feature);
-	print_problem(c, c->path, c->line, message);
+	/* The fix must act on the directory checked: --dir is repeated. */
+	char *wrench = wrench_command(c->o);
+	struct buffer message = {0};
+	/* The fix is one command, which can be run as it is; the other way
+	 * out needs the user's choice of directives. */
+	buffer_add(&message, err, strlen(err));
+	buffer_add(&message, " (or rewrite the line: ", strlen(" (or rewrite the line: "));
+	add_fix(&message, wrench ? wrench : "wrench", " set", c->category, rule.feature, flen);
+	buffer_add(&message, " DIRECTIVE...)", strlen(" DIRECTIVE...)"));
+	size_t fix_at = message.len;
+	buffer_add(&message, "; fix: ", strlen("; fix: "));
+	add_fix(&message, wrench ? wrench : "wrench", " unset", c->category, rule.feature, flen);
+	if (message.failed)
+		print_problem(c, c->path, c->line, "out of memory", "");
+	else
+		print_problem(c, c->path, c->line, message.data, message.data + fix_at);
+	free(message.data);
+	free(wrench);
 }
 
 static void check_category(struct checker *c, int dirfd, const char *name)
 {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__trust t = {.report = check_problem, .ctx = c};
+	struct access_check access;
 	struct wrench__file file;
 
 	c->category = name;
 	c->path = trigger_path(c->o, name, path, sizeof(path));
 	c->line = 0;
 	if (is_temporary(name)) {
-		char message[2 * sizeof(path) + 64];
-		snprintf(message, sizeof(message),
-		         "%s is left over from an interrupted wrench command; fix: rm %s", path,
-		         path);
-		print_problem(c, path, 0, message);
+		char *word = quoted(path);
+		char *message = NULL;
+		if (asprintf(&message,
+		             "%s is left over from an interrupted wrench command; fix: rm -- %s",
+		             path, word ? word : "FILE") < 0)
+			message = NULL;
+		if (message)
+			print_problem(c, path, 0, message, message + strlen(path));
+		else
+			print_problem(c, path, 0, "out of memory", "");
+		free(message);
+		free(word);
 		return;
 	}
+	check_agent_access(c->o, &t, &access);
 	judge_file(c->o, dirfd, name, &t, &file);
 	if (file.data)
 		each_line(file.data, file.len, NULL, check_line, c);
@@ -255,23 +341,27 @@ int cmd_check(const struct options *o)
 {
 	struct checker c = {.o = o, .path = o->dir};
 	struct wrench__trust t = {.report = check_problem, .ctx = &c};
+	struct access_check access;
 
 	if (o->json) {
 		fputs("{\"dir\": ", stdout);
 		json_string(stdout, o->dir);
 		fputs(", \"problems\": [", stdout);
 	}
-	int dirfd = open_plain_dir(o);
+	check_agent_access(o, &t, &access);
+	int dirfd = open_checked_dir(o, &t, true);
 	if (dirfd == -ENOENT) {
 		if (!o->json)
-			printf("%s does not exist: no triggers\n", o->dir);
+			print_line(stdout, "%s does not exist: no triggers", o->dir);
 	} else if (dirfd < 0) {
-		print_problem(&c, o->dir, 0, strerror(-dirfd));
+		/* The walk reported what stopped it; a failure to open the
+		 * directory for listing it is said here. */
+		if (c.problems == 0)
+			print_problem(&c, o->dir, 0, strerror(-dirfd), "");
 	} else {
-		judge_dir(o, &t);
 		char **names = list_names(dirfd);
 		if (!names)
-			print_problem(&c, o->dir, 0, "cannot list the directory");
+			print_problem(&c, o->dir, 0, "cannot list the directory", "");
 		for (size_t i = 0; names && names[i]; i++)
 			check_category(&c, dirfd, names[i]);
 		free_names(names);
@@ -280,6 +370,6 @@ int cmd_check(const struct options *o)
 	if (o->json)
 		printf("%s], \"ok\": %s}\n", c.problems ? "\n" : "", c.problems ? "false" : "true");
 	else if (c.problems == 0 && dirfd != -ENOENT)
-		printf("%s: no problems\n", o->dir);
+		print_line(stdout, "%s: no problems", o->dir);
 	return c.problems ? EXIT_PROBLEMS : EXIT_OK;
 }

@@ -62,13 +62,14 @@ static struct wrench__rules *load(const struct options *o, const char *category,
 	struct wrench__rules *rules = NULL;
 	uint64_t seed;
 
-	if (judge_dir(o, t) < 0)
+	struct access_check access;
+
+	check_agent_access(o, t, &access);
+	int dirfd = open_checked_dir(o, t, false);
+	if (dirfd < 0)
 		return NULL;
-	int dirfd = open_plain_dir(o);
-	if (dirfd >= 0) {
-		judge_file(o, dirfd, category, t, &file);
-		close(dirfd);
-	}
+	judge_file(o, dirfd, category, t, &file);
+	close(dirfd);
 	if (t->problems == 0 && wrench__parse_rules(file.data, file.len, &rules) < 0)
 		note("out of memory");
 	free(file.data);
@@ -115,8 +116,8 @@ int cmd_eval(const struct options *o, const char *category, const char *feature)
 		json_string(stdout, reason);
 		fputs("}\n", stdout);
 	} else {
-		printf("%s fired on %lu of %lu calls (active on %lu)\n", feature, fired, o->count,
-		       active);
+		print_line(stdout, "%s fired on %lu of %lu calls (active on %lu)", feature, fired,
+		           o->count, active);
 	}
 	wrench__rules_free(rules);
 	return fired ? EXIT_OK : EXIT_PROBLEMS;

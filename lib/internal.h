@@ -197,6 +197,33 @@ struct wrench__file {
  */
 int wrench__trust_open_dir(const char *path, struct wrench__trust *t);
 
+/* What wrench__trust_make_dir() creates, and what it did. */
+struct wrench__make_dir {
+	bool create;        /* false: only walk, as wrench__trust_open_dir */
+	mode_t parent_mode; /* of missing ancestors */
+	mode_t mode;        /* of the trigger directory, when it is missing */
+	bool created;       /* out: the trigger directory itself was created */
+	/* A lint that reads what it refuses: the descriptor of a directory
+	 * that the walk reached is returned despite owner or mode problems
+	 * (counted in T); the caller must look at T->problems. */
+	bool keep_untrusted;
+};
+
+/*
+ * wrench__trust_open_dir() for a writer (the wrench command): walks PATH
+ * the same way, creating each missing component with mkdirat() under its
+ * parent once that parent has passed the checks, and checks what it
+ * creates as it checks what it finds. Nothing is created under a directory
+ * that is not trusted. MAKE NULL, or MAKE->create false, creates nothing.
+ */
+int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
+                           struct wrench__trust *t);
+
+/* Writes S into BUF as one shell word, quoted when it holds anything but
+ * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
+ * paste. Returns the length needed, as snprintf() does. */
+size_t wrench__shell_quote(const char *s, char *buf, size_t size);
+
 /*
  * Opens, checks and reads the trigger file NAME inside the directory DIRFD;
  * PATH names it in messages. Returns 0 and fills FILE, or a negative errno

@@ -37,6 +37,72 @@ static void identity_of(const struct stat *st, struct wrench__identity *id)
 	id->ctime_nsec = st->st_ctim.tv_nsec;
 }
 
+/* Characters that never need quoting in a shell word. */
+static bool is_plain_word(const char *s)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                            "0123456789/._+-,:@%=";
+
+	return *s && strspn(s, plain) == strlen(s);
+}
+
+/* Counts every byte, writes those that fit: the size needed is known at
+ * the end, as with snprintf(). */
+static void put(char *buf, size_t size, size_t *n, const char *bytes, size_t len)
+{
+	for (size_t i = 0; i < len; i++, (*n)++)
+		if (buf && *n + 1 < size)
+			buf[*n] = bytes[i];
+}
+
+size_t wrench__shell_quote(const char *s, char *buf, size_t size)
+{
+	bool plain = is_plain_word(s);
+	size_t n = 0;
+
+	put(buf, size, &n, "'", !plain);
+	for (; *s; s++) {
+		/* Inside single quotes only the quote is special: it becomes
+		 * '\'' (close, an escaped quote, open again). */
+		if (*s == '\'' && !plain)
+			put(buf, size, &n, "'\\'", 3);
+		put(buf, size, &n, s, 1);
+	}
+	put(buf, size, &n, "'", !plain);
+	if (buf && size > 0)
+		buf[n < size ? n : size - 1] = '\0';
+	return n;
+}
+
+/* A fix is a command that a user pastes, or pipes to sh: PATH may hold
+ * ";", "$(...)" or a newline, so each PATH in the fix part of MESSAGE
+ * becomes one quoted word. A fix cut short by the size leaves its quote
+ * open, which the shell refuses as a whole rather than run a part of. */
+static void quote_fix(char *message, size_t size, const char *path)
+{
+	char *fix = strstr(message, "; fix: ");
+	char out[WRENCH_MAX_MESSAGE], quoted[WRENCH_MAX_MESSAGE];
+	size_t plen = strlen(path), n;
+
+	if (!fix || is_plain_word(path) || size > sizeof(out))
+		return;
+	fix += strlen("; fix: ");
+	wrench__shell_quote(path, quoted, sizeof(quoted));
+	n = (size_t)(fix - message);
+	memcpy(out, message, n);
+	for (const char *p = fix; *p && n + 1 < size;) {
+		size_t take = plen && strncmp(p, path, plen) == 0 ? strlen(quoted) : 1;
+		const char *from = take == 1 ? p : quoted;
+		if (n + take >= size)
+			take = size - 1 - n;
+		memcpy(out + n, from, take);
+		n += take;
+		p += from == quoted ? plen : 1;
+	}
+	out[n] = '\0';
+	memcpy(message, out, n + 1);
+}
+
 /* Records one broken rule of PATH: the first is kept, a lint is told of
  * each. */
 __attribute__((format(printf, 6, 7))) static int refuse(struct wrench__trust *t, int err,
@@ -56,6 +122,7 @@ __attribute__((format(printf, 6, 7))) static int refuse(struct wrench__trust *t,
 	va_start(ap, fmt);
 	vsnprintf(problem.message, sizeof(problem.message), fmt, ap);
 	va_end(ap);
+	quote_fix(problem.message, sizeof(problem.message), path);
 	if (t->report)
 		t->report(&problem, t->ctx);
 	if (t->problems++ == 0) {
@@ -136,8 +203,9 @@ static int check_directory(int fd, const char *path, bool is_ancestor, struct wr
 	if (S_ISLNK(st.st_mode))
 		return refuse(t, -ELOOP, WRENCH_LOG_ERROR, &st, path,
 		              "%s is a symbolic link; the trigger directory and its ancestors "
-		              "must be real directories: use the path the link points to",
-		              path);
+		              "must be real directories; fix: use the real path, which "
+		              "realpath -- %s prints, in WRENCH_DIR and --dir",
+		              path, path);
 	if (!S_ISDIR(st.st_mode))
 		return refuse(t, -ENOTDIR, WRENCH_LOG_ERROR, &st, path,
 		              "%s is %s, not a directory; fix: remove it or choose another "
@@ -184,7 +252,41 @@ static void tell_opened(struct wrench__trust *t, int fd, const char *rest)
 	t->opened(fd, WRENCH__ANCESTOR, next, t->opened_ctx);
 }
 
+/* Opens NAME under the checked directory FD; with MAKE, creates it first
+ * when it is missing (LAST: it is the trigger directory). The mode is set
+ * with fchmod() on a descriptor, so that the umask does not count and a
+ * rename of the new entry cannot redirect the change elsewhere. Returns a
+ * descriptor or a negative errno, the problem in T. */
+static int open_step(int fd, const char *name, const char *walked, bool last,
+                     struct wrench__make_dir *make, struct wrench__trust *t)
+{
+	int next = openat(fd, name, DIR_OPEN_FLAGS);
+
+	if (next >= 0 || errno != ENOENT || !make || !make->create)
+		return next >= 0 ? next : open_failure(errno, walked, t);
+	mode_t mode = last ? make->mode : make->parent_mode;
+	if (mkdirat(fd, name, mode) < 0)
+		return errno == EEXIST ? open_step(fd, name, walked, last, NULL, t)
+		                       : refuse(t, -errno, WRENCH_LOG_ERROR, NULL, walked,
+		                                "cannot create %s: %s", walked, strerror(errno));
+	next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (next < 0 || fchmod(next, mode) < 0) {
+		int err = errno;
+		if (next >= 0)
+			close(next);
+		return refuse(t, -err, WRENCH_LOG_ERROR, NULL, walked,
+		              "cannot set the mode of %s: %s", walked, strerror(err));
+	}
+	make->created = last;
+	return next;
+}
+
 int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
+{
+	return wrench__trust_make_dir(path, NULL, t);
+}
+
+int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make, struct wrench__trust *t)
 {
 	char walked[PATH_MAX];
 	size_t walked_len = 0;
@@ -205,7 +307,7 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 	while (rc == 0 || (t->report && rc == -EPERM && !walk_blocked)) {
 		p = skip_separators(p);
 		if (*p == '\0') {
-			if (rc == 0)
+			if (rc == 0 || (make && make->keep_untrusted))
 				return fd;
 			break;
 		}
@@ -225,15 +327,15 @@ int wrench__trust_open_dir(const char *path, struct wrench__trust *t)
 		name[len] = '\0';
 		p += len;
 
-		int next = openat(fd, name, DIR_OPEN_FLAGS);
+		bool last = *skip_separators(p) == '\0';
+		int next = open_step(fd, name, walked, last, make, t);
 		if (next < 0) {
-			rc = open_failure(errno, walked, t);
+			rc = next;
 			break;
 		}
 		close(fd);
 		fd = next;
 		tell_opened(t, fd, p);
-		bool last = *skip_separators(p) == '\0';
 		int step = check_directory(fd, walked, !last, t, &walk_blocked);
 		rc = rc < 0 ? rc : step;
 	}

@@ -50,6 +50,31 @@ uid=$(id -u)
 nobody_uid=$(id -u nobody 2> /dev/null || echo 65534)
 nobody_gid=$(id -g nobody 2> /dev/null || echo 65534)
 
+# Tests that run a program as nobody need it where nobody can reach it:
+# the build tree may be in a directory others cannot enter, such as /root
+# (issue 9, item 14). The install above is in $scratch; the reader and its
+# library are copied next to it.
+libdir=$(dirname "$(find "$prefix" -name 'libwrench.so.1' | head -n 1)")
+reader_copy=$scratch/reader
+cp "$reader" "$reader_copy"
+chmod 0755 "$reader_copy"
+
+# A second unprivileged user, for the tests of another user's directory;
+# its name is unique to this run, and it is removed at the end.
+second_user=
+if [ "$uid" -eq 0 ] && command -v useradd > /dev/null 2>&1; then
+	name=wrench-t-cli-$$
+	if useradd --system --no-create-home --shell /usr/sbin/nologin "$name" > /dev/null 2>&1; then
+		second_user=$name
+	fi
+fi
+cleanup() {
+	[ -z "$second_user" ] || userdel "$second_user" > /dev/null 2>&1
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP # so that the cleanup runs on a signal too
+
 # ---- Helpers ------------------------------------------------------------
 
 fail() {
@@ -400,14 +425,22 @@ test_dir_with_dotdot_is_a_usage_error() {
 	expect_bad_usage
 }
 
-test_relative_dir_is_taken_from_the_current_directory() {
+# An agent given a relative WRENCH_DIR stays inactive: the command refuses
+# one too, rather than write triggers that nothing reads (issue 9, item 10).
+test_relative_dir_is_refused() {
 	cd "$t" || return
-	w --dir rel/wrench set cat feat
-	expect_rc 0
-	expect_file "$t/rel/wrench/cat" 'feat\n'
-	w --dir rel/wrench list
-	expect_rc 0
-	expect_stdout 'cat feat\n'
+	for cmd in "set cat feat" "unset cat" clear list check "eval cat feat"; do
+		# shellcheck disable=SC2086
+		w --dir rel/wrench $cmd
+		expect_usage_error
+		expect_stderr_contains "not an absolute path"
+		# shellcheck disable=SC2086
+		wrun env WRENCH_DIR=rel/wrench "$W" $cmd
+		expect_usage_error
+		[ "$(wc -l < "$t/err")" = 1 ] || fail "WRENCH_DIR=rel/wrench: not one message"
+		expect_stderr_contains "WRENCH_DIR \"rel/wrench\" is not an absolute path"
+	done
+	expect_missing "$t/rel"
 }
 
 test_options_may_follow_the_command() {
@@ -499,12 +532,6 @@ test_set_writes_mode_0600_owned_by_the_caller() {
 	w --dir "$D" set other feat
 	expect_rc 0
 	expect_mode "$D/other" 600
-	# A file the agent ignores for its mode is fixed by set.
-	mkfile "$D/open" 'x\n' 0666
-	w --dir "$D" set open feat
-	expect_rc 0
-	expect_stderr_empty
-	expect_mode "$D/open" 600
 }
 
 test_set_accepts_a_hash_inside_a_feature() {
@@ -662,16 +689,16 @@ test_set_refuses_a_file_with_a_nul_byte() {
 	expect_unchanged "$D/cat" "$t/orig"
 }
 
-test_set_warns_and_exits_1_when_the_agent_would_ignore_the_file() {
+# A directory the agent would not trust is not written to (issue 8, item 2):
+# the refusal says why and how to fix it, and nothing is created.
+test_set_refuses_a_directory_the_agent_would_not_trust() {
 	mkd
 	chmod 0770 "$D"
 	w --dir "$D" set cat t
-	expect_rc 1
-	expect_stdout_empty
-	expect_stderr_prefixed
-	expect_stderr_contains "wrench: warning: "
-	expect_stderr_contains "writable by group or others (mode 0770)"
-	expect_file "$D/cat" 't\n'
+	expect_usage_error
+	expect_stderr_contains "nothing was changed"
+	expect_stderr_contains "writable by group or others (mode 0770); fix: chmod go-w $D"
+	expect_entries "$D" ""
 }
 
 test_set_renames_a_new_file_into_place() {
@@ -724,7 +751,7 @@ test_set_owner_chowns_a_created_directory_and_the_file() {
 	expect_owner "$t/numeric" "$nobody_uid:$nobody_gid"
 	expect_owner "$t/numeric/cat" "$nobody_uid:$nobody_gid"
 	w --dir "$D" --owner nobody unset cat other
-	expect_rc 0
+	expect_rc 1
 	w --dir "$D" --owner nobody set cat other
 	w --dir "$D" --owner nobody unset cat feat
 	expect_rc 0
@@ -738,8 +765,7 @@ test_set_owner_makes_a_file_the_agent_user_trusts() {
 	w --dir "$D" --owner nobody set cat feat
 	expect_rc 0
 	wrun setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
-		"$reader" "$D" cat feat 0.1
-	[ "$rc" = 126 ] && skip "skipped: nobody cannot run $reader"
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$D" cat feat 0.1
 	[ "$rc" = 0 ] || fail "an agent running as nobody does not see cat/feat: $(cat "$t/out")"
 }
 
@@ -770,6 +796,7 @@ test_set_owner_is_refused_for_non_root() {
 		D=$t/n/wrench
 		w_nobody --dir "$D" --owner nobody set cat feat
 		expect_usage_error
+		expect_stderr_contains "needs root; fix: sudo wrench --dir $D --owner nobody set cat feat"
 		expect_missing "$D"
 		# Without --owner, nobody may write its own triggers.
 		w_nobody --dir "$D" set cat feat
@@ -786,20 +813,22 @@ test_set_keeps_the_owner_of_the_file_it_replaces() {
 	need_root "chown to nobody"
 	chmod 0755 "$t"
 	mkd
+	chmod 0755 "$D"
 	mkfile "$D/cat" 'a\n'
 	chown "$nobody_uid:$nobody_gid" "$D/cat"
 	w --dir "$D" --owner nobody set cat b
 	expect_rc 0
 	expect_owner "$D/cat" "$nobody_uid:$nobody_gid"
-	# Without --owner, the trust check is for root, which ignores a file
-	# owned by another user: written, with a warning and exit 1.
+	expect_mode "$D/cat" 600
+	expect_file "$D/cat" 'a\nb\n'
+	# Without --owner, the agent is root, which ignores a file owned by
+	# another user: its lines are not carried over (issue 8, item 1).
+	cp -p "$D/cat" "$t/orig"
 	w --dir "$D" set cat c
-	expect_rc 1
-	expect_stderr_prefixed
-	expect_stderr_contains "wrench: warning: "
+	expect_usage_error
 	expect_stderr_contains "owned by uid $nobody_uid"
+	expect_unchanged "$D/cat" "$t/orig"
 	expect_owner "$D/cat" "$nobody_uid:$nobody_gid"
-	expect_file "$D/cat" 'a\nb\nc\n'
 }
 
 # ---- unset --------------------------------------------------------------
@@ -831,27 +860,34 @@ test_unset_keeps_a_file_left_with_a_comment() {
 	expect_file "$D/cat" '# note\n'
 }
 
-test_unset_of_a_missing_feature_changes_nothing() {
+# A cleanup with a typo must not pass in silence (issue 9, item 9): unset of
+# what is not there says so and exits 1, changing nothing.
+test_unset_of_a_missing_feature_says_so_and_exits_1() {
 	mkd
 	mkfile "$D/cat" 'a\n'
 	cp "$D/cat" "$t/orig"
 	w --dir "$D" unset cat zzz
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_empty
-	expect_stderr_empty
+	expect_stderr_line "wrench: $D/cat has no line for zzz; nothing was changed"
 	expect_unchanged "$D/cat" "$t/orig"
 	w --dir "$D" unset other t
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_empty
+	expect_stderr_line "wrench: $D/other does not exist; nothing was changed"
+	w --dir "$D" unset other
+	expect_rc 1
+	expect_stderr_line "wrench: $D/other does not exist; nothing was changed"
 	expect_entries "$D" "cat "
 }
 
-test_unset_without_a_directory_creates_nothing() {
+test_unset_without_a_directory_says_so_and_creates_nothing() {
 	w --dir "$D" unset cat t
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_empty
+	expect_stderr_line "wrench: $D does not exist; nothing was changed"
 	w --dir "$D" unset cat
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_empty
 	expect_missing "$D"
 }
@@ -867,7 +903,7 @@ test_unset_category_removes_the_file() {
 	expect_missing "$D/cat"
 	expect_file "$D/other" 'x\n'
 	w --dir "$D" unset cat
-	expect_rc 0
+	expect_rc 1
 }
 
 test_unset_category_removes_a_symlink_not_its_target() {
@@ -948,7 +984,7 @@ test_list_marks_a_malformed_line() {
 	mkd
 	mkfile "$D/c" 'ok\nbad chanse=1\n'
 	w --dir "$D" list
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_line "c ok"
 	expect_stdout_match '^c bad.*  # ignored: line 2: unknown directive "chanse=1"$'
 }
@@ -958,7 +994,7 @@ test_list_marks_every_line_of_an_untrusted_file() {
 	mkfile "$D/c" 'x\ny every=2\n' 0666
 	why="$D/c is writable by group or others (mode 0666); fix: chmod go-w $D/c"
 	w --dir "$D" list
-	expect_rc 0
+	expect_rc 1
 	expect_stdout "c x  # ignored: $why\nc y every=2  # ignored: $why\n"
 }
 
@@ -967,7 +1003,7 @@ test_list_marks_every_line_in_an_untrusted_directory() {
 	mkfile "$D/c" 'x\n'
 	chmod 0770 "$D"
 	w --dir "$D" list
-	expect_rc 0
+	expect_rc 1
 	expect_stdout "c x  # ignored: $D is writable by group or others (mode 0770); fix: chmod go-w $D\n"
 }
 
@@ -977,7 +1013,7 @@ test_list_shows_an_unreadable_file_as_a_star() {
 	ln -s "$t/outside" "$D/link"
 	mkfifo -m 0600 "$D/fifo"
 	w --dir "$D" list
-	expect_rc 0
+	expect_rc 1
 	expect_stdout_match "^fifo \\*  # ignored: .*is not a regular file \\(it is a FIFO\\)"
 	expect_stdout_match "^link \\*  # ignored: .*is a symbolic link"
 	[ "$(wc -l < "$t/out")" = 2 ] || fail "expected 2 lines"
@@ -989,7 +1025,7 @@ test_list_json() {
 	mkfile "$D/b" 'x every=2 first=1\nbad chanse=1\n'
 	ln -s "$t/nowhere" "$D/l"
 	w --dir "$D" list --json
-	expect_rc 0
+	expect_rc 1
 	expect_json '.dir == $D'
 	expect_json '.triggers | length == 4'
 	expect_json '.triggers[0] == {"category": "a", "feature": "t", "directives": ["chance=25%"],
@@ -1428,6 +1464,346 @@ test_concurrent_reader_never_sees_a_torn_file() {
 	fi
 	expect_unchanged "$D/cat" "$t/orig"
 	expect_mode "$D/cat" 600
+	expect_entries "$D" "cat "
+}
+
+# ---- Security (issue 8) and the first hour (issue 9) ---------------------
+
+# Runs a shell command line as nobody.
+sh_nobody() {
+	setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups sh -c "$1"
+}
+
+# A second unprivileged user, other than nobody, made for this run.
+need_second_user() {
+	need_root "create a user"
+	[ -n "$second_user" ] || skip "skipped: cannot create a user (useradd failed)"
+}
+
+# Issue 8, item 1: a root-owned trigger file left at mode 0666, which the
+# library rightly ignores, gets a line appended by another user; root then
+# sets another feature in it. The line must not reach a trusted file.
+test_set_never_carries_over_lines_of_an_untrusted_file() {
+	mkd
+	chmod 0755 "$t" "$D"
+	mkfile "$D/machine-agent" 'start-fails\n' 0666
+	if [ "$uid" -eq 0 ]; then
+		sh_nobody "echo 'crash-before-commit kill' >> '$D/machine-agent'"
+	else
+		echo 'crash-before-commit kill' >> "$D/machine-agent"
+	fi
+	cp -p "$D/machine-agent" "$t/orig"
+	for args in "set machine-agent fetch-fails every=3" "unset machine-agent start-fails"; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		expect_usage_error
+		expect_stderr_contains "$D/machine-agent is writable by group or others (mode 0666)"
+		expect_stderr_contains "nothing was changed"
+		expect_stderr_contains "rm -- $D/machine-agent"
+		expect_unchanged "$D/machine-agent" "$t/orig"
+		expect_mode "$D/machine-agent" 666
+	done
+	expect_entries "$D" "machine-agent "
+	# The fix it gives: remove the file, and set again.
+	rm -- "$D/machine-agent"
+	w --dir "$D" set machine-agent fetch-fails every=3
+	expect_rc 0
+	expect_file "$D/machine-agent" 'fetch-fails every=3\n'
+}
+
+# The same for a file owned by another user, and for one behind a
+# symlink: nothing of them is kept, nothing is changed.
+test_set_refuses_a_file_owned_by_another_user() {
+	need_root "chown to nobody"
+	mkd
+	mkfile "$D/cat" 'crash kill\n'
+	chown "$nobody_uid" "$D/cat"
+	cp -p "$D/cat" "$t/orig"
+	w --dir "$D" set cat t
+	expect_usage_error
+	expect_stderr_contains "owned by uid $nobody_uid"
+	expect_stderr_contains "nothing was changed"
+	expect_unchanged "$D/cat" "$t/orig"
+	expect_owner "$D/cat" "$nobody_uid:0"
+}
+
+# Issue 8, item 1: --owner USER never adopts a directory that another user
+# made (with a kill line in it): refused, exit 2, owner and lines intact.
+test_set_owner_never_adopts_a_directory_it_did_not_create() {
+	need_second_user
+	chmod 0755 "$t"
+	mkdir -m 0700 "$D"
+	mkfile "$D/machine-agent" 'crash-before-commit kill\n'
+	chown -R "$nobody_uid:$nobody_gid" "$D"
+	snapshot "$D" > "$t/before"
+	w --dir "$D" --owner "$second_user" set machine-agent fetch-fails
+	expect_usage_error
+	expect_stderr_contains "$D is owned by uid $nobody_uid"
+	expect_stderr_contains "nothing was changed"
+	snapshot "$D" > "$t/after"
+	expect_unchanged "$t/after" "$t/before"
+	expect_owner "$D" "$nobody_uid:$nobody_gid"
+}
+
+# Issue 9, item 7: --owner on a shared, root-owned directory leaves its
+# owner alone, and writes a file both agents honour: a root agent keeps
+# its trigger, the agent running as nobody gets its own.
+test_set_owner_leaves_a_shared_directory_to_its_owner() {
+	need_root "run agents as root and as nobody"
+	chmod 0755 "$t"
+	mkd
+	chmod 0755 "$D"
+	w --dir "$D" set machine-agent root-trigger
+	expect_rc 0
+	w --dir "$D" --owner nobody set unit-agent fail-hook
+	expect_rc 0
+	expect_stderr_empty
+	expect_owner "$D" "0:0"
+	expect_mode "$D" 755
+	expect_owner "$D/unit-agent" "0:0"
+	expect_mode "$D/unit-agent" 644
+	wrun "$reader" "$D" machine-agent root-trigger 0.1
+	[ "$rc" = 0 ] || fail "a root agent no longer sees its trigger: $(cat "$t/out")"
+	wrun "$reader" "$D" unit-agent fail-hook 0.1
+	[ "$rc" = 0 ] || fail "a root agent does not trust the file: $(cat "$t/out")"
+	wrun setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$D" unit-agent fail-hook 0.1
+	[ "$rc" = 0 ] || fail "an agent running as nobody does not see its trigger: $(cat "$t/out")"
+	# A shared directory that the agent cannot enter: a warning with the
+	# fix, exit 1, and still no change of owner.
+	chmod 0700 "$D"
+	w --dir "$D" --owner nobody set unit-agent other
+	expect_rc 1
+	expect_stderr_contains "$D cannot be searched by the agent (uid $nobody_uid)"
+	expect_stderr_contains "fix: chmod o+x $D"
+	expect_owner "$D" "0:0"
+}
+
+# Issue 8, item 2: a symlink above --dir does not redirect writes, and clear
+# does not empty the directory it points to.
+test_dir_behind_a_symlinked_ancestor_is_refused_before_writing() {
+	mkdir -p "$t/att" "$t/victim/wrench"
+	mkfile "$t/victim/wrench/keep" 'k\n'
+	chmod 0700 "$t/victim/wrench"
+	ln -s "$t/victim" "$t/att/sub"
+	D=$t/att/sub/wrench
+	snapshot "$t/victim" > "$t/before"
+	for args in "set cat feat" "unset cat feat" "unset keep" clear; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		expect_usage_error
+		expect_stderr_contains "$t/att/sub is a symbolic link"
+		expect_stderr_contains "fix: "
+	done
+	snapshot "$t/victim" > "$t/after"
+	expect_unchanged "$t/after" "$t/before"
+	# A symlinked trigger directory itself is refused the same way, not
+	# with "Not a directory" (issue 9, item 8).
+	ln -s "$t/victim/wrench" "$t/link"
+	w --dir "$t/link" set cat feat
+	expect_usage_error
+	expect_stderr_contains "$t/link is a symbolic link"
+	expect_stderr_contains "fix: use the real path, which realpath -- $t/link prints"
+	w --dir "$t/link" check --json
+	expect_rc 1
+	expect_json 'any(.problems[]; .path == ($t + "/link") and (.fix | type) == "string")'
+}
+
+# Issue 8, item 2: an ancestor that others may write is refused before
+# anything is created under it.
+test_set_refuses_an_untrusted_ancestor_before_creating_anything() {
+	mkdir -m 0777 "$t/open"
+	chmod 0777 "$t/open"
+	D=$t/open/a/wrench
+	w --dir "$D" set cat feat
+	expect_usage_error
+	expect_stderr_contains "$t/open is writable by group or others (mode 0777)"
+	expect_stderr_contains "nothing was changed"
+	expect_entries "$t/open" ""
+}
+
+# Issue 8, item 2: set creates what is missing under checked parents only,
+# with its modes set on descriptors (the umask does not count), and never
+# through a link that replaces a created directory's parent.
+test_set_creates_the_directory_through_descriptors() {
+	umask 077
+	D=$t/new/parent/wrench
+	w --dir "$D" set cat feat
+	expect_rc 0
+	expect_mode "$t/new" 755
+	expect_mode "$t/new/parent" 755
+	expect_mode "$D" 700
+	expect_file "$D/cat" 'feat\n'
+}
+
+# Issue 8, item 3: a reader of the directory that locks it cannot hang the
+# command: it gives up after a bounded wait, names the holder and changes
+# nothing.
+test_a_lock_held_by_another_process_does_not_hang_the_command() {
+	mkd
+	chmod 0755 "$t" "$D"
+	mkfile "$D/cat" 'a\n'
+	cp "$D/cat" "$t/orig"
+	if [ "$uid" -eq 0 ]; then
+		setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+			flock --no-fork "$D" sleep 60 &
+	else
+		flock --no-fork "$D" sleep 60 &
+	fi
+	holder=$!
+	sleep 0.5
+	start=$(now_ms)
+	w --dir "$D" set cat b
+	elapsed=$(($(now_ms) - start))
+	kill "$holder" 2> /dev/null
+	wait "$holder" 2> /dev/null
+	expect_usage_error
+	expect_stderr_contains "$D is locked by process $holder (sleep"
+	expect_stderr_contains "nothing was changed"
+	[ "$elapsed" -lt 25000 ] || fail "set waited ${elapsed} ms for the lock"
+	expect_unchanged "$D/cat" "$t/orig"
+	w --dir "$D" set cat b
+	expect_rc 0
+}
+
+# Issue 8, item 4: a file name with a newline cannot forge a line of list,
+# and control characters never reach the terminal.
+test_list_cannot_be_forged_by_a_file_name() {
+	mkd
+	name=$(printf 'x\nmachine-agent crash-before-commit kill')
+	mkfile "$D/$name" 'start-fails\n' 0666
+	w --dir "$D" list
+	expect_rc 1
+	expect_stdout "x\\\\x0amachine-agent crash-before-commit kill start-fails  # ignored: $D/x\\\\x0amachine-agent crash-before-commit kill is writable by group or others (mode 0666); fix: chmod go-w '$D/x\\\\x0amachine-agent crash-before-commit kill'\n"
+	w --dir "$D" list --json
+	expect_json '.triggers[0].category == $n and .triggers[0].ignored' --arg n "$name"
+}
+
+# Control characters in names and tokens are escaped in every human-readable
+# output; JSON keeps them exact.
+test_output_escapes_control_characters() {
+	mkd
+	esc=$(printf '\033')
+	bel=$(printf '\007')
+	cat="c${esc}[31m"
+	mkfile "$D/$cat" "f${bel} fail\nbad${esc}]0;x${bel} chanse=1\n"
+	for args in list check "eval $cat f$bel" "eval --json $cat f$bel" "unset $cat nothing" \
+		"set $cat g${esc}x"; do
+		# shellcheck disable=SC2086
+		w --dir "$D" $args
+		if grep -q "[$esc$bel]" "$t/out" "$t/err"; then
+			fail "wrench $args printed a control character"
+			show_output
+		fi
+	done
+	w --dir "$D" list
+	expect_stdout_line "c\\x1b[31m f\\x07 fail"
+	w --dir "$D" list --json
+	expect_json '.triggers[0].category == $c and .triggers[0].feature == $f' \
+		--arg c "$cat" --arg f "f$bel"
+	w --dir "$D" eval --json "$cat" "f$bel"
+	expect_json '.category == $c and .feature == $f' --arg c "$cat" --arg f "f$bel"
+}
+
+# Issue 8, item 4: every fix that check suggests is safe to run: names are
+# quoted, so piping the fixes to sh runs nothing injected, and does fix.
+test_check_fixes_are_safe_to_run_in_a_shell() {
+	mkd
+	chmod 0755 "$t"
+	evil='x;touch INJECTED;$(touch INJECTED2)'"'"'q'
+	mkfile "$D/$evil" 'f\n' 0666
+	mkfile "$D/.#$evil" 'f\n'
+	mkfile "$D/c$evil" "g$evil chanse=1\n"
+	# A name may also hold the text that starts a fix.
+	mkfile "$D/y; fix: touch INJECTED3" 'f\n' 0666
+	mkfile "$D/z; fix: touch INJECTED4" 'g chanse=1\n'
+	w --dir "$D" check --json
+	expect_rc 1
+	jq -r '.problems[].fix' "$t/out" > "$t/fixes"
+	[ "$(grep -c . "$t/fixes")" = 5 ] || fail "expected 5 fixes: $(cat "$t/fixes")"
+	mkdir "$t/run"
+	(cd "$t/run" && PATH="$prefix/bin:$PATH" sh "$t/fixes") > "$t/fix.out" 2>&1
+	expect_entries "$t/run" ""
+	expect_missing "$D/INJECTED"
+	expect_mode "$D/$evil" 644
+	expect_missing "$D/.#$evil"
+	expect_missing "$D/c$evil"
+	expect_mode "$D/y; fix: touch INJECTED3" 644
+	expect_missing "$D/z; fix: touch INJECTED4"
+	w --dir "$D" check
+	expect_rc 0
+}
+
+# JSON output keeps every name exact: quotes, backslashes, newlines.
+test_json_output_is_exact() {
+	mkd
+	cat=$(printf 'a"b\\c\nd\te')
+	mkfile "$D/$cat" 'f\n'
+	w --dir "$D" list --json
+	expect_rc 0
+	expect_json '.triggers[0].category == $c and .triggers[0].path == ($D + "/" + $c)' \
+		--arg c "$cat"
+}
+
+# Issue 9, item 6: after a plain set (root, 0600), an agent running as
+# another user cannot read the file: check, list and eval for that agent
+# say so, with the fix.
+test_owner_judges_whether_the_agent_can_read_the_file() {
+	need_root "judge access for nobody"
+	chmod 0755 "$t"
+	w --dir "$D" set myagent fetch-fails
+	expect_rc 0
+	chmod 0755 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 1
+	expect_problem "$D/myagent" "cannot be read by the agent (uid $nobody_uid)" \
+		"fix: chmod o+r $D/myagent"
+	w --dir "$D" --owner nobody check --json
+	expect_rc 1
+	expect_json '.ok == false and any(.problems[]; .path == ($D + "/myagent")
+		and .fix == ("chmod o+r " + $D + "/myagent"))'
+	w --dir "$D" --owner nobody list
+	expect_rc 1
+	expect_stdout_match "^myagent fetch-fails  # ignored: .*cannot be read by the agent"
+	w --dir "$D" --owner nobody eval myagent fetch-fails
+	expect_rc 1
+	expect_stderr_contains "cannot be read by the agent"
+	# A directory it cannot search, and the fix.
+	chmod 0644 "$D/myagent"
+	chmod 0700 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 1
+	expect_problem "$D" "cannot be searched by the agent" "fix: chmod o+x $D"
+	# Access through the agent's group counts.
+	chgrp "$nobody_gid" "$D"
+	chmod 0710 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 0
+	w --dir "$D" --owner nobody eval myagent fetch-fails
+	expect_rc 0
+}
+
+# Issue 9, item 8: a refusal that only root can get past says so, with the
+# command to run.
+test_non_root_refusal_says_it_needs_root() {
+	need_root "run the command as nobody"
+	chmod 0755 "$t"
+	mkd
+	chmod 0755 "$D"
+	mkfile "$D/cat" 'a\n'
+	w_nobody --dir "$D" set cat b
+	expect_usage_error
+	expect_stderr_contains "Permission denied"
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set cat b"
+	expect_file "$D/cat" 'a\n'
+	# Creating a file in root's directory, and removing one.
+	w_nobody --dir "$D" set other b
+	expect_usage_error
+	expect_stderr_contains "cannot write $D/other: Permission denied"
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set other b"
+	w_nobody --dir "$D" unset cat
+	expect_usage_error
+	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D unset cat"
 	expect_entries "$D" "cat "
 }
 
