@@ -2,7 +2,7 @@
 # when it is missing, as root or through sudo, or stops with the command
 # to run. Debian and Ubuntu only.
 wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libfiu-dev clang-tidy
-cppcheck clang-format"
+cppcheck clang-format liburing-dev strace"
 
 wrench_missing() {
 	missing=""
