@@ -292,14 +292,19 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	 * then the next call loads again. */
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING) {
-		poll_events();
+		/* In strict mode, through the ring: the first load makes it,
+		 * so that what the library keeps open is open from then on. */
+		if (atomic_load(&recheck_ms))
+			poll_events();
+		else
+			wrench__ring_refresh(inotify_fd, poll_events);
 		bool unchanged = changes == before && *counter_of(category) == before_category;
 		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
 		else if (unchanged && *outcome != WRENCH__RETRY)
 			wrench__view_set(category, snapshot);
 	}
-	pthread_mutex_unlock(&watch_lock);
+	unlock_and_tell();
 	return snapshot;
 }
 
