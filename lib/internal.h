@@ -368,8 +368,10 @@ bool wrench__ring_quiet(void);
 void wrench__ring_refresh(int inotify_fd, void (*read_events)(void));
 /* Change detection stopped: lets go of the ring (made again on restart). */
 void wrench__ring_stop(void);
-/* Whether a ring serves strict mode now (tests, diagnostics). */
+/* Whether a ring serves strict mode now, and whether the calling thread
+ * owns it (tests, diagnostics). */
 bool wrench__ring_active(void);
+bool wrench__ring_is_owner(void);
 /* Logs, once the caller holds no lock, why the ring went off, if it did. */
 void wrench__ring_tell(void);
 /* Reads $WRENCH_IO_URING (0: off); called once. */

@@ -505,6 +505,14 @@ void wrench__ring_stop(void)
 		pthread_mutex_unlock(&ring_lock);
 }
 
+bool wrench__ring_is_owner(void)
+{
+	pthread_mutex_lock(&ring_lock);
+	bool owner = ring_state == RING_ON && owned_id == ring_id && !owner_gone;
+	pthread_mutex_unlock(&ring_lock);
+	return owner;
+}
+
 bool wrench__ring_active(void)
 {
 	pthread_mutex_lock(&ring_lock);
