@@ -389,7 +389,6 @@ static const char *setup_refusal(const char *step, int rc, char *buf, size_t len
 static void start(int inotify_fd, void (*read_events)(void))
 {
 	const char *step, *what;
-	char why[64];
 	int rc;
 
 	if (turned_off_by_env) {
@@ -400,6 +399,7 @@ static void start(int inotify_fd, void (*read_events)(void))
 	}
 	rc = build(inotify_fd, &step);
 	if (rc < 0) {
+		char why[64];
 		turn_off("io_uring not used (%s: %s: %s); strict mode reads the inotify descriptor "
 		         "on each call. Set WRENCH_IO_URING=0 to skip the attempt",
 		         step, strerror(-rc), setup_refusal(step, rc, why, sizeof(why)));
