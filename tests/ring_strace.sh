@@ -25,12 +25,15 @@ total() {
 	awk '$NF == "total" { print $4 }' "$scratch/count"
 }
 
-WRENCH_LOG=info strace -f -c -o "$scratch/count" "$probe" --probe "$scratch/dir" 0 \
-	> "$scratch/out" 2>&1
-base=$(total)
-WRENCH_LOG=info strace -f -c -o "$scratch/count" "$probe" --probe "$scratch/dir" "$calls" \
-	> "$scratch/out" 2>&1
-busy=$(total)
+# Runs the probe for $1 calls under strace; prints its system calls.
+traced() {
+	WRENCH_LOG=info strace -f -c -o "$scratch/count" "$probe" --probe "$scratch/dir" "$1" \
+		> "$scratch/out" 2>&1 || { cat "$scratch/out" >&2; echo "FAIL: the probe failed" >&2; exit 1; }
+	total
+}
+
+base=$(traced 0)
+busy=$(traced "$calls")
 cat "$scratch/out"
 extra=$((busy - base))
 echo "system calls: $base for the loads alone, $busy with $calls more calls: $extra extra"
