@@ -217,9 +217,6 @@ static int build(int inotify_fd, const char **step)
 
 	memset(&p, 0, sizeof(p));
 	p.flags = RING_SETUP;
-	*step = "too many rings made (threads that own one keep exiting)";
-	if (rings_made >= MAX_RINGS)
-		return -EMFILE;
 	*step = "io_uring_setup";
 	rc = io_uring_queue_init_params(RING_ENTRIES, &ring, &p);
 	if (rc < 0) {
@@ -397,6 +394,14 @@ static void start(int inotify_fd, void (*read_events)(void))
 		read_events();
 		return;
 	}
+	if (rings_made >= MAX_RINGS) {
+		turn_off("io_uring turned off: %d rings were made in this process (the threads "
+		         "that own one keep exiting, and each leaves a page of address space "
+		         "behind); strict mode reads the inotify descriptor on each call",
+		         MAX_RINGS);
+		read_events();
+		return;
+	}
 	rc = build(inotify_fd, &step);
 	if (rc < 0) {
 		char why[64];
@@ -430,15 +435,18 @@ static void start(int inotify_fd, void (*read_events)(void))
 		gen_make_even();
 }
 
-/* The owner's drain; any failure turns the ring off. */
+/* The owner's drain; any failure turns the ring off. Its descriptor is
+ * then left alone: after EBADF, or EOPNOTSUPP, the number may belong to
+ * another file of the application's by now. */
 static void owner_drain(int inotify_fd, void (*read_events)(void))
 {
 	gen_make_odd();
 	int rc = drain(inotify_fd, read_events);
 	if (rc == -ESHUTDOWN)
 		return;
-	if (rc == -EBADF) {
+	if (rc < 0)
 		retire(false);
+	if (rc == -EBADF) {
 		turn_off("io_uring turned off: its descriptor was closed by someone else (EBADF); "
 		         "strict mode reads the inotify descriptor on each call");
 		return;
