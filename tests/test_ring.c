@@ -14,7 +14,10 @@
  */
 #include "support.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -22,8 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -601,6 +607,62 @@ static void test_closing_every_descriptor_keeps_changes_seen(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* ---- seccomp --------------------------------------------------------------- */
+
+struct refusal {
+	int errnum;         /* what the filter makes io_uring_setup return */
+	const char *reason; /* what the INFO line must say */
+};
+
+/* A sandbox refuses io_uring_setup (Docker's default profile: EPERM; a
+ * filter that pretends an old kernel: ENOSYS). The child's first load
+ * tries a ring of its own, falls back, says why, and sees changes. */
+static void child_under_seccomp(void *arg)
+{
+	const struct refusal *r = arg;
+	struct sock_filter f[] = {
+	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)r->errnum),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+	const char *dir = wrench_get_dir();
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+		_exit(2);
+	wrench__set_log_threshold(WRENCH_LOG_INFO);
+	log_capture_reset();
+	bool ok = wrench_is_active(CAT, FEAT) && !wrench__ring_active() &&
+	          log_has(WRENCH_LOG_INFO, "io_uring not used", r->reason, NULL);
+	rewrite_in_place(dir, CAT, "miss\n");
+	ok = ok && !wrench_is_active(CAT, FEAT);
+	if (!ok)
+		log_dump();
+	_exit(ok ? 0 : 1);
+}
+
+static void test_seccomp_refusal_falls_back(void **state)
+{
+	static const struct refusal refusals[] = {
+	        {EPERM, "a seccomp filter or security policy forbids it"},
+	        {ENOSYS, "older than 6.1"},
+	};
+
+	if (!need_ring())
+		return;
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		write_file(scratch_dir(state), CAT, FEAT "\n", 0644);
+		assert_true(wrench_is_active(CAT, FEAT));
+		int status = run_in_child(child_under_seccomp, (void *)&refusals[i]);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail_msg("io_uring_setup refused with %s: the child failed (status %d)",
+			         strerror(refusals[i].errnum), status);
+	}
+	assert_true(wrench__ring_active()); /* this process keeps its ring */
+}
+
 /* ---- io_uring_disabled ---------------------------------------------------- */
 
 #define SYSCTL "/proc/sys/kernel/io_uring_disabled"
@@ -724,6 +786,7 @@ int main(int argc, char **argv)
 	        RING_TEST(test_exec_inherits_no_descriptor),
 	        RING_TEST(test_io_uring_0_turns_the_ring_off),
 	        RING_TEST(test_closing_every_descriptor_keeps_changes_seen),
+	        RING_TEST(test_seccomp_refusal_falls_back),
 	        RING_TEST(test_io_uring_disabled_falls_back),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
