@@ -283,9 +283,11 @@ static int drain(int inotify_fd, void (*read_events)(void))
 	return rearm ? arm_poll(inotify_fd) : 0;
 }
 
+/* Unrelated events (a busy /tmp among the watched ancestors) may set the
+ * flag again at any moment: a few rounds let the ring be seen quiet. */
 static int drain_until_clean(int inotify_fd, void (*read_events)(void))
 {
-	for (int round = 0; round < 8; round++) {
+	for (int round = 0; round < 64; round++) {
 		int rc = drain(inotify_fd, read_events);
 		if (rc < 0)
 			return rc;
@@ -324,6 +326,7 @@ static int self_test(int inotify_fd, void (*read_events)(void), const char **wha
 	}
 	close(fd);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
+	*what = "cannot watch the private directory";
 	int wd = inotify_add_watch(inotify_fd, proc, IN_ATTRIB);
 	if (wd < 0) {
 		rc = -errno;
