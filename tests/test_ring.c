@@ -45,6 +45,21 @@
 
 static _Atomic unsigned long reads;
 
+/* Set on a thread whose next read() is to be parked (see
+ * test_a_drain_in_progress_is_not_trusted): the test is told, and the
+ * read waits until the test says go on. */
+static _Thread_local bool park_next_read;
+static sem_t parked, resume;
+
+static void maybe_park(void)
+{
+	if (park_next_read) {
+		park_next_read = false;
+		sem_post(&parked);
+		sem_wait(&resume);
+	}
+}
+
 ssize_t __real_read(int fd, void *buf, size_t count);
 ssize_t __wrap_read(int fd, void *buf, size_t count);
 ssize_t __real___read_chk(int fd, void *buf, size_t count, size_t buflen);
@@ -53,12 +68,14 @@ ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen);
 ssize_t __wrap_read(int fd, void *buf, size_t count)
 {
 	atomic_fetch_add(&reads, 1);
+	maybe_park();
 	return __real_read(fd, buf, count);
 }
 
 ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
 {
 	atomic_fetch_add(&reads, 1);
+	maybe_park();
 	return __real___read_chk(fd, buf, count, buflen);
 }
 
@@ -80,6 +97,8 @@ static int group_setup(void **state)
 	char dir[] = "/tmp/wrench-test-ring.XXXXXX";
 
 	(void)state;
+	if (sem_init(&parked, 0, 0) < 0 || sem_init(&resume, 0, 0) < 0)
+		return -1;
 	if (!mkdtemp(dir))
 		return -1;
 	wrench_get_dir(); /* the environment is read: now the level may be set */
@@ -233,11 +252,80 @@ static void test_blocked_owner_does_not_keep_others_slow(void **state)
 }
 
 /*
+ * The owner's drain is parked in its read() of inotify: it has cleared the
+ * ring's flag and consumed the completion, but not applied the events. A
+ * call made then by another thread must not trust the quiet ring (the
+ * generation is odd): it waits for the drain and sees the change.
+ */
+struct parked_drain {
+	sem_t owns, go;
+	const char *dir;
+};
+
+static void *owner_parked_in_drain(void *arg)
+{
+	struct parked_drain *p = arg;
+	wrench__ring_stop();
+	wrench_is_active(CAT, "absent"); /* makes the ring: this thread owns it */
+	sem_post(&p->owns);
+	sem_wait(&p->go);
+	park_next_read = true;
+	wrench_is_active(CAT, "absent"); /* drains, parked in its read() */
+	return NULL;
+}
+
+struct other_call {
+	_Atomic int done;
+	bool active;
+};
+
+static void *call_during_drain(void *arg)
+{
+	struct other_call *c = arg;
+	c->active = wrench_is_active(CAT, FEAT);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+static void test_a_drain_in_progress_is_not_trusted(void **state)
+{
+	const char *dir = scratch_dir(state);
+	struct parked_drain p = {.dir = dir};
+	struct other_call c = {0, true};
+	pthread_t owner, other;
+
+	if (!need_ring())
+		return;
+	write_file(dir, CAT, FEAT "\n", 0644);
+	assert_true(wrench_is_active(CAT, FEAT));
+	sem_init(&p.owns, 0, 0);
+	sem_init(&p.go, 0, 0);
+	assert_int_equal(pthread_create(&owner, NULL, owner_parked_in_drain, &p), 0);
+	sem_wait(&p.owns);
+	assert_true(wrench_is_active(CAT, FEAT)); /* loaded, ring quiet */
+	rewrite_in_place(dir, CAT, "miss\n");
+	sem_post(&p.go);
+	sem_wait(&parked); /* the owner's drain is in its read() */
+	assert_int_equal(pthread_create(&other, NULL, call_during_drain, &c), 0);
+	/* Trusting the ring, the call would answer "active" at once. */
+	usleep(50000);
+	bool answered_early = atomic_load(&c.done);
+	sem_post(&resume);
+	pthread_join(owner, NULL);
+	pthread_join(other, NULL);
+	sem_destroy(&p.owns);
+	sem_destroy(&p.go);
+	assert_false(c.active);
+	assert_false(answered_early);
+}
+
+/*
  * A writer process makes changes of every kind; after each one completes,
  * reader threads (not the ring's owner, which keeps calling too) must see
  * it on their very next call.
  */
 #define READERS       2
+#define CALLS_AFTER   10
 #define MAX_CHANGES   4000
 #define WRITER_SECS   3
 #define DEADLINE_SECS 60
@@ -393,6 +481,11 @@ static void *reader(void *arg)
 		int expect = atomic_load(&m->sh->expect);
 		bool owner = wrench__ring_is_owner();
 		bool got = wrench_is_active(CAT, FEAT); /* the very next call */
+		/* And the calls after it, made while the owner drains: a call
+		 * that trusted the ring between the drain's clearing of the
+		 * flag and its applying of the events would miss the change. */
+		for (int i = 0; i < CALLS_AFTER && got == (expect != 0); i++)
+			got = wrench_is_active(CAT, FEAT);
 		atomic_fetch_add(&m->checks, 1);
 		atomic_fetch_add(&m->owner_checks, owner);
 		if (got != (expect != 0) && atomic_fetch_add(&m->misses, 1) == 0) {
@@ -781,6 +874,7 @@ int main(int argc, char **argv)
 	        RING_TEST(test_change_seen_then_quiet_again),
 	        RING_TEST(test_owner_exit_moves_the_ring),
 	        RING_TEST(test_blocked_owner_does_not_keep_others_slow),
+	        RING_TEST(test_a_drain_in_progress_is_not_trusted),
 	        RING_TEST(test_readers_see_every_change_on_their_next_call),
 	        RING_TEST(test_fork_in_the_middle_of_calls),
 	        RING_TEST(test_exec_inherits_no_descriptor),
