@@ -3,10 +3,14 @@
  * several repetitions), next to the baselines measured in the same run:
  * an empty call, one non-blocking inotify read(), Juju's per-call
  * algorithm (naive.c) and, when built with it, libfiu's fiu_fail().
- * It prints figures and ratios; it asserts nothing.
+ * Strict mode is measured both ways: with the io_uring ring where the
+ * kernel allows it, and with it turned off (WRENCH_IO_URING=0, in a child
+ * process forked before the library is first called), and the path each
+ * took is printed. It prints figures and ratios; it asserts nothing.
  *
  * Usage: wrench_bench [--quick]   (--quick: short runs, for a CI smoke test)
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +190,48 @@ static void loop_two_threads(void *arg, unsigned long n)
 	loop_two_threads_of(loop_wrench, arg, n);
 }
 
+static void loop_two_threads_naive(void *arg, unsigned long n)
+{
+	loop_two_threads_of(loop_naive, arg, n);
+}
+
+/* CPU time per call of one thread running LOOP: unlike wall time, not
+ * inflated when a busy machine deschedules the thread. */
+struct cpu_run {
+	loop_fn *loop;
+	void *arg;
+	unsigned long n;
+	double ns;
+};
+
+static void *cpu_run_thread(void *arg)
+{
+	struct cpu_run *r = arg;
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+	r->loop(r->arg, r->n);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+	r->ns = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / r->n;
+	return NULL;
+}
+
+/* CPU ns per call: of one thread alone (*ONE), and the slower of two
+ * threads at once (returned). */
+static double cpu_two_threads(loop_fn *loop, void *arg, double *one)
+{
+	unsigned long n = (unsigned long)(run_ms * 1e6 / 10);
+	struct cpu_run r[2] = {{loop, arg, n, 0}, {loop, arg, n, 0}};
+	pthread_t t;
+
+	cpu_run_thread(&r[0]);
+	*one = r[0].ns;
+	pthread_create(&t, NULL, cpu_run_thread, &r[1]);
+	cpu_run_thread(&r[0]);
+	pthread_join(t, NULL);
+	return r[0].ns > r[1].ns ? r[0].ns : r[1].ns;
+}
+
 /* The machine's own share: what a second busy thread costs an empty loop. */
 static void loop_two_threads_empty(void *arg, unsigned long n)
 {
@@ -244,6 +291,7 @@ struct row {
 	struct point point;
 	double strict, relaxed, naive;
 	bool has_naive;
+	double strict_off; /* strict mode with the ring turned off */
 };
 
 static double in_mode(unsigned recheck_ms, struct row *r, loop_fn *loop)
@@ -290,6 +338,65 @@ static void verdict(const char *target, double value, double limit, const char *
 	printf("  %-58s %8.2f%-3s %s\n", target, value, unit, value <= limit ? "met" : "MISSED");
 }
 
+/* Which path strict mode takes: the library holds an io_uring descriptor
+ * only while its ring serves it. */
+static const char *strict_path(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	bool ring = false;
+
+	while (d && (e = readdir(d))) {
+		char link[300], target[64];
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		ring |= n > 0 && (target[n] = '\0', strstr(target, "io_uring") != NULL);
+	}
+	if (d)
+		closedir(d);
+	return ring ? "io_uring ring, no system call per call"
+	            : "inotify read() per call (no ring: WRENCH_LOG=info says why)";
+}
+
+/*
+ * Strict mode with the ring turned off, measured in a child process: the
+ * library reads WRENCH_IO_URING once, at its first call, and this process
+ * has not called it yet. Fills each row's strict_off and TWO's; writes the
+ * child's path into PATH.
+ */
+static void measure_ring_off(struct row *rows, size_t nrows, struct row *two, char *path,
+                             size_t len)
+{
+	double got[16];
+	int p[2];
+
+	if (nrows + 1 > sizeof(got) / sizeof(got[0]) || pipe(p) < 0)
+		exit(1);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("WRENCH_IO_URING", "0", 1);
+		for (size_t i = 0; i < nrows; i++)
+			got[i] = in_mode(0, &rows[i], loop_wrench);
+		got[nrows] = in_mode(0, two, loop_two_threads);
+		snprintf(path, len, "%s", strict_path());
+		if (write(p[1], got, sizeof(got)) != (ssize_t)sizeof(got) ||
+		    write(p[1], path, len) != (ssize_t)len)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	if (read(p[0], got, sizeof(got)) != (ssize_t)sizeof(got) ||
+	    read(p[0], path, len) != (ssize_t)len || waitpid(pid, NULL, 0) != pid) {
+		fprintf(stderr, "the child measuring strict mode without the ring failed\n");
+		exit(1);
+	}
+	close(p[0]);
+	for (size_t i = 0; i < nrows; i++)
+		rows[i].strict_off = got[i];
+	two->strict_off = got[nrows];
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--quick") == 0)
@@ -312,20 +419,32 @@ int main(int argc, char **argv)
 	make_big_dir(big);
 
 	struct row rows[] = {
-	        {"directory missing", missing, {missing, "bench", "hot"}, 0, 0, 0, true},
-	        {"directory present, no file", empty, {empty, "bench", "hot"}, 0, 0, 0, true},
-	        {"file present, feature absent", small, {small, "bench", "absent"}, 0, 0, 0, true},
-	        {"feature active (fail)", small, {small, "bench", "hot"}, 0, 0, 0, true},
-	        {"feature with chance=0.5", small, {small, "bench", "coin"}, 0, 0, 0, false},
+	        {"directory missing", missing, {missing, "bench", "hot"}, 0, 0, 0, true, 0},
+	        {"directory present, no file", empty, {empty, "bench", "hot"}, 0, 0, 0, true, 0},
+	        {"file present, feature absent",
+	         small,
+	         {small, "bench", "absent"},
+	         0,
+	         0,
+	         0,
+	         true,
+	         0},
+	        {"feature active (fail)", small, {small, "bench", "hot"}, 0, 0, 0, true, 0},
+	        {"feature with chance=0.5", small, {small, "bench", "coin"}, 0, 0, 0, true, 0},
 	        {"1000 files x 100 lines, active",
 	         big,
 	         {big, "category-500", "feature-51"},
 	         0,
 	         0,
 	         0,
-	         true},
+	         true,
+	         0},
 	};
 	size_t nrows = sizeof(rows) / sizeof(rows[0]);
+	struct row two = {
+	        "2 threads, feature active", small, {small, "bench", "hot"}, 0, 0, 0, true, 0};
+	char path_off[96];
+	measure_ring_off(rows, nrows, &two, path_off, sizeof(path_off));
 
 	double floor_ns = measure(loop_empty, NULL);
 	double floor_two_ns = measure(loop_two_threads_empty, NULL);
@@ -346,32 +465,40 @@ int main(int argc, char **argv)
 		if (rows[i].has_naive)
 			rows[i].naive = measure(loop_naive, &rows[i].point);
 	}
-	struct row two = {
-	        "2 threads, feature active", small, {small, "bench", "hot"}, 0, 0, 0, false};
 	two.strict = in_mode(0, &two, loop_two_threads);
+	const char *path_on = strict_path();
+	double cpu_one, cpu_two = cpu_two_threads(loop_wrench, &two.point, &cpu_one);
 	two.relaxed = in_mode(100, &two, loop_two_threads);
+	two.naive = measure(loop_two_threads_naive, &two.point);
 	wrench_set_recheck_ms(0);
 	double load = load_us(big);
 	double heap = heap_per_line(big);
 
-	printf("ns per call, median of %d repetitions\n\n", REPETITIONS);
-	printf("%-34s %10s %10s %10s\n", "scenario", "strict", "relaxed", "naive");
-	printf("%-34s %10.1f %10.1f %10s\n", "disabled", disabled_ns, disabled_ns, "-");
-	printf("%-34s %10.1f %10.1f %10s\n", "disabled, out-of-line call", disabled_call_ns,
-	       disabled_call_ns, "-");
+	printf("ns per call, median of %d repetitions\n", REPETITIONS);
+	printf("strict: %s\n", path_on);
+	printf("strict, ring off: %s\n\n", path_off);
+	printf("%-34s %10s %10s %10s %10s\n", "scenario", "strict", "ring off", "relaxed", "naive");
+	printf("%-34s %10.1f %10.1f %10.1f %10s\n", "disabled", disabled_ns, disabled_ns,
+	       disabled_ns, "-");
+	printf("%-34s %10.1f %10.1f %10.1f %10s\n", "disabled, out-of-line call", disabled_call_ns,
+	       disabled_call_ns, disabled_call_ns, "-");
 	for (size_t i = 0; i < nrows; i++) {
-		printf("%-34s %10.1f %10.1f", rows[i].name, rows[i].strict, rows[i].relaxed);
+		printf("%-34s %10.1f %10.1f %10.1f", rows[i].name, rows[i].strict,
+		       rows[i].strict_off, rows[i].relaxed);
 		if (rows[i].has_naive)
 			printf(" %10.1f\n", rows[i].naive);
 		else
 			printf(" %10s\n", "-");
 	}
-	printf("%-34s %10.1f %10.1f %10s\n", two.name, two.strict, two.relaxed, "-");
+	printf("%-34s %10.1f %10.1f %10.1f %10.1f\n", two.name, two.strict, two.strict_off,
+	       two.relaxed, two.naive);
 
 	printf("\nbaselines\n");
 	printf("%-45s %10.1f\n", "empty non-inlined call (floor)", floor_ns);
 	printf("%-45s %10.1f\n", "the same, 2 threads at once", floor_two_ns);
 	printf("%-45s %10.1f\n", "inotify read(), nothing pending (EAGAIN)", inotify_ns);
+	printf("%-45s %10.1f\n", "strict, feature active, CPU ns, 1 thread", cpu_one);
+	printf("%-45s %10.1f\n", "the same, each of 2 threads at once", cpu_two);
 	double fiu_none = 0;
 #ifdef HAVE_LIBFIU
 	fiu_init(0);
@@ -393,19 +520,27 @@ int main(int argc, char **argv)
 	verdict("disabled / floor (<= 1.5)", disabled_ns / floor_ns, 1.5, "x");
 	verdict("disabled, out-of-line call / floor (<= 1.5)", disabled_call_ns / floor_ns, 1.5,
 	        "x");
-	for (size_t i = 0; i < nrows; i++) {
+	/* Strict mode's targets cover the two-thread row too. */
+	for (size_t i = 0; i <= nrows; i++) {
+		const struct row *r = i < nrows ? &rows[i] : &two;
 		char what[96];
-		if (rows[i].has_naive) {
+		if (r->has_naive) {
 			snprintf(what, sizeof(what), "strict, %s: strict / naive (<= 0.1)",
-			         rows[i].name);
-			verdict(what, rows[i].strict / rows[i].naive, 0.1, "x");
+			         r->name);
+			verdict(what, r->strict / r->naive, 0.1, "x");
 		}
-		snprintf(what, sizeof(what), "strict, %s: / inotify read (<= 1.3)", rows[i].name);
-		verdict(what, rows[i].strict / inotify_ns, 1.3, "x");
 		if (fiu_none > 0) {
+			snprintf(what, sizeof(what), "strict, %s: / libfiu (<= 1)", r->name);
+			verdict(what, r->strict / fiu_none, 1.0, "x");
+		}
+		snprintf(what, sizeof(what), "strict, %s: / floor (aim <= 3)", r->name);
+		verdict(what, r->strict / (i < nrows ? floor_ns : floor_two_ns), 3.0, "x");
+		snprintf(what, sizeof(what), "ring off, %s: / inotify read (<= 1.3)", r->name);
+		verdict(what, r->strict_off / inotify_ns, 1.3, "x");
+		if (fiu_none > 0 && i < nrows) {
 			snprintf(what, sizeof(what), "relaxed, %s: / libfiu (<= 1, aim 0.33)",
-			         rows[i].name);
-			verdict(what, rows[i].relaxed / fiu_none, 1.0, "x");
+			         r->name);
+			verdict(what, r->relaxed / fiu_none, 1.0, "x");
 		}
 	}
 	verdict("1000 x 100 lookup / small active, relaxed (<= 2)",
@@ -415,6 +550,7 @@ int main(int argc, char **argv)
 	verdict("load one category of 100 lines (< 1000 us)", load, 1000, "us");
 	verdict("heap per trigger line (< 200 bytes)", heap, 200, "B");
 	verdict("2 threads / 1 thread, relaxed (<= 1.5)", two.relaxed / rows[3].relaxed, 1.5, "x");
+	verdict("2 threads / 1 thread, strict, CPU time (<= 1.5)", cpu_two / cpu_one, 1.5, "x");
 	printf("\n(active calls: %lu)\n", sink);
 	return 0;
 }

@@ -114,7 +114,8 @@ WRENCH_EXPORT void wrench_set_seed(const uint64_t *seed);
 /*
  * Chooses how soon a change to the trigger files is seen. 0 (strict, the
  * default, or $WRENCH_RECHECK_MS): by the next call, in every thread,
- * at the cost of one cheap system call per call. MS > 0 (relaxed, for
+ * with no system call per call where the kernel offers io_uring, else one
+ * cheap system call per call. MS > 0 (relaxed, for
  * hot paths): within MS milliseconds (plus the clock's granularity), and
  * a call in the steady state makes no system call at all. Returns 0.
  */

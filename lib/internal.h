@@ -381,6 +381,32 @@ void wrench__watch_atfork_prepare(void);
 void wrench__watch_atfork_parent(void);
 void wrench__watch_atfork_child(void);
 
+/* ---- ring.c: strict mode with no system call (io_uring) ---------------- */
+
+/* The hot path, in any thread, no lock, no system call: true when the ring
+ * shows that no change came in since the view was made current. Read the
+ * view only after it answered true. False whenever in doubt: no ring, a
+ * drain in progress, a flag or a completion pending. */
+bool wrench__ring_quiet(void);
+/* The strict slow path, with the watch lock held: makes the ring on first
+ * use, drains it (its owner) or takes it over (after many slow calls by
+ * other threads), and always has READ_EVENTS read and apply what inotify
+ * holds (INOTIFY_FD, which the ring polls). */
+void wrench__ring_refresh(int inotify_fd, void (*read_events)(void));
+/* Change detection stopped: lets go of the ring (made again on restart). */
+void wrench__ring_stop(void);
+/* Whether a ring serves strict mode now, and whether the calling thread
+ * owns it (tests, diagnostics). */
+bool wrench__ring_active(void);
+bool wrench__ring_is_owner(void);
+/* Logs, once the caller holds no lock, why the ring went off, if it did. */
+void wrench__ring_tell(void);
+/* Reads $WRENCH_IO_URING (0: off); called once. */
+void wrench__ring_init_from_env(void);
+void wrench__ring_atfork_prepare(void);
+void wrench__ring_atfork_parent(void);
+void wrench__ring_atfork_child(void);
+
 /* ---- view.c: what is known current, for the lock-free hot path ---------- */
 
 struct wrench__view;

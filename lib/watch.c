@@ -15,6 +15,8 @@
  * A change completed before a call starts is seen by it, whichever thread
  * reads the event: reading events and applying them to the view happen
  * under one lock, which every strict-mode call takes around its read().
+ * Where the kernel allows, the ring (ring.c) spares strict mode that
+ * read(): a call takes the lock only when the ring shows an event pending.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +84,7 @@ static void unlock_and_tell(void)
 	pthread_mutex_unlock(&watch_lock);
 	if (message[0])
 		wrench__log(WRENCH_LOG_INFO, "%s", message);
+	wrench__ring_tell();
 }
 
 /* Everything may have changed: the directory must be walked again. The
@@ -145,6 +148,8 @@ static void apply(const struct inotify_event *ev)
 	}
 }
 
+static void stop(const char *why);
+
 /* Applies every pending event. Called with watch_lock held. */
 static void poll_events(void)
 {
@@ -154,6 +159,13 @@ static void poll_events(void)
 		ssize_t n = read(inotify_fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EBADF) {
+			/* The application closed it (closefrom, say): no more
+			 * events will come, and the number is not ours to close. */
+			inotify_fd = -1;
+			stop("its inotify descriptor was closed by someone else");
+			return;
+		}
 		if (n <= 0)
 			return;
 		for (char *p = buf; p < buf + n;) {
@@ -178,6 +190,7 @@ static void start(void)
 
 static void stop(const char *why)
 {
+	wrench__ring_stop();
 	snprintf(note, sizeof(note), "change detection stopped (%s): every call reads the files",
 	         why);
 	forget_everything();
@@ -250,13 +263,18 @@ void wrench__watch_refresh(void)
 		now = coarse_ms();
 		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
 			return;
+	} else if (wrench__ring_quiet()) {
+		/* Strict mode: no system call while the ring shows nothing new. */
+		return;
 	}
 	pthread_mutex_lock(&watch_lock);
-	if (atomic_load(&state) == RUNNING)
+	if (atomic_load(&state) == RUNNING && ms)
 		poll_events();
+	else if (atomic_load(&state) == RUNNING)
+		wrench__ring_refresh(inotify_fd, poll_events);
 	if (ms)
 		atomic_store_explicit(&next_check_ms, now + ms, memory_order_relaxed);
-	pthread_mutex_unlock(&watch_lock);
+	unlock_and_tell();
 }
 
 struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome)
@@ -274,14 +292,19 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	 * then the next call loads again. */
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING) {
-		poll_events();
+		/* In strict mode, through the ring: the first load makes it,
+		 * so that what the library keeps open is open from then on. */
+		if (atomic_load(&recheck_ms))
+			poll_events();
+		else
+			wrench__ring_refresh(inotify_fd, poll_events);
 		bool unchanged = changes == before && *counter_of(category) == before_category;
 		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
 		else if (unchanged && *outcome != WRENCH__RETRY)
 			wrench__view_set(category, snapshot);
 	}
-	pthread_mutex_unlock(&watch_lock);
+	unlock_and_tell();
 	return snapshot;
 }
 
@@ -306,6 +329,7 @@ void wrench__watch_init_from_env(void)
 	const char *text = secure_getenv("WRENCH_RECHECK_MS");
 	uint64_t ms;
 
+	wrench__ring_init_from_env();
 	if (!text)
 		return;
 	if (wrench__parse_uint(text, strlen(text), &ms) < 0 || ms > UINT32_MAX) {
@@ -321,10 +345,12 @@ void wrench__watch_init_from_env(void)
 void wrench__watch_atfork_prepare(void)
 {
 	pthread_mutex_lock(&watch_lock);
+	wrench__ring_atfork_prepare();
 }
 
 void wrench__watch_atfork_parent(void)
 {
+	wrench__ring_atfork_parent();
 	pthread_mutex_unlock(&watch_lock);
 }
 
@@ -339,5 +365,6 @@ void wrench__watch_atfork_child(void)
 	changes++;
 	atomic_store(&state, UNTRIED);
 	wrench__view_forget_all();
+	wrench__ring_atfork_child();
 	pthread_mutex_unlock(&watch_lock);
 }
