@@ -18,7 +18,7 @@ struct call {
 	bool active;
 };
 
-static void report_fire(const struct wrench__rule *rule, void *ctx)
+static void report_fire(struct wrench__rule *rule, void *ctx)
 {
 	struct call *call = ctx;
 	char what[96];
