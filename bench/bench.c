@@ -308,7 +308,13 @@ int main(int argc, char **argv)
 	snprintf(big, sizeof(big), "%s/big", base);
 	make_dir(empty);
 	make_dir(small);
-	write_file(small, "bench", "other\nhot\ncoin chance=0.5\n");
+	/* Each counted line twice: machine-wide (the default) and counted in
+	 * the process alone, as every line was before the shared state. */
+	write_file(small, "bench",
+	           "other\nhot\ncoin chance=0.5\nhot-old scope=process\n"
+	           "every every=3\nevery-old every=3 scope=process\n"
+	           "times times=1000000\ntimes-old times=1000000 scope=process\n"
+	           "after after=5\nafter-old after=5 scope=process\n");
 	make_big_dir(big);
 
 	struct row rows[] = {
@@ -324,6 +330,38 @@ int main(int argc, char **argv)
 	         0,
 	         0,
 	         true},
+	        /* Counted lines, then the same counted per process ("old"). */
+	        {"feature active, scope=process (old)",
+	         small,
+	         {small, "bench", "hot-old"},
+	         0,
+	         0,
+	         0,
+	         false},
+	        {"every=3", small, {small, "bench", "every"}, 0, 0, 0, false},
+	        {"every=3, scope=process (old)",
+	         small,
+	         {small, "bench", "every-old"},
+	         0,
+	         0,
+	         0,
+	         false},
+	        {"times=1000000", small, {small, "bench", "times"}, 0, 0, 0, false},
+	        {"times=1000000, scope=process (old)",
+	         small,
+	         {small, "bench", "times-old"},
+	         0,
+	         0,
+	         0,
+	         false},
+	        {"after=5", small, {small, "bench", "after"}, 0, 0, 0, false},
+	        {"after=5, scope=process (old)",
+	         small,
+	         {small, "bench", "after-old"},
+	         0,
+	         0,
+	         0,
+	         false},
 	};
 	size_t nrows = sizeof(rows) / sizeof(rows[0]);
 
@@ -412,6 +450,23 @@ int main(int argc, char **argv)
 	        rows[5].relaxed / rows[3].relaxed, 2.0, "x");
 	verdict("1000 x 100 lookup / small active, strict (<= 2)", rows[5].strict / rows[3].strict,
 	        2.0, "x");
+	/* Machine-wide counters against the per-process ones they replace:
+	 * rows 6 to 12 are old, new, old, new, old, new, old in pairs. */
+	static const struct {
+		size_t new_row, old_row;
+	} pairs[] = {{3, 6}, {7, 8}, {9, 10}, {11, 12}};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		char what[96];
+		const struct row *n = &rows[pairs[i].new_row], *o = &rows[pairs[i].old_row];
+		snprintf(what, sizeof(what), "%s: machine-wide / old, strict (<= 1.2)", n->name);
+		verdict(what, n->strict / o->strict, 1.2, "x");
+		snprintf(what, sizeof(what), "%s: machine-wide / old, relaxed (<= 1.2)", n->name);
+		verdict(what, n->relaxed / o->relaxed, 1.2, "x");
+	}
+#ifdef HAVE_LIBFIU
+	verdict("relaxed, feature active / libfiu point enabled (<= 1)", rows[3].relaxed / fiu_on,
+	        1.0, "x");
+#endif
 	verdict("load one category of 100 lines (< 1000 us)", load, 1000, "us");
 	verdict("heap per trigger line (< 200 bytes)", heap, 200, "B");
 	verdict("2 threads / 1 thread, relaxed (<= 1.5)", two.relaxed / rows[3].relaxed, 1.5, "x");

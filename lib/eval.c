@@ -127,17 +127,16 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
  * summary covers, this one included. */
 static bool fire_is_logged(struct wrench__rule *rule, int64_t period, uint64_t *more)
 {
+	int64_t now = wrench__coarse_now_ns();
+	int64_t next = 0;
+
 	*more = 0;
-	if (!atomic_exchange_explicit(&rule->log_first_done, true, memory_order_relaxed)) {
-		atomic_store_explicit(&rule->log_next_ns, wrench__coarse_now_ns() + period,
-		                      memory_order_relaxed);
-		return true;
-	}
+	if (atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,
+	                                            memory_order_relaxed, memory_order_relaxed))
+		return true; /* the first fire */
 	if (rule->kill_signal || period == 0)
 		return true;
 	atomic_fetch_add_explicit(&rule->log_pending, 1, memory_order_relaxed);
-	int64_t now = wrench__coarse_now_ns();
-	int64_t next = atomic_load_explicit(&rule->log_next_ns, memory_order_relaxed);
 	/* One thread wins the period's summary; the others only count. */
 	if (now < next ||
 	    !atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,

@@ -82,30 +82,30 @@ struct wrench__rule {
 	const char *feature; /* points into the owning wrench__rules */
 	unsigned line;       /* 1-based line number in the file */
 	bool fail;           /* returns true when it fires */
-	int kill_signal;     /* 0, or the signal sent when it fires */
-	uint64_t slow_ns;    /* sleep when it fires (0: none) */
 	bool has_slow;
 	bool has_chance;
+	bool process_scope;        /* scope=process: counted in this process alone */
+	int kill_signal;           /* 0, or the signal sent when it fires */
+	int32_t next_same;         /* the next line for the same feature, or -1 */
+	uint64_t slow_ns;          /* sleep when it fires (0: none) */
 	uint64_t chance_threshold; /* fires when a 53-bit draw is below this */
 	uint64_t every, first;     /* every == 0: no every/first */
 	uint64_t after;
-	uint64_t times;     /* 0: no cap */
-	uint64_t seed;      /* per-line seed for reproducible draws */
-	int32_t next_same;  /* the next line for the same feature, or -1 */
-	int64_t until;      /* until=: never fires from this second (UTC) on; 0: none */
-	bool process_scope; /* scope=process: counted in this process alone */
-	uint64_t text_hash; /* the line's tokens: what keys its shared counters */
-	uint64_t key;       /* text_hash and occurrence (state.c); never 0 or 1 */
+	uint64_t times; /* 0: no cap */
+	uint64_t seed;  /* per-line seed for reproducible draws */
+	int64_t until;  /* until=: never fires from this second (UTC) on; 0: none */
+	/* The hash of the line's tokens; once wrench__rules_set_keys() ran,
+	 * the key of its shared counters (never 0 or 1). */
+	uint64_t key;
 
 	/* The counters in use: a slot of the machine-wide state (state.c), or
-	 * LOCAL when the line is counted per process. */
+	 * the line's entry of its rules' LOCAL when it counts per process.
+	 * wrench__parse_line() leaves it NULL for its caller to set. */
 	struct wrench__counters *counters;
-	struct wrench__counters local;
 	/* This process's fire log (eval.c): fires not yet logged, and when
-	 * the next summary may be written. */
+	 * the next summary may be written (0: no fire logged yet). */
 	_Atomic uint64_t log_pending;
 	_Atomic int64_t log_next_ns;
-	atomic_bool log_first_done;
 };
 
 /* One line that did not parse, kept so that every user can report it. */
@@ -125,6 +125,10 @@ struct wrench__rules {
 	 * lines costs a call no more than a file of one. */
 	int32_t *index;
 	size_t index_mask;
+	/* Per-process counters, one per line, for the lines that have no
+	 * shared slot; NULL once every line has one. */
+	struct wrench__counters *local;
+	bool keyed; /* the keys are set */
 };
 
 /* The first line for FEATURE in RULES (follow next_same), or -1. */

@@ -425,8 +425,6 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
 	unsigned seen = 0;
 
 	memset(rule, 0, sizeof(*rule));
-	/* A line parsed alone counts on its own (a copy is pointed again). */
-	rule->counters = &rule->local;
 	if (!wrench__next_token(line, len, &pos, &rule->feature, &tok_len))
 		return 0;
 	/* The counters are keyed by the tokens, so that white space and
@@ -437,7 +435,7 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
 		if (apply_directive(rule, tok, tok_len, &seen, err, errlen) < 0)
 			return -1;
 	}
-	rule->text_hash = h;
+	rule->key = h;
 	return check_combination(rule, seen, err, errlen) < 0 ? -1 : 1;
 }
 
@@ -514,7 +512,8 @@ static int build_index(struct wrench__rules *rules)
 		size *= 2;
 	int32_t *last = malloc(size * sizeof(*last));
 	rules->index = malloc(size * sizeof(*rules->index));
-	if (!last || !rules->index) {
+	rules->local = calloc(rules->count ? rules->count : 1, sizeof(*rules->local));
+	if (!last || !rules->index || !rules->local) {
 		free(last);
 		return -ENOMEM;
 	}
@@ -524,7 +523,7 @@ static int build_index(struct wrench__rules *rules)
 	for (size_t i = 0; i < rules->count; i++) {
 		size_t slot = index_slot(rules, rules->rule[i].feature);
 		/* Until state.c attaches them, the lines count on their own. */
-		rules->rule[i].counters = &rules->rule[i].local;
+		rules->rule[i].counters = &rules->local[i];
 		rules->rule[i].next_same = -1;
 		if (rules->index[slot] < 0)
 			rules->index[slot] = (int32_t)i;
@@ -581,6 +580,7 @@ void wrench__rules_free(struct wrench__rules *rules)
 	if (!rules)
 		return;
 	free(rules->index);
+	free(rules->local);
 	free(rules->rule);
 	free(rules->error);
 	free(rules->features);

@@ -101,6 +101,8 @@ int wrench__rules_set_keys(struct wrench__rules *rules)
 {
 	/* Occurrences are counted in a table of the lines' hashes, so that a
 	 * file of 30,000 identical lines costs no more than a varied one. */
+	if (rules->keyed)
+		return 0;
 	size_t size = 2;
 	while (size < 2 * rules->count)
 		size *= 2;
@@ -112,15 +114,17 @@ int wrench__rules_set_keys(struct wrench__rules *rules)
 		return -ENOMEM;
 	for (size_t i = 0; i < rules->count; i++) {
 		struct wrench__rule *rule = &rules->rule[i];
-		uint64_t h = rule->text_hash | 1; /* 0 marks an empty entry */
+		uint64_t text = rule->key;
+		uint64_t h = text | 1; /* 0 marks an empty entry */
 		size_t at = (size_t)mix(h) & (size - 1);
 		while (seen[at].hash && seen[at].hash != h)
 			at = (at + 1) & (size - 1);
 		seen[at].hash = h;
-		uint64_t key = mix(rule->text_hash ^ mix(seen[at].count++));
+		uint64_t key = mix(text ^ mix(seen[at].count++));
 		rule->key = key > KEY_FREED ? key : key + 2;
 	}
 	free(seen);
+	rules->keyed = true;
 	return 0;
 }
 
@@ -174,6 +178,15 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 			continue;
 		}
 		rule->counters = slot;
+	}
+	/* Most files count nothing per process: their lines need no own
+	 * counters, and a parsed line then costs what it did before. */
+	bool local_used = left > 0;
+	for (size_t i = 0; i < rules->count && !local_used; i++)
+		local_used = rules->rule[i].process_scope;
+	if (!local_used) {
+		free(rules->local);
+		rules->local = NULL;
 	}
 	return left;
 }

@@ -577,11 +577,11 @@ static void check_counters(const struct wrench__rules *rules, const struct model
 	for (size_t i = 0; i < rules->count; i++) {
 		const struct wrench__rule *rule = &rules->rule[i];
 		if (rule->after || rule->every)
-			CHECK(atomic_load(&rule->local.calls) == m->calls[i]);
+			CHECK(atomic_load(&rule->counters->calls) == m->calls[i]);
 		if (rule->has_chance && seeded)
-			CHECK(atomic_load(&rule->local.draws) == m->draws[i]);
+			CHECK(atomic_load(&rule->counters->draws) == m->draws[i]);
 		if (rule->times)
-			CHECK(atomic_load(&rule->local.fires) == m->fires[i] &&
+			CHECK(atomic_load(&rule->counters->fires) == m->fires[i] &&
 			      m->fires[i] <= rule->times);
 	}
 }
@@ -591,9 +591,9 @@ static void reset(struct wrench__rules *rules, struct model *m, bool seeded)
 {
 	for (size_t i = 0; i < rules->count; i++) {
 		struct wrench__rule *rule = &rules->rule[i];
-		atomic_store(&rule->local.calls, 0);
-		atomic_store(&rule->local.draws, 0);
-		atomic_store(&rule->local.fires, 0);
+		atomic_store(&rule->counters->calls, 0);
+		atomic_store(&rule->counters->draws, 0);
+		atomic_store(&rule->counters->fires, 0);
 		rule->seed = seeded ? wrench__seed_for_line(SEED, CATEGORY, rule->line) : 0;
 		m->calls[i] = m->draws[i] = m->fires[i] = 0;
 	}
