@@ -71,6 +71,7 @@ struct rewrite {
 	const char *new_line; /* NULL: the feature's lines go */
 	struct buffer out;
 	bool matched;
+	int64_t expired_at; /* clear --expired: lines expired by then go (0: no) */
 };
 
 /* Keeps a trailing "# comment" of a replaced line, and its "\r". */
@@ -97,6 +98,16 @@ static void rewrite_line(const char *line, size_t len, bool has_newline, bool na
 {
 	struct rewrite *r = ctx;
 
+	if (r->expired_at) {
+		struct wrench__rule rule;
+		char err[160];
+		bool expired = wrench__parse_line(line, len, &rule, err, sizeof(err)) > 0 &&
+		               rule_is_expired(&rule, r->expired_at);
+		if (!expired)
+			buffer_add(&r->out, line, len + has_newline);
+		r->matched |= expired;
+		return;
+	}
 	if (!names_feature) {
 		buffer_add(&r->out, line, len + has_newline);
 		return;
@@ -191,6 +202,11 @@ static int edit(const struct options *o, int dirfd, const char *category, const 
 		buffer_add(&r->out, r->new_line, strlen(r->new_line));
 		buffer_add(&r->out, "\n", 1);
 	}
+	/* The line written starts counting again from zero: before the
+	 * rename, so that no fire under the new file is counted and then
+	 * forgotten. */
+	if (!r->out.failed && r->new_line)
+		rearm_line(o, dirfd, category, r->out.data, r->out.len, r->new_line);
 	if (r->out.failed) {
 		note("out of memory");
 		rc = EXIT_USAGE;
@@ -206,19 +222,54 @@ static int edit(const struct options *o, int dirfd, const char *category, const 
 		note("cannot write %s: %s", path, strerror(-rc));
 		rc = EXIT_USAGE;
 	}
+	/* The counters of lines that are gone go too. */
+	if (rc == 0)
+		tidy_counters(o, dirfd, category);
 	free(old.data);
 	free(r->out.data);
 	return rc;
+}
+
+/* --for: the directives with until= the end of the duration. */
+static int add_until(const struct options *o, char *const directives[], int ndirectives,
+                     char ***with, char *until, size_t len)
+{
+	char when[32];
+
+	*with = NULL;
+	for (int i = 0; i < ndirectives; i++) {
+		if (strncmp(directives[i], "until=", 6) == 0) {
+			note("give --for or until=, not both");
+			return EXIT_USAGE;
+		}
+	}
+	wrench__format_time(now_seconds() + (int64_t)((o->for_ns + 999999999) / 1000000000), when,
+	                    sizeof(when));
+	snprintf(until, len, "until=%s", when);
+	*with = calloc((size_t)ndirectives + 1, sizeof(char *));
+	if (!*with) {
+		note("out of memory");
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < ndirectives; i++)
+		(*with)[i] = directives[i];
+	(*with)[ndirectives] = until;
+	return 0;
 }
 
 int cmd_set(const struct options *o, const char *category, const char *feature,
             char *const directives[], int ndirectives)
 {
 	struct buffer line = {0};
+	char until[64], **with = NULL;
 	int rc = check_category(category);
 
+	if (rc == 0 && o->for_ns)
+		rc = add_until(o, directives, ndirectives, &with, until, sizeof(until));
 	if (rc == 0)
-		rc = build_line(feature, directives, ndirectives, &line);
+		rc = build_line(feature, with ? with : directives, ndirectives + (with != NULL),
+		                &line);
+	free(with);
 	if (rc != 0) {
 		free(line.data);
 		return rc;
@@ -256,7 +307,35 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 		note("cannot remove %s: %s", trigger_path(o, category, path, sizeof(path)),
 		     strerror(errno));
 		rc = EXIT_USAGE;
+	} else {
+		tidy_counters(o, dirfd, category);
 	}
+	close(dirfd);
+	return rc;
+}
+
+int cmd_clear_expired(const struct options *o)
+{
+	int dirfd = open_trigger_dir(o, false);
+	if (dirfd == -ENOENT)
+		return EXIT_OK;
+	if (dirfd < 0)
+		return EXIT_USAGE;
+	char **names = list_names(dirfd);
+	int rc = names ? EXIT_OK : EXIT_USAGE;
+	if (!names)
+		note("cannot read %s: %s", o->dir, strerror(errno));
+	int64_t now = now_seconds();
+	for (size_t i = 0; names && names[i]; i++) {
+		struct stat st;
+		if (strncmp(names[i], ".#", 2) == 0 || !wrench__category_is_valid(names[i]) ||
+		    fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		struct rewrite r = {.expired_at = now};
+		int step = edit(o, dirfd, names[i], NULL, &r);
+		rc = rc ? rc : step;
+	}
+	free_names(names);
 	close(dirfd);
 	return rc;
 }
@@ -284,6 +363,8 @@ int cmd_clear(const struct options *o)
 			rc = EXIT_USAGE;
 		}
 	}
+	/* No trigger file is left: neither are the counters of its lines. */
+	tidy_all_counters(o, dirfd);
 	free_names(names);
 	close(dirfd);
 	return rc;

@@ -84,9 +84,15 @@ static void list_line(const char *line, size_t len, bool has_newline, bool names
 	int kind = wrench__parse_line(line, len, &rule, err, sizeof(err));
 	if (kind == 0)
 		return;
+	bool expired = kind > 0 && rule_is_expired(&rule, now_seconds());
 	if (kind < 0)
 		snprintf(reason, sizeof(reason), "line %u: %s", l->line, err);
-	list_one(l, line, len, l->file_reason ? l->file_reason : kind < 0 ? reason : NULL);
+	else if (expired)
+		snprintf(reason, sizeof(reason), "expired (until=); fix: wrench clear --expired");
+	list_one(l, line, len,
+	         l->file_reason        ? l->file_reason
+	         : kind < 0 || expired ? reason
+	                               : NULL);
 }
 
 static void ignore_problem(const struct wrench__problem *problem, void *ctx)
@@ -140,7 +146,7 @@ int cmd_list(const struct options *o, const char *category)
 		char *only[] = {(char *)category, NULL};
 		char **names = category ? only : list_names(dirfd);
 		for (size_t i = 0; names && names[i]; i++) {
-			if (is_temporary(names[i]))
+			if (is_temporary(names[i]) || strcmp(names[i], WRENCH_STATE_DIR) == 0)
 				continue;
 			l.category = names[i];
 			list_category(&l, dirfd, dir_reason);
@@ -211,7 +217,17 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	(void)has_newline;
 	(void)names;
 	c->line++;
-	if (wrench__parse_line(line, len, &rule, err, sizeof(err)) >= 0)
+	int kind = wrench__parse_line(line, len, &rule, err, sizeof(err));
+	if (kind > 0 && rule_is_expired(&rule, now_seconds())) {
+		char when[32];
+		wrench__format_time(rule.until, when, sizeof(when));
+		snprintf(message, sizeof(message),
+		         "%.*s expired at %s and never fires; fix: wrench clear --expired",
+		         (int)strcspn(rule.feature, " \t\r\v\f"), rule.feature, when);
+		print_problem(c, c->path, c->line, message);
+		return;
+	}
+	if (kind >= 0)
 		return;
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
 	/* The fix must act on the directory checked, not the default one. */
@@ -237,6 +253,8 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	c->category = name;
 	c->path = trigger_path(c->o, name, path, sizeof(path));
 	c->line = 0;
+	if (strcmp(name, WRENCH_STATE_DIR) == 0)
+		return; /* the counters: checked by the agents that use them */
 	if (is_temporary(name)) {
 		char message[2 * sizeof(path) + 64];
 		snprintf(message, sizeof(message),
