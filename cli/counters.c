@@ -146,7 +146,10 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
 		wrench__rules_free(rules);
 		return -ENOMEM;
 	}
-	struct wrench__state *state = open_counters(o, dirfd, category, true);
+	/* Without a state there is nothing to re-arm. It is created here only
+	 * for --owner's agent, which then owns it; an agent running as root
+	 * or as the directory's owner creates it at its first call. */
+	struct wrench__state *state = open_counters(o, dirfd, category, o->has_owner);
 	for (size_t i = 0; state && i < rules->count; i++) {
 		if (plain->rule[i].key != written.key || rules->rule[i].process_scope)
 			continue;
