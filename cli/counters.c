@@ -174,9 +174,9 @@ int parse_cli_duration(const char *text, uint64_t *ns)
 		return 0;
 	/* Hours and days, whole, for expiry and long waits. */
 	if (len < 2 || (text[len - 1] != 'h' && text[len - 1] != 'd') ||
-	    wrench__parse_uint(text, len - 1, &n) < 0 || n > 366 * 24)
+	    wrench__parse_uint(text, len - 1, &n) < 0 || n > 366ULL * 24)
 		return -EINVAL;
-	*ns = n * (text[len - 1] == 'h' ? 3600 : 86400) * 1000000000ull;
+	*ns = n * (text[len - 1] == 'h' ? 3600ULL : 86400ULL) * 1000000000ULL;
 	return 0;
 }
 

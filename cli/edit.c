@@ -230,11 +230,12 @@ static int edit(const struct options *o, int dirfd, const char *category, const 
 	return rc;
 }
 
-/* --for: the directives with until= the end of the duration. */
+/* --for: the directives with until= the end of the duration, in *WITH
+ * (free it, and its last entry). */
 static int add_until(const struct options *o, char *const directives[], int ndirectives,
-                     char ***with, char *until, size_t len)
+                     char ***with)
 {
-	char when[32];
+	char when[32], until[64];
 
 	*with = NULL;
 	for (int i = 0; i < ndirectives; i++) {
@@ -245,15 +246,18 @@ static int add_until(const struct options *o, char *const directives[], int ndir
 	}
 	wrench__format_time(now_seconds() + (int64_t)((o->for_ns + 999999999) / 1000000000), when,
 	                    sizeof(when));
-	snprintf(until, len, "until=%s", when);
+	snprintf(until, sizeof(until), "until=%s", when);
 	*with = calloc((size_t)ndirectives + 1, sizeof(char *));
-	if (!*with) {
+	if (*with)
+		(*with)[ndirectives] = strdup(until);
+	if (!*with || !(*with)[ndirectives]) {
+		free(*with);
+		*with = NULL;
 		note("out of memory");
 		return EXIT_USAGE;
 	}
 	for (int i = 0; i < ndirectives; i++)
 		(*with)[i] = directives[i];
-	(*with)[ndirectives] = until;
 	return 0;
 }
 
@@ -261,14 +265,16 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
             char *const directives[], int ndirectives)
 {
 	struct buffer line = {0};
-	char until[64], **with = NULL;
+	char **with = NULL;
 	int rc = check_category(category);
 
 	if (rc == 0 && o->for_ns)
-		rc = add_until(o, directives, ndirectives, &with, until, sizeof(until));
+		rc = add_until(o, directives, ndirectives, &with);
 	if (rc == 0)
 		rc = build_line(feature, with ? with : directives, ndirectives + (with != NULL),
 		                &line);
+	if (with)
+		free(with[ndirectives]);
 	free(with);
 	if (rc != 0) {
 		free(line.data);

@@ -17,7 +17,7 @@
 
 /* Later fires of a line are summed into one WARN per this period; 0 logs
  * every fire (tests of the loggers set it). */
-static _Atomic int64_t fire_log_period_ns = 10 * 1000000000ll;
+static _Atomic int64_t fire_log_period_ns = 10 * 1000000000LL;
 
 void wrench__set_fire_log_period_ns(int64_t ns)
 {

@@ -229,7 +229,7 @@ __attribute__((format(printf, 5, 6))) static int problem(struct wrench__problem 
 	va_start(ap, fmt);
 	vsnprintf(why->message, sizeof(why->message), fmt, ap);
 	va_end(ap);
-	return err;
+	return err < 0 ? err : -EIO; /* a problem is never success */
 }
 
 /* The owner and mode rules of trigger files (docs/security.md). */
@@ -394,23 +394,22 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 		                       : "set the trigger with wrench --owner USER, USER being "
 		                         "the agent's");
 	int rc = check_state_file(fd, w, path, why);
-	void *map = MAP_FAILED;
-	if (rc == 0) {
-		map = mmap(NULL, STATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (map == MAP_FAILED)
-			rc = problem(why, -errno, WRENCH_LOG_WARN, NULL, "cannot map %s: %s", path,
-			             strerror(errno));
+	if (rc < 0) {
+		close(fd);
+		return rc;
 	}
+	void *map = mmap(NULL, STATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	err = errno;
 	/* The mapping outlives the descriptor: no descriptor stays open, and
 	 * none can leak to a child. */
 	close(fd);
-	struct wrench__state *state = rc == 0 ? malloc(sizeof(*state)) : NULL;
-	if (rc == 0 && !state)
-		rc = problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, "out of memory");
-	if (rc < 0) {
-		if (map != MAP_FAILED)
-			munmap(map, STATE_SIZE);
-		return rc;
+	if (map == MAP_FAILED)
+		return problem(why, -err, WRENCH_LOG_WARN, NULL, "cannot map %s: %s", path,
+		               strerror(err));
+	struct wrench__state *state = malloc(sizeof(*state));
+	if (!state) {
+		munmap(map, STATE_SIZE);
+		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, "out of memory");
 	}
 	state->map = map;
 	state->slot = (struct wrench__counters *)((char *)map + sizeof(struct header));
@@ -467,7 +466,7 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char 
 	if (wrench__rules_set_keys(rules) < 0)
 		return NULL;
 	int rc = wrench__state_open(&w, category, &state, &why);
-	if (rc < 0) {
+	if (rc < 0 || !state) {
 		uint64_t mark = wrench__hash_string(why.message);
 		if (first_telling(category, mark))
 			wrench__log(WRENCH_LOG_WARN,

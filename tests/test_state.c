@@ -27,7 +27,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	wrench__set_fire_log_period_ns(10 * 1000000000ll);
+	wrench__set_fire_log_period_ns(10 * 1000000000LL);
 	return scratch_teardown(state);
 }
 
@@ -57,15 +57,22 @@ static int call_in_new_process(const char *feature)
 	return WEXITSTATUS(status);
 }
 
+/* A line's counters, as plain numbers. */
+struct counts {
+	uint64_t calls, draws, fires;
+	int64_t last_fire_ns;
+	uint32_t last_pid;
+};
+
 /* The shared counters of line LINE (1-based, among the trigger lines) of
  * CAT, read as the wrench command reads them. */
-static struct wrench__counters read_counters(void **state, size_t line)
+static struct counts read_counters(void **state, size_t line)
 {
 	char path[512];
 	struct wrench__rules *rules;
 	struct wrench__state *st;
 	struct wrench__problem why;
-	struct wrench__counters copy = {0};
+	struct counts copy = {0};
 	const char *dir = scratch_dir(state);
 
 	FILE *f = fopen(path_in(dir, CAT, path, sizeof(path)), "r");
@@ -121,7 +128,7 @@ static void test_fire_record_names_the_process_and_the_time(void **state)
 	struct timespec before;
 	clock_gettime(CLOCK_REALTIME, &before);
 	assert_true(wrench_is_active(CAT, "step"));
-	struct wrench__counters c = read_counters(state, 1);
+	struct counts c = read_counters(state, 1);
 	assert_int_equal(c.last_pid, (uint32_t)getpid());
 	/* The coarse clock may lag by a tick: a generous second. */
 	assert_true(c.last_fire_ns >= (int64_t)before.tv_sec * 1000000000 - 1000000000);
@@ -188,7 +195,7 @@ static void test_times_is_exact_over_processes_and_threads(void **state)
 {
 	trigger(state, "step times=1000\n");
 	hammer(state, "step", 2000);
-	struct wrench__counters c = read_counters(state, 1);
+	struct counts c = read_counters(state, 1);
 	assert_int_equal(c.fires, 1000);
 	assert_int_equal(c.calls, PROCESSES * THREADS * 2000);
 }
@@ -197,7 +204,7 @@ static void test_every_is_exact_over_processes_and_threads(void **state)
 {
 	trigger(state, "step every=4\n");
 	hammer(state, "step", 1000);
-	struct wrench__counters c = read_counters(state, 1);
+	struct counts c = read_counters(state, 1);
 	assert_int_equal(c.calls, PROCESSES * THREADS * 1000);
 	assert_int_equal(c.fires, PROCESSES * THREADS * 1000 / 4);
 }
@@ -297,7 +304,7 @@ static void test_processes_killed_while_counting_leave_a_usable_state(void **sta
 		int status;
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 	}
-	struct wrench__counters c = read_counters(state, 1);
+	struct counts c = read_counters(state, 1);
 	/* A process killed between counting a call and its fire loses the
 	 * fire, never more. */
 	assert_true(c.fires <= (c.calls + 1) / 2);
