@@ -56,12 +56,19 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 	return false;
 }
 
-/* The fire record: when the line last fired, and which process fired it. */
+/* The fire record: when the line last fired, and which process fired it.
+ * Written only when it changes (the coarse clock ticks every few ms), so
+ * that threads firing one line do not keep stealing its cache line. */
 static void record_fire(const struct wrench__rule *rule)
 {
-	atomic_store_explicit(&rule->counters->last_fire_ns, wrench__coarse_now_ns(),
-	                      memory_order_relaxed);
-	atomic_store_explicit(&rule->counters->last_pid, wrench__pid(), memory_order_relaxed);
+	struct wrench__counters *c = rule->counters;
+	int64_t now = wrench__coarse_now_ns();
+	uint32_t pid = wrench__pid();
+
+	if (atomic_load_explicit(&c->last_fire_ns, memory_order_relaxed) != now)
+		atomic_store_explicit(&c->last_fire_ns, now, memory_order_relaxed);
+	if (atomic_load_explicit(&c->last_pid, memory_order_relaxed) != pid)
+		atomic_store_explicit(&c->last_pid, pid, memory_order_relaxed);
 }
 
 /* Sleeps the whole duration, whatever signals interrupt it. */
@@ -128,10 +135,13 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
 static bool fire_is_logged(struct wrench__rule *rule, int64_t period, uint64_t *more)
 {
 	int64_t now = wrench__coarse_now_ns();
-	int64_t next = 0;
+	int64_t next = atomic_load_explicit(&rule->log_next_ns, memory_order_relaxed);
 
 	*more = 0;
-	if (atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,
+	/* Read before any write: a line firing in several threads only
+	 * shares its cache line once per period. */
+	if (next == 0 &&
+	    atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,
 	                                            memory_order_relaxed, memory_order_relaxed))
 		return true; /* the first fire */
 	if (rule->kill_signal || period == 0)
