@@ -102,6 +102,10 @@ int cmd_clear_expired(const struct options *o);
  * when there is none, or it is refused (said on stderr). */
 struct wrench__state *open_counters(const struct options *o, int dirfd, const char *category,
                                     bool create);
+/* Judges the state of CATEGORY as open_counters() would, without saying
+ * anything: 0 when it is usable or absent, else the problem in WHY. */
+int judge_counters(const struct options *o, int dirfd, const char *category,
+                   struct wrench__problem *why);
 /* Parses TEXT with the keys of the lines' counters set; NULL (said) when
  * out of memory. */
 struct wrench__rules *parse_keyed(const char *text, size_t len);

@@ -36,6 +36,18 @@ static void agent_of(const struct options *o, int dirfd, struct wrench__state_wh
 	}
 }
 
+int judge_counters(const struct options *o, int dirfd, const char *category,
+                   struct wrench__problem *why)
+{
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir};
+	struct wrench__state *state;
+
+	agent_of(o, dirfd, &w);
+	int rc = wrench__state_open(&w, category, &state, why);
+	wrench__state_close(state);
+	return rc == -ENOENT ? 0 : rc;
+}
+
 struct wrench__state *open_counters(const struct options *o, int dirfd, const char *category,
                                     bool create)
 {

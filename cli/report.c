@@ -267,6 +267,10 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	if (file.data)
 		each_line(file.data, file.len, NULL, check_line, c);
 	free(file.data);
+	/* Counters the agent could not use make it count per process. */
+	struct wrench__problem why;
+	if (wrench__category_is_valid(name) && judge_counters(c->o, dirfd, name, &why) < 0)
+		print_problem(c, c->path, 0, why.message);
 }
 
 int cmd_check(const struct options *o)

@@ -389,6 +389,33 @@ static void test_state_that_cannot_be_created_falls_back(void **state)
 	        state, path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir)));
 }
 
+/* What an agent running as nobody finds: a trusted root directory it may
+ * read but not write, so no state. Exits 0 when it counted per process and
+ * said why. */
+static void agent_as_nobody(void *arg)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", (const char *)arg);
+	if (setgid(65534) != 0 || setuid(65534) != 0 || wrench_set_dir(dir) != 0)
+		_exit(2);
+	log_capture_reset();
+	if (count_active(CAT, "step", 3) != 1)
+		_exit(3);
+	_exit(log_has(WRENCH_LOG_WARN, "cannot create", "per process", (const char *)NULL) ? 0 : 4);
+}
+
+static void test_agent_that_may_not_create_the_state_counts_per_process(void **state)
+{
+	if (!need_root("run an agent as nobody"))
+		return;
+	const char *dir = scratch_dir(state);
+	assert_int_equal(chmod(dir, 0755), 0);
+	write_file(dir, CAT, "step times=1\n", 0644);
+	int status = run_in_child(agent_as_nobody, (void *)dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_symlinked_state_is_not_followed(void **state)
 {
 	char sdir[512], path[600], target[600];
@@ -490,6 +517,7 @@ int main(void)
 	        TEST(test_group_writable_state_falls_back_to_per_process_counting),
 	        TEST(test_state_owned_by_another_user_falls_back),
 	        TEST(test_state_that_cannot_be_created_falls_back),
+	        TEST(test_agent_that_may_not_create_the_state_counts_per_process),
 	        TEST(test_symlinked_state_is_not_followed),
 	        TEST(test_state_directory_is_not_a_category),
 	        TEST(test_until_in_the_past_never_fires),

@@ -264,6 +264,21 @@ test_state_directory_is_not_a_category() {
 	expect_rc 2
 }
 
+test_check_reports_counters_an_agent_would_not_use() {
+	w set cat step times=1
+	agent step 1
+	chmod 0666 "$D/.wrench-state/cat"
+	w check
+	expect_rc 1
+	grep -q '\.wrench-state/cat is writable by group or others.*fix: chmod go-w' "$t/out" ||
+		fail "check: $(cat "$t/out")"
+	# The agent does not trust them either: it counts per process, and says so.
+	got=""
+	agent step 1
+	[ "$got" = 1 ] || fail "answered $got with untrusted counters"
+	grep -q 'per process' "$t/agent.err" || fail "agent said: $(cat "$t/agent.err")"
+}
+
 test_owner_gets_the_state_files() {
 	[ "$uid" -eq 0 ] || skip "skipped: needs root (chown to nobody)"
 	w --owner nobody set cat step times=1
