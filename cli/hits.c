@@ -71,36 +71,49 @@ static void tokens_of(const char *text, size_t len, struct buffer *b)
 	}
 }
 
-static void print_hit(struct hits *h, const char *category, const struct wrench__rule *rule,
-                      const char *text, size_t len, const struct wrench__counters *c)
+/* Writes S for a terminal: a control byte from a hostile file becomes
+ * \xNN instead of moving the cursor or changing the title. */
+static void print_escaped(FILE *out, const char *s)
 {
-	uint64_t calls = c ? atomic_load(&c->calls) : 0, fires = c ? atomic_load(&c->fires) : 0;
-	int64_t last = c ? atomic_load(&c->last_fire_ns) : 0;
-	uint32_t pid = c ? atomic_load(&c->last_pid) : 0;
-	bool spent = rule->times && fires >= rule->times;
-	bool expired = rule_is_expired(rule, h->now);
-	char when[32] = "";
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 0x20 || c == 0x7f || c == '\\')
+			fprintf(out, "\\x%02x", c);
+		else
+			fputc(c, out);
+	}
+}
+
+/* One line's counters, as read from its slot (zeros when it has none). */
+struct hit {
+	uint64_t calls, fires;
+	int64_t last_ns;
+	uint32_t pid;
+	bool spent, expired;
+	char when[32];
+};
+
+static void print_hit_text(const char *category, const char *shown, const struct wrench__rule *rule,
+                           const struct hit *x)
+{
+	print_escaped(stdout, category);
+	fputc(' ', stdout);
+	print_escaped(stdout, shown);
+	if (rule->process_scope)
+		fputs("  (counted per process)", stdout);
+	else
+		printf("  calls=%llu fires=%llu", (unsigned long long)x->calls,
+		       (unsigned long long)x->fires);
+	if (x->last_ns)
+		printf(" last=%s pid=%u", x->when, (unsigned)x->pid);
+	printf("%s%s\n", x->spent ? " spent" : "", x->expired ? " expired" : "");
+}
+
+static void print_hit_json(struct hits *h, const char *category, const char *shown,
+                           const struct wrench__rule *rule, const struct hit *x)
+{
 	FILE *out = stdout;
 
-	struct buffer line = {0};
-
-	if (last)
-		wrench__format_time(last / 1000000000, when, sizeof(when));
-	tokens_of(text, len, &line);
-	const char *shown = line.data && !line.failed ? line.data : rule->feature;
-	if (!h->o->json) {
-		fprintf(out, "%s %s", category, shown);
-		if (rule->process_scope)
-			fputs("  (counted per process)", out);
-		else
-			fprintf(out, "  calls=%llu fires=%llu", (unsigned long long)calls,
-			        (unsigned long long)fires);
-		if (last)
-			fprintf(out, " last=%s pid=%u", when, (unsigned)pid);
-		fprintf(out, "%s%s\n", spent ? " spent" : "", expired ? " expired" : "");
-		free(line.data);
-		return;
-	}
 	fputs(h->first_json ? "\n  " : ",\n  ", out);
 	h->first_json = false;
 	fputs("{\"category\": ", out);
@@ -109,21 +122,45 @@ static void print_hit(struct hits *h, const char *category, const struct wrench_
 	json_string(out, rule->feature);
 	fprintf(out, ", \"line\": %u, \"text\": ", rule->line);
 	json_string(out, shown);
-	free(line.data);
 	fprintf(out, ", \"scope\": \"%s\"", rule->process_scope ? "process" : "machine");
 	if (rule->process_scope)
 		fputs(", \"calls\": null, \"fires\": null", out);
 	else
-		fprintf(out, ", \"calls\": %llu, \"fires\": %llu", (unsigned long long)calls,
-		        (unsigned long long)fires);
+		fprintf(out, ", \"calls\": %llu, \"fires\": %llu", (unsigned long long)x->calls,
+		        (unsigned long long)x->fires);
 	fputs(", \"last_fire\": ", out);
-	json_string(out, last ? when : NULL);
-	if (last)
-		fprintf(out, ", \"last_pid\": %u", (unsigned)pid);
+	json_string(out, x->last_ns ? x->when : NULL);
+	if (x->last_ns)
+		fprintf(out, ", \"last_pid\": %u", (unsigned)x->pid);
 	else
 		fputs(", \"last_pid\": null", out);
-	fprintf(out, ", \"spent\": %s, \"expired\": %s}", spent ? "true" : "false",
-	        expired ? "true" : "false");
+	fprintf(out, ", \"spent\": %s, \"expired\": %s}", x->spent ? "true" : "false",
+	        x->expired ? "true" : "false");
+}
+
+static void print_hit(struct hits *h, const char *category, const struct wrench__rule *rule,
+                      const char *text, size_t len, const struct wrench__counters *c)
+{
+	struct hit x = {0};
+	struct buffer line = {0};
+
+	if (c) {
+		x.calls = atomic_load(&c->calls);
+		x.fires = atomic_load(&c->fires);
+		x.last_ns = atomic_load(&c->last_fire_ns);
+		x.pid = atomic_load(&c->last_pid);
+	}
+	x.spent = rule->times && x.fires >= rule->times;
+	x.expired = rule_is_expired(rule, h->now);
+	if (x.last_ns)
+		wrench__format_time(x.last_ns / 1000000000, x.when, sizeof(x.when));
+	tokens_of(text, len, &line);
+	const char *shown = line.data && !line.failed ? line.data : rule->feature;
+	if (h->o->json)
+		print_hit_json(h, category, shown, rule, &x);
+	else
+		print_hit_text(category, shown, rule, &x);
+	free(line.data);
 }
 
 struct hits_file {
@@ -258,10 +295,18 @@ int cmd_wait(const struct options *o, const char *category, const char *feature)
 		       "%s}\n",
 		       (unsigned long long)fires, o->fires, seconds, timed_out ? "true" : "false");
 	} else if (timed_out) {
-		note("timed out after %.1fs: %s/%s fired %llu time(s), %lu wanted", seconds,
-		     category, feature, (unsigned long long)fires, o->fires);
+		fputs("wrench: timed out after ", stderr);
+		fprintf(stderr, "%.1fs: ", seconds);
+		print_escaped(stderr, category);
+		fputc('/', stderr);
+		print_escaped(stderr, feature);
+		fprintf(stderr, " fired %llu time(s), %lu wanted\n", (unsigned long long)fires,
+		        o->fires);
 	} else {
-		printf("%s/%s fired %llu time(s)\n", category, feature, (unsigned long long)fires);
+		print_escaped(stdout, category);
+		fputc('/', stdout);
+		print_escaped(stdout, feature);
+		printf(" fired %llu time(s)\n", (unsigned long long)fires);
 	}
 	return timed_out ? EXIT_PROBLEMS : EXIT_OK;
 }

@@ -225,6 +225,18 @@ test_eval_previews_from_the_counters_without_changing_them() {
 		fail "eval changed the counters: $(cat "$t/out")"
 }
 
+test_hits_escapes_control_characters() {
+	mkdir -m 0700 "$D"
+	printf 'a\033]0;owned\007b\n' > "$D/cat"
+	chmod 0600 "$D/cat"
+	w hits
+	expect_rc 0
+	grep -q 'a\\x1b]0;owned\\x07b' "$t/out" || fail "hits: $(od -c "$t/out" | head -3)"
+	if grep -q "$(printf '\033')" "$t/out"; then
+		fail "hits wrote an escape character to the terminal"
+	fi
+}
+
 # ---- expiry -----------------------------------------------------------------------
 
 test_until_in_the_past_never_fires_and_in_the_future_fires() {
