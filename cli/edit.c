@@ -28,8 +28,9 @@ static int check_category(const char *category)
 {
 	if (wrench__category_is_valid(category))
 		return 0;
-	note("invalid category \"%s\": it must be one file name (not empty, not . or .., no /)",
-	     category);
+	note("invalid category \"%s\": it must be one file name (not empty, not . or .., not "
+	     "%s, no /)",
+	     category, WRENCH_STATE_DIR);
 	return EXIT_USAGE;
 }
 
