@@ -36,6 +36,10 @@ struct options {
 	int owner_ngroups;
 	char **argv; /* the command line, for "sudo wrench ..." */
 	int argc;
+	unsigned long fires; /* wait --fires */
+	uint64_t timeout_ns; /* wait --timeout */
+	uint64_t for_ns;     /* set --for: 0 when not given */
+	bool expired;        /* clear --expired */
 };
 
 /* Prints "wrench: MESSAGE" on stderr, control characters escaped. */
@@ -135,6 +139,38 @@ int cmd_clear(const struct options *o);
 int cmd_list(const struct options *o, const char *category);
 int cmd_check(const struct options *o);
 int cmd_eval(const struct options *o, const char *category, const char *feature);
+int cmd_hits(const struct options *o, const char *category);
+int cmd_wait(const struct options *o, const char *category, const char *feature);
+int cmd_reset(const struct options *o, const char *category, const char *feature);
+int cmd_clear_expired(const struct options *o);
+
+/* ---- counters.c: the machine-wide counters ------------------------------- */
+
+/* The state of CATEGORY, judged as its agent judges it (--owner's uid, or
+ * the owner of the trigger directory DIRFD); created when CREATE. NULL
+ * when there is none, or it is refused (said on stderr). */
+struct wrench__state *open_counters(const struct options *o, int dirfd, const char *category,
+                                    bool create);
+/* Judges the state of CATEGORY as open_counters() would, without saying
+ * anything: 0 when it is usable or absent, else the problem in WHY. */
+int judge_counters(const struct options *o, int dirfd, const char *category,
+                   struct wrench__problem *why);
+/* Parses TEXT with the keys of the lines' counters set; NULL (said) when
+ * out of memory. */
+struct wrench__rules *parse_keyed(const char *text, size_t len);
+/* Re-arms LINE, just written into CATEGORY whose new contents are TEXT:
+ * its counters start again from zero. */
+int rearm_line(const struct options *o, int dirfd, const char *category, const char *text,
+               size_t len, const char *line);
+/* Frees the counters of the lines CATEGORY no longer has, and its whole
+ * state when it has no trigger file; for every category with a state. */
+void tidy_counters(const struct options *o, int dirfd, const char *category);
+void tidy_all_counters(const struct options *o, int dirfd);
+/* A duration: the trigger-file form (1.5s, 250ms, 30m) or whole hours and
+ * days (2h, 7d). */
+int parse_cli_duration(const char *text, uint64_t *ns);
+int64_t now_seconds(void);
+bool rule_is_expired(const struct wrench__rule *rule, int64_t now);
 
 /* The library's trust checks, as the agent would make them (for --owner's
  * uid when given). With T->report set (a lint) every problem is reported,

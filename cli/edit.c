@@ -28,8 +28,9 @@ static int check_category(const char *category)
 {
 	if (wrench__category_is_valid(category))
 		return 0;
-	note("invalid category \"%s\": it must be one file name (not empty, not . or .., no /)",
-	     category);
+	note("invalid category \"%s\": it must be one file name (not empty, not . or .., not "
+	     "%s, no /)",
+	     category, WRENCH_STATE_DIR);
 	return EXIT_USAGE;
 }
 
@@ -71,6 +72,7 @@ struct rewrite {
 	const char *new_line; /* NULL: the feature's lines go */
 	struct buffer out;
 	bool matched;
+	int64_t expired_at; /* clear --expired: lines expired by then go (0: no) */
 };
 
 /* Keeps a trailing "# comment" of a replaced line, and its "\r". */
@@ -97,6 +99,16 @@ static void rewrite_line(const char *line, size_t len, bool has_newline, bool na
 {
 	struct rewrite *r = ctx;
 
+	if (r->expired_at) {
+		struct wrench__rule rule;
+		char err[160];
+		bool expired = wrench__parse_line(line, len, &rule, err, sizeof(err)) > 0 &&
+		               rule_is_expired(&rule, r->expired_at);
+		if (!expired)
+			buffer_add(&r->out, line, len + has_newline);
+		r->matched |= expired;
+		return;
+	}
 	if (!names_feature) {
 		buffer_add(&r->out, line, len + has_newline);
 		return;
@@ -153,9 +165,16 @@ static int edit(const struct options *o, const struct target *target, const char
 		buffer_add(&r->out, r->new_line, strlen(r->new_line));
 		buffer_add(&r->out, "\n", 1);
 	}
+	/* The line written starts counting again from zero: before the
+	 * rename, so that no fire under the new file is counted and then
+	 * forgotten. */
+	if (!r->out.failed && r->new_line)
+		rearm_line(o, dirfd, category, r->out.data, r->out.len, r->new_line);
 	if (r->out.failed) {
 		note("out of memory");
 		rc = EXIT_USAGE;
+	} else if (!r->new_line && !r->matched && r->expired_at) {
+		rc = EXIT_OK; /* clear --expired: nothing expired here */
 	} else if (!r->new_line && !r->matched) {
 		/* A cleanup with a typo in it must not pass in silence. */
 		if (old.data)
@@ -174,9 +193,43 @@ static int edit(const struct options *o, const struct target *target, const char
 		cannot(o, rc, "write", path);
 		rc = EXIT_USAGE;
 	}
+	/* The counters of lines that are gone go too. */
+	if (rc == 0)
+		tidy_counters(o, dirfd, category);
 	free(old.data);
 	free(r->out.data);
 	return rc;
+}
+
+/* --for: the directives with until= the end of the duration, in *WITH
+ * (free it, and its last entry). */
+static int add_until(const struct options *o, char *const directives[], int ndirectives,
+                     char ***with)
+{
+	char when[32], until[64];
+
+	*with = NULL;
+	for (int i = 0; i < ndirectives; i++) {
+		if (strncmp(directives[i], "until=", 6) == 0) {
+			note("give --for or until=, not both");
+			return EXIT_USAGE;
+		}
+	}
+	wrench__format_time(now_seconds() + (int64_t)((o->for_ns + 999999999) / 1000000000), when,
+	                    sizeof(when));
+	snprintf(until, sizeof(until), "until=%s", when);
+	*with = calloc((size_t)ndirectives + 1, sizeof(char *));
+	if (*with)
+		(*with)[ndirectives] = strdup(until);
+	if (!*with || !(*with)[ndirectives]) {
+		free(*with);
+		*with = NULL;
+		note("out of memory");
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < ndirectives; i++)
+		(*with)[i] = directives[i];
+	return 0;
 }
 
 int cmd_set(const struct options *o, const char *category, const char *feature,
@@ -184,10 +237,17 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
 {
 	struct buffer line = {0};
 	struct target target;
+	char **with = NULL;
 	int rc = check_category(category);
 
+	if (rc == 0 && o->for_ns)
+		rc = add_until(o, directives, ndirectives, &with);
 	if (rc == 0)
-		rc = build_line(feature, directives, ndirectives, &line);
+		rc = build_line(feature, with ? with : directives, ndirectives + (with != NULL),
+		                &line);
+	if (with)
+		free(with[ndirectives]);
+	free(with);
 	if (rc == 0)
 		rc = open_target(o, true, &target);
 	if (rc != 0) {
@@ -235,8 +295,39 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 			cannot(o, -errno, "remove", path);
 			rc = EXIT_USAGE;
 		}
+	} else {
+		tidy_counters(o, target.fd, category);
 	}
 	close(target.fd);
+	return rc;
+}
+
+int cmd_clear_expired(const struct options *o)
+{
+	struct target target;
+	int rc = open_target(o, false, &target);
+
+	if (rc == -ENOENT)
+		return EXIT_OK;
+	if (rc != 0)
+		return EXIT_USAGE;
+	int dirfd = target.fd;
+	char **names = list_names(dirfd);
+	rc = names ? EXIT_OK : EXIT_USAGE;
+	if (!names)
+		note("cannot read %s: %s", o->dir, strerror(errno));
+	int64_t now = now_seconds();
+	for (size_t i = 0; names && names[i]; i++) {
+		struct stat st;
+		if (strncmp(names[i], ".#", 2) == 0 || !wrench__category_is_valid(names[i]) ||
+		    fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		struct rewrite r = {.expired_at = now};
+		int step = edit(o, &target, names[i], NULL, &r);
+		rc = rc ? rc : step;
+	}
+	free_names(names);
+	close(dirfd);
 	return rc;
 }
 
@@ -265,6 +356,8 @@ int cmd_clear(const struct options *o)
 			rc = EXIT_USAGE;
 		}
 	}
+	/* No trigger file is left: neither are the counters of its lines. */
+	tidy_all_counters(o, dirfd);
 	free_names(names);
 	close(dirfd);
 	return rc;

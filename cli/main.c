@@ -17,14 +17,19 @@
 static void usage(FILE *out)
 {
 	fputs("usage: wrench [--dir DIR] [--owner USER] set CATEGORY FEATURE [DIRECTIVE ...]\n"
+	      "                    [--for DURATION]\n"
 	      "       wrench [--dir DIR] [--owner USER] unset CATEGORY [FEATURE]\n"
-	      "       wrench [--dir DIR] clear\n"
+	      "       wrench [--dir DIR] clear [--expired]\n"
 	      "       wrench [--dir DIR] [--json] list [CATEGORY]\n"
 	      "       wrench [--dir DIR] [--json] check\n"
 	      "       wrench [--dir DIR] [--json] eval CATEGORY FEATURE [-n N]\n"
+	      "       wrench [--dir DIR] [--json] hits [CATEGORY]\n"
+	      "       wrench [--dir DIR] [--json] wait CATEGORY FEATURE [--fires N]\n"
+	      "                    [--timeout DURATION]\n"
+	      "       wrench [--dir DIR] reset [CATEGORY [FEATURE]]\n"
 	      "Directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N,\n"
-	      "after=K, times=T (see wrench(5)). Exit status: 0 ok, 1 problems found or\n"
-	      "never fired, 2 bad usage or input.\n",
+	      "after=K, times=T, until=TIME, scope=process (see wrench(5)). Exit status:\n"
+	      "0 ok, 1 problems found, never fired or timed out, 2 bad usage or input.\n",
 	      out);
 }
 
@@ -106,6 +111,27 @@ static int resolve_owner(const char *user, struct options *o)
 	return 0;
 }
 
+static int parse_fires(const char *text, struct options *o)
+{
+	uint64_t n;
+
+	if (wrench__parse_uint(text, strlen(text), &n) < 0 || n < 1 || n > UINT32_MAX) {
+		note("--fires takes a whole number of at least 1, not \"%s\"", text);
+		return EXIT_USAGE;
+	}
+	o->fires = (unsigned long)n;
+	return 0;
+}
+
+static int parse_duration_option(const char *name, const char *text, uint64_t *ns)
+{
+	if (parse_cli_duration(text, ns) < 0 || *ns == 0) {
+		note("%s takes a duration such as 30s, 10m, 2h or 7d, not \"%s\"", name, text);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int parse_count(const char *text, struct options *o)
 {
 	uint64_t n;
@@ -134,7 +160,7 @@ static int run_clear(const struct options *o, char **args, int nargs)
 {
 	(void)args;
 	(void)nargs;
-	return cmd_clear(o);
+	return o->expired ? cmd_clear_expired(o) : cmd_clear(o);
 }
 
 static int run_list(const struct options *o, char **args, int nargs)
@@ -155,6 +181,22 @@ static int run_eval(const struct options *o, char **args, int nargs)
 	return cmd_eval(o, args[0], args[1]);
 }
 
+static int run_hits(const struct options *o, char **args, int nargs)
+{
+	return cmd_hits(o, nargs ? args[0] : NULL);
+}
+
+static int run_wait(const struct options *o, char **args, int nargs)
+{
+	(void)nargs;
+	return cmd_wait(o, args[0], args[1]);
+}
+
+static int run_reset(const struct options *o, char **args, int nargs)
+{
+	return cmd_reset(o, nargs ? args[0] : NULL, nargs > 1 ? args[1] : NULL);
+}
+
 /* Which options and how many operands each command takes: a new command
  * is one more row, and its run_ function. */
 static const struct command {
@@ -162,14 +204,19 @@ static const struct command {
 	int min_args, max_args; /* after the command name; -1: any */
 	bool json, owner, count;
 	bool writes; /* --owner then gives files away, which needs root */
+	char only;   /* the one command that takes --for (f), --expired (x), or
+	              * --fires and --timeout (w) */
 	int (*run)(const struct options *o, char **args, int nargs);
 } commands[] = {
-        {"set", 2, -1, false, true, false, true, run_set},
-        {"unset", 1, 2, false, true, false, true, run_unset},
-        {"clear", 0, 0, false, false, false, true, run_clear},
-        {"list", 0, 1, true, true, false, false, run_list},
-        {"check", 0, 0, true, true, false, false, run_check},
-        {"eval", 2, 2, true, true, true, false, run_eval},
+        {"set", 2, -1, false, true, false, true, 'f', run_set},
+        {"unset", 1, 2, false, true, false, true, 0, run_unset},
+        {"clear", 0, 0, false, false, false, true, 'x', run_clear},
+        {"list", 0, 1, true, true, false, false, 0, run_list},
+        {"check", 0, 0, true, true, false, false, 0, run_check},
+        {"eval", 2, 2, true, true, true, false, 0, run_eval},
+        {"hits", 0, 1, true, true, false, false, 0, run_hits},
+        {"wait", 2, 2, true, true, false, false, 'w', run_wait},
+        {"reset", 0, 2, false, true, false, false, 0, run_reset},
 };
 
 int main(int argc, char **argv)
@@ -179,11 +226,21 @@ int main(int argc, char **argv)
 	        {"owner", required_argument, NULL, 'o'},
 	        {"json", no_argument, NULL, 'j'},
 	        {"count", required_argument, NULL, 'n'},
+	        {"fires", required_argument, NULL, 'F'},
+	        {"timeout", required_argument, NULL, 'T'},
+	        {"for", required_argument, NULL, 'L'},
+	        {"expired", no_argument, NULL, 'X'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct options o = {.count = 1, .argv = argv, .argc = argc};
+	/* wait: one fire, within a minute, unless told otherwise. */
+	struct options o = {.count = 1,
+	                    .fires = 1,
+	                    .timeout_ns = 60 * 1000000000ull,
+	                    .argv = argv,
+	                    .argc = argc};
+	char only_given = 0;
 
 	/* Every error is one "wrench: " line: getopt's own messages are not. */
 	opterr = 0;
@@ -206,6 +263,25 @@ int main(int argc, char **argv)
 			if (parse_count(optarg, &o) != 0)
 				return EXIT_USAGE;
 			count_given = true;
+			break;
+		case 'F':
+			if (parse_fires(optarg, &o) != 0)
+				return EXIT_USAGE;
+			only_given = 'w';
+			break;
+		case 'T':
+			if (parse_duration_option("--timeout", optarg, &o.timeout_ns) != 0)
+				return EXIT_USAGE;
+			only_given = 'w';
+			break;
+		case 'L':
+			if (parse_duration_option("--for", optarg, &o.for_ns) != 0)
+				return EXIT_USAGE;
+			only_given = 'f';
+			break;
+		case 'X':
+			o.expired = true;
+			only_given = 'x';
 			break;
 		case 'h':
 			usage(stdout);
@@ -231,7 +307,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (nargs < c->min_args || (c->max_args >= 0 && nargs > c->max_args) ||
-	    (o.json && !c->json) || (owner && !c->owner) || (count_given && !c->count)) {
+	    (o.json && !c->json) || (owner && !c->owner) || (count_given && !c->count) ||
+	    (only_given && only_given != c->only)) {
 		note("wrong arguments or options for \"%s\"; try 'wrench --help'", c->name);
 		return EXIT_USAGE;
 	}

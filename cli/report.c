@@ -107,9 +107,15 @@ static void list_line(const char *line, size_t len, bool has_newline, bool names
 	int kind = wrench__parse_line(line, len, &rule, err, sizeof(err));
 	if (kind == 0)
 		return;
+	bool expired = kind > 0 && rule_is_expired(&rule, now_seconds());
 	if (kind < 0)
 		snprintf(reason, sizeof(reason), "line %u: %s", l->line, err);
-	list_one(l, line, len, l->file_reason ? l->file_reason : kind < 0 ? reason : NULL);
+	else if (expired)
+		snprintf(reason, sizeof(reason), "expired (until=); fix: wrench clear --expired");
+	list_one(l, line, len,
+	         l->file_reason        ? l->file_reason
+	         : kind < 0 || expired ? reason
+	                               : NULL);
 }
 
 static void ignore_problem(const struct wrench__problem *problem, void *ctx)
@@ -171,7 +177,7 @@ int cmd_list(const struct options *o, const char *category)
 		if (!names)
 			note("cannot read %s: %s", o->dir, strerror(errno));
 		for (size_t i = 0; names && names[i]; i++) {
-			if (is_temporary(names[i]))
+			if (is_temporary(names[i]) || strcmp(names[i], WRENCH_STATE_DIR) == 0)
 				continue;
 			l.category = names[i];
 			list_category(&l, dirfd, dir_reason);
@@ -282,7 +288,24 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	(void)has_newline;
 	(void)names;
 	c->line++;
-	if (wrench__parse_line(line, len, &rule, err, sizeof(err)) >= 0)
+	int kind = wrench__parse_line(line, len, &rule, err, sizeof(err));
+	if (kind > 0 && rule_is_expired(&rule, now_seconds())) {
+		char when[32];
+		char *expired = NULL;
+		char *wrench = wrench_command(c->o);
+		wrench__format_time(rule.until, when, sizeof(when));
+		/* A feature is one token: it cannot hold "; fix: ". */
+		if (asprintf(&expired, "%.*s expired at %s and never fires; fix: %s clear --expired",
+		             (int)strcspn(rule.feature, " \t\r\v\f"), rule.feature, when,
+		             wrench ? wrench : "wrench") < 0)
+			expired = NULL;
+		print_problem(c, c->path, c->line, expired ? expired : "out of memory",
+		              expired ? expired : "");
+		free(expired);
+		free(wrench);
+		return;
+	}
+	if (kind >= 0)
 		return;
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
 	/* The fix must act on the directory checked: --dir is repeated. */
@@ -315,6 +338,8 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	c->category = name;
 	c->path = trigger_path(c->o, name, path, sizeof(path));
 	c->line = 0;
+	if (strcmp(name, WRENCH_STATE_DIR) == 0)
+		return; /* the counters: checked by the agents that use them */
 	if (is_temporary(name)) {
 		char *word = quoted(path);
 		char *message = NULL;
@@ -335,6 +360,14 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	if (file.data)
 		each_line(file.data, file.len, NULL, check_line, c);
 	free(file.data);
+	/* Counters the agent could not use make it count per process. */
+	struct wrench__problem why;
+	if (wrench__category_is_valid(name) && judge_counters(c->o, dirfd, name, &why) < 0) {
+		/* The message names the state file, the category's name with it. */
+		const char *named = strstr(why.message, name);
+		print_problem(c, c->path, 0, why.message,
+		              named ? named + strlen(name) : why.message);
+	}
 }
 
 int cmd_check(const struct options *o)

@@ -2,7 +2,8 @@
  * eval: N calls of wrench_is_active(CATEGORY, FEATURE) as the library would
  * make them (the same trust checks, parser, counters, seed and evaluation
  * order), reporting what each line that fires would do instead of doing
- * it: nobody is killed and nothing sleeps.
+ * it: nobody is killed and nothing sleeps. The calls start from the lines'
+ * current machine-wide counters, copied: the preview changes none of them.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ struct call {
 	bool active;
 };
 
-static void report_fire(const struct wrench__rule *rule, void *ctx)
+static void report_fire(struct wrench__rule *rule, void *ctx)
 {
 	struct call *call = ctx;
 	char what[96];
@@ -54,6 +55,26 @@ static void run_call(const struct options *o, struct wrench__rules *rules, const
 	*active += call.active;
 }
 
+/* Copies the machine-wide counters of RULES' lines into their own. */
+static void start_from_counters(const struct options *o, int dirfd, const char *category,
+                                struct wrench__rules *rules)
+{
+	if (wrench__rules_set_keys(rules) < 0)
+		return;
+	struct wrench__state *state = open_counters(o, dirfd, category, false);
+	for (size_t i = 0; state && i < rules->count; i++) {
+		struct wrench__rule *rule = &rules->rule[i];
+		const struct wrench__counters *slot =
+		        rule->process_scope ? NULL : wrench__state_slot(state, rule->key, false);
+		if (!slot)
+			continue;
+		atomic_store(&rule->counters->calls, atomic_load(&slot->calls));
+		atomic_store(&rule->counters->draws, atomic_load(&slot->draws));
+		atomic_store(&rule->counters->fires, atomic_load(&slot->fires));
+	}
+	wrench__state_close(state);
+}
+
 /* Loads the file as the library would; NULL (reason in T) when ignored. */
 static struct wrench__rules *load(const struct options *o, const char *category, bool *seeded,
                                   struct wrench__trust *t)
@@ -69,9 +90,11 @@ static struct wrench__rules *load(const struct options *o, const char *category,
 	if (dirfd < 0)
 		return NULL;
 	judge_file(o, dirfd, category, t, &file);
-	close(dirfd);
 	if (t->problems == 0 && wrench__parse_rules(file.data, file.len, &rules) < 0)
 		note("out of memory");
+	if (rules)
+		start_from_counters(o, dirfd, category, rules);
+	close(dirfd);
 	free(file.data);
 	*seeded = rules && wrench__seed_from_env(&seed) == 0;
 	for (size_t i = 0; *seeded && i < rules->count; i++)

@@ -6,9 +6,12 @@
  * resumes where it stopped when it is restarted after a crash. The trigger
  * file <wrench dir>/upgrader can make each step fail, slow down or die:
  *
- *   fetch-fails first=2 every=3   # the mirror refuses two fetches in three
- *   slow-verify slow=300ms        # verification drags
- *   crash-before-commit kill     # the machine dies before the commit
+ *   fetch-fails first=2 every=3       # the mirror refuses two fetches in three
+ *   slow-verify slow=300ms            # verification drags
+ *   crash-before-commit kill times=1  # the machine dies before the commit, once
+ *
+ * The counters are machine-wide, so the restarted agent finds the kill
+ * spent and finishes: the recovery is what the test checks.
  *
  * Usage: agent STATE-FILE   (run it again after a crash to resume)
  */

@@ -88,9 +88,10 @@ WRENCH_EXPORT bool wrench_is_enabled(void);
 /*
  * Makes PATH, an absolute path, the directory of trigger files. NULL goes
  * back to the default: $WRENCH_DIR (ignored in secure-execution mode) or
- * the built-in /var/lib/juju/wrench. Forgets every cached file and every
- * directive counter. Returns 0, -EINVAL for an empty or relative path or one
- * with a ".." component, or -ENAMETOOLONG.
+ * the built-in /var/lib/juju/wrench. Forgets every cached file and the
+ * counters of scope=process lines; machine-wide counters live in the
+ * directory and go on. Returns 0, -EINVAL for an empty or relative path or
+ * one with a ".." component, or -ENAMETOOLONG.
  */
 WRENCH_EXPORT int wrench_set_dir(const char *path);
 
@@ -106,8 +107,9 @@ WRENCH_EXPORT const char *wrench_get_dir(void);
  * Makes chance decisions reproducible: with a seed, the same trigger file
  * gives the same sequence of decisions at each line, whatever other lines or
  * threads do. NULL goes back to the default: $WRENCH_SEED if set, else the
- * system's random source. Forgets every directive counter, as
- * wrench_set_dir() does, so that a sequence starts from its beginning.
+ * system's random source. Forgets the counters of scope=process lines, as
+ * wrench_set_dir() does, so that their sequences start from the beginning;
+ * machine-wide counters go on (reset them with `wrench reset`).
  */
 WRENCH_EXPORT void wrench_set_seed(const uint64_t *seed);
 

@@ -47,6 +47,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	wrench__random_atfork_child();
+	wrench__state_atfork_child();
 	wrench__cache_atfork_child();
 	wrench__log_atfork_child();
 	wrench__view_atfork_child();
@@ -79,8 +80,8 @@ static bool bad_argument(const char *category, const char *feature)
 	else if (!feature)
 		problem = "a NULL feature";
 	else if (!wrench__category_is_valid(category))
-		problem = "an invalid category (it must be one file name: not empty, not . or "
-		          ".., no /, at most NAME_MAX bytes)";
+		problem = "an invalid category (it must be one file name: not empty, not ., .. "
+		          "or " WRENCH_STATE_DIR ", no /, at most NAME_MAX bytes)";
 	if (!problem)
 		return false;
 	bool first = !atomic_exchange(&told_bad_argument, true);

@@ -4,8 +4,10 @@
  * counters, and the last problem logged about it.
  *
  * A snapshot is reused only while the file keeps its identity (inode,
- * size, times) and its contents: then the counters go on; otherwise the
- * file is parsed again and the counters start from zero.
+ * size, times) and its contents; otherwise the file is parsed again. The
+ * counters of its lines live in the machine-wide state (state.c), keyed by
+ * line, so they go on across versions; lines with scope=process count in
+ * the snapshot and start from zero with each version.
  *
  * One mutex guards this state. It is never held during I/O, a sleep or a
  * call to the user's logger, so it cannot make a caller wait long, and it
@@ -69,6 +71,7 @@ void wrench__snapshot_put(struct wrench__snapshot *snapshot)
 {
 	if (snapshot && atomic_fetch_sub(&snapshot->refs, 1) == 1) {
 		wrench__rules_free(snapshot->rules);
+		wrench__state_close(snapshot->state);
 		free(snapshot->path);
 		free(snapshot);
 	}
@@ -286,6 +289,9 @@ static struct wrench__snapshot *snapshot_new(const char *category, const char *p
 		return NULL;
 	}
 	atomic_init(&s->refs, 1);
+	/* The counters are attached once, here: a call then only counts. */
+	if (file->dir)
+		s->state = wrench__state_load(file->dirfd, file->dir, category, s->rules);
 	s->id = file->id;
 	s->content_hash = hash;
 	s->seeded = use_seed;

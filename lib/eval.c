@@ -3,7 +3,9 @@
  *
  * Counters are atomics updated without a lock, so threads at the same
  * failure point see exact totals ("times=100" fires exactly 100 times over
- * all threads) without serialising on a mutex.
+ * all threads) without serialising on a mutex. They are a slot of the
+ * shared state file (state.c) or the line's own: the same operations on
+ * memory either way, and no system call.
  */
 #include <errno.h>
 #include <signal.h>
@@ -13,34 +15,60 @@
 
 #include "internal.h"
 
+/* Later fires of a line are summed into one WARN per this period; 0 logs
+ * every fire (tests of the loggers set it). */
+static _Atomic int64_t fire_log_period_ns = 10 * 1000000000LL;
+
+void wrench__set_fire_log_period_ns(int64_t ns)
+{
+	atomic_store(&fire_log_period_ns, ns);
+}
+
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 {
-	/* Only the lines that need a count share a counter between threads:
-	 * a bare line costs no write to memory other threads read. */
-	if (rule->after || rule->every) {
-		uint64_t n = atomic_fetch_add_explicit(&rule->calls, 1, memory_order_relaxed) + 1;
-		if (n <= rule->after)
-			return false;
-		if (rule->every && (n - rule->after - 1) % rule->every >= rule->first)
-			return false;
-	}
+	struct wrench__counters *c = rule->counters;
+
+	/* Only lines with until= read a clock, the vDSO's coarse one. */
+	if (rule->until && wrench__coarse_now_ns() / 1000000000 >= rule->until)
+		return false;
+	uint64_t n = atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed) + 1;
+	if (n <= rule->after)
+		return false;
+	if (rule->every && (n - rule->after - 1) % rule->every >= rule->first)
+		return false;
 	if (rule->has_chance) {
 		uint64_t k =
-		        seeded ? atomic_fetch_add_explicit(&rule->draws, 1, memory_order_relaxed)
-		               : 0;
+		        seeded ? atomic_fetch_add_explicit(&c->draws, 1, memory_order_relaxed) : 0;
 		if ((wrench__draw(rule, seeded, k) >> 11) >= rule->chance_threshold)
 			return false;
 	}
-	if (!rule->times)
+	if (!rule->times) {
+		atomic_fetch_add_explicit(&c->fires, 1, memory_order_relaxed);
 		return true;
+	}
 	/* Claim one of the remaining fires; losing threads do not fire. */
-	uint64_t fired = atomic_load_explicit(&rule->fires, memory_order_relaxed);
+	uint64_t fired = atomic_load_explicit(&c->fires, memory_order_relaxed);
 	while (fired < rule->times)
-		if (atomic_compare_exchange_weak_explicit(&rule->fires, &fired, fired + 1,
+		if (atomic_compare_exchange_weak_explicit(&c->fires, &fired, fired + 1,
 		                                          memory_order_relaxed,
 		                                          memory_order_relaxed))
 			return true;
 	return false;
+}
+
+/* The fire record: when the line last fired, and which process fired it.
+ * Written only when it changes (the coarse clock ticks every few ms), so
+ * that threads firing one line do not keep stealing its cache line. */
+static void record_fire(const struct wrench__rule *rule)
+{
+	struct wrench__counters *c = rule->counters;
+	int64_t now = wrench__coarse_now_ns();
+	uint32_t pid = wrench__pid();
+
+	if (atomic_load_explicit(&c->last_fire_ns, memory_order_relaxed) != now)
+		atomic_store_explicit(&c->last_fire_ns, now, memory_order_relaxed);
+	if (atomic_load_explicit(&c->last_pid, memory_order_relaxed) != pid)
+		atomic_store_explicit(&c->last_pid, pid, memory_order_relaxed);
 }
 
 /* Sleeps the whole duration, whatever signals interrupt it. */
@@ -101,20 +129,63 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
 	return false;
 }
 
-/* What a line that fires does in the library: say so, then act. */
-static void act(const struct wrench__rule *rule, void *data)
+/* Whether this fire of RULE is logged: the first one in this process and
+ * every kill, then at most one summary per period. *MORE: the fires the
+ * summary covers, this one included. */
+static bool fire_is_logged(struct wrench__rule *rule, int64_t period, uint64_t *more)
+{
+	int64_t now = wrench__coarse_now_ns();
+	int64_t next = atomic_load_explicit(&rule->log_next_ns, memory_order_relaxed);
+
+	*more = 0;
+	/* Read before any write: a line firing in several threads only
+	 * shares its cache line once per period. */
+	if (next == 0 &&
+	    atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,
+	                                            memory_order_relaxed, memory_order_relaxed))
+		return true; /* the first fire */
+	if (rule->kill_signal || period == 0)
+		return true;
+	atomic_fetch_add_explicit(&rule->log_pending, 1, memory_order_relaxed);
+	/* One thread wins the period's summary; the others only count. */
+	if (now < next ||
+	    !atomic_compare_exchange_strong_explicit(&rule->log_next_ns, &next, now + period,
+	                                             memory_order_relaxed, memory_order_relaxed))
+		return false;
+	*more = atomic_exchange_explicit(&rule->log_pending, 0, memory_order_relaxed);
+	return *more > 0;
+}
+
+static void log_fire(struct wrench__rule *rule, const struct wrench__context *ctx)
+{
+	int64_t period = atomic_load_explicit(&fire_log_period_ns, memory_order_relaxed);
+	char what[96];
+	uint64_t more;
+
+	if (!fire_is_logged(rule, period, &more))
+		return;
+	wrench__describe_action(rule, what, sizeof(what));
+	if (more)
+		wrench__log(WRENCH_LOG_WARN,
+		            "%s/%s fired %llu more time(s) in the last %llds (line %u of %s): %s",
+		            ctx->category, rule->feature, (unsigned long long)more,
+		            (long long)(period / 1000000000), rule->line, ctx->path, what);
+	else
+		wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
+		            rule->feature, rule->line, ctx->path, what);
+}
+
+/* What a line that fires does in the library: record it, say so, then act. */
+static void act(struct wrench__rule *rule, void *data)
 {
 	const struct wrench__context *ctx = data;
 
+	record_fire(rule);
 	/* Logged before acting: a killed process cannot say why later. The
 	 * description is made only for a log that wants it: a hot failure
 	 * point firing with the log off must not pay for formatting. */
-	if (wrench__log_wanted(WRENCH_LOG_WARN)) {
-		char what[96];
-		wrench__describe_action(rule, what, sizeof(what));
-		wrench__log(WRENCH_LOG_WARN, "%s/%s fired (line %u of %s): %s", ctx->category,
-		            rule->feature, rule->line, ctx->path, what);
-	}
+	if (wrench__log_wanted(WRENCH_LOG_WARN))
+		log_fire(rule, ctx);
 	if (rule->has_slow)
 		sleep_for(rule->slow_ns);
 	/* If the process survives (a handler returned, or the signal is

@@ -60,6 +60,21 @@ void wrench__log_atfork_prepare(void);
 void wrench__log_atfork_parent(void);
 void wrench__log_atfork_child(void);
 
+/* ---- state.c: counters shared by every process on the machine -------- */
+
+/* One line's counters: a slot of a state file, mapped shared, or a line's
+ * own. 64 bytes, one cache line; the layout is the file format. */
+struct wrench__counters {
+	_Atomic uint64_t key;   /* the line it counts (0: never used, 1: freed) */
+	_Atomic uint64_t calls; /* calls that reached the line */
+	_Atomic uint64_t draws; /* chance draws made */
+	_Atomic uint64_t fires;
+	_Atomic int64_t last_fire_ns; /* CLOCK_REALTIME of the last fire; 0: none */
+	_Atomic uint32_t last_pid;    /* the process that fired last */
+	uint32_t reserved32;
+	uint64_t reserved[2];
+};
+
 /* ---- parse.c: the trigger-file grammar --------------------------------- */
 
 /* One valid line of a trigger file, with the counters that drive it. */
@@ -67,21 +82,30 @@ struct wrench__rule {
 	const char *feature; /* points into the owning wrench__rules */
 	unsigned line;       /* 1-based line number in the file */
 	bool fail;           /* returns true when it fires */
-	int kill_signal;     /* 0, or the signal sent when it fires */
-	uint64_t slow_ns;    /* sleep when it fires (0: none) */
 	bool has_slow;
 	bool has_chance;
+	bool process_scope;        /* scope=process: counted in this process alone */
+	int kill_signal;           /* 0, or the signal sent when it fires */
+	int32_t next_same;         /* the next line for the same feature, or -1 */
+	uint64_t slow_ns;          /* sleep when it fires (0: none) */
 	uint64_t chance_threshold; /* fires when a 53-bit draw is below this */
 	uint64_t every, first;     /* every == 0: no every/first */
 	uint64_t after;
-	uint64_t times;    /* 0: no cap */
-	uint64_t seed;     /* per-line seed for reproducible draws */
-	int32_t next_same; /* the next line for the same feature, or -1 */
+	uint64_t times; /* 0: no cap */
+	uint64_t seed;  /* per-line seed for reproducible draws */
+	int64_t until;  /* until=: never fires from this second (UTC) on; 0: none */
+	/* The hash of the line's tokens; once wrench__rules_set_keys() ran,
+	 * the key of its shared counters (never 0 or 1). */
+	uint64_t key;
 
-	/* Counters: per line, per process, reset when the file changes. */
-	_Atomic uint64_t calls;
-	_Atomic uint64_t draws;
-	_Atomic uint64_t fires;
+	/* The counters in use: a slot of the machine-wide state (state.c), or
+	 * the line's entry of its rules' LOCAL when it counts per process.
+	 * wrench__parse_line() leaves it NULL for its caller to set. */
+	struct wrench__counters *counters;
+	/* This process's fire log (eval.c): fires not yet logged, and when
+	 * the next summary may be written (0: no fire logged yet). */
+	_Atomic uint64_t log_pending;
+	_Atomic int64_t log_next_ns;
 };
 
 /* One line that did not parse, kept so that every user can report it. */
@@ -101,6 +125,10 @@ struct wrench__rules {
 	 * lines costs a call no more than a file of one. */
 	int32_t *index;
 	size_t index_mask;
+	/* Per-process counters, one per line, for the lines that have no
+	 * shared slot; NULL once every line has one. */
+	struct wrench__counters *local;
+	bool keyed; /* the keys are set */
 };
 
 /* The first line for FEATURE in RULES (follow next_same), or -1. */
@@ -135,6 +163,10 @@ int wrench__parse_uint(const char *s, size_t len, uint64_t *out);
 int wrench__parse_duration(const char *s, size_t len, uint64_t *ns);
 int wrench__parse_chance(const char *s, size_t len, double *p);
 int wrench__parse_signal(const char *s, size_t len, int *sig);
+/* An instant "YYYY-MM-DDTHH:MM:SSZ" (RFC 3339, UTC) as Unix seconds. */
+int wrench__parse_time(const char *s, size_t len, int64_t *seconds);
+/* Writes Unix SECONDS as "YYYY-MM-DDTHH:MM:SSZ" (21 bytes with the NUL). */
+void wrench__format_time(int64_t seconds, char *buf, size_t len);
 /* Writes a duration the way a person would, e.g. "1.5s" or "250ms". */
 void wrench__format_duration(uint64_t ns, char *buf, size_t len);
 
@@ -187,6 +219,10 @@ struct wrench__file {
 	char *data; /* malloc'ed, not NUL-terminated; the caller frees it */
 	size_t len;
 	struct wrench__identity id;
+	/* Where it was read (set by the loader, borrowed): the trusted
+	 * directory, whose state sub-directory holds the line counters. */
+	int dirfd;
+	const char *dir;
 };
 
 /*
@@ -235,8 +271,72 @@ size_t wrench__shell_quote(const char *s, char *buf, size_t size);
 int wrench__trust_read_file(int dirfd, const char *name, const char *path,
                             struct wrench__file *file, struct wrench__trust *t);
 
-/* Answers whether NAME can be a category: one path component. */
+/* Answers whether NAME can be a category: one path component, not the
+ * state directory. */
 bool wrench__category_is_valid(const char *name);
+
+/* ---- state.c: the machine-wide state files -------------------------- */
+
+/* The sub-directory of the trigger directory that holds the state files,
+ * one per category; it is no category. */
+#define WRENCH_STATE_DIR ".wrench-state"
+
+struct wrench__state;
+
+/* Where a state is opened: the trigger directory, as a trusted descriptor
+ * and as a path for messages, and whose files it may trust. */
+struct wrench__state_where {
+	int dirfd;
+	const char *dir;
+	bool for_uid; /* trust UID's files rather than this process's euid's */
+	uid_t uid;
+	bool create; /* create what is missing */
+	uid_t owner; /* with create: the owner given to what is created */
+	gid_t group;
+	bool chown;
+};
+
+/*
+ * Opens (creating it when WHERE allows) the state file of CATEGORY and maps
+ * it. Returns 0 and *OUT, or a negative errno with the problem in WHY
+ * (WHY->level DEBUG for a state that does not exist and was not to be
+ * created).
+ */
+int wrench__state_open(const struct wrench__state_where *where, const char *category,
+                       struct wrench__state **out, struct wrench__problem *why);
+void wrench__state_close(struct wrench__state *state);
+
+/* Sets the key of every line of RULES: its text and its occurrence among
+ * identical lines, so that two identical lines are two lines. */
+int wrench__rules_set_keys(struct wrench__rules *rules);
+
+/* The slot of KEY; CLAIM: take a free one when there is none. NULL when
+ * there is none (or no free one left). */
+struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t key, bool claim);
+
+/* Points the counters of RULES' lines at their slots, claiming free ones.
+ * Lines with scope=process, and lines left without a slot, keep their own.
+ * Returns how many lines were left without one. */
+size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *rules);
+
+/* The library's side: attaches RULES to the state of CATEGORY in the
+ * trusted directory DIRFD (DIR for messages), creating it when it may.
+ * Returns the state for the snapshot to hold (NULL: counted per process,
+ * and said once). */
+struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char *category,
+                                         struct wrench__rules *rules);
+
+/* Calls FN for each slot in use; the command's garbage removal. */
+typedef void wrench__slot_fn(struct wrench__counters *slot, void *ctx);
+void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx);
+/* Zeroes SLOT's counters (a re-arm), or frees it too (FREE). */
+void wrench__slot_reset(struct wrench__counters *slot, bool free_it);
+
+/* This process's id, without a system call once known. */
+uint32_t wrench__pid(void);
+void wrench__state_atfork_child(void);
+/* CLOCK_REALTIME_COARSE in ns: read through the vDSO, no system call. */
+int64_t wrench__coarse_now_ns(void);
 
 /* ---- random.c: chance draws --------------------------------------------- */
 
@@ -266,7 +366,7 @@ bool wrench__evaluate(struct wrench__rules *rules, int32_t first,
                       const struct wrench__context *ctx);
 
 /* Called for each line that fires, in file order. */
-typedef void wrench__fire_fn(const struct wrench__rule *rule, void *ctx);
+typedef void wrench__fire_fn(struct wrench__rule *rule, void *ctx);
 
 /* The decisions of wrench__evaluate() without its actions, for callers that
  * report rather than act (the wrench command's eval): calls FIRE for each
@@ -278,6 +378,10 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
 
 /* Answers whether RULE fires on this call, counting the call. */
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded);
+
+/* The fire log's period: the first fire of a line is logged, later ones
+ * summed once per period; 0 logs every fire. 10 s unless set. */
+void wrench__set_fire_log_period_ns(int64_t ns);
 
 /* Says what a line does when it fires: "fail", "slow 1.5s, then kill
  * (SIGTERM)"... */
@@ -293,6 +397,7 @@ struct wrench__snapshot {
 	uint64_t content_hash;
 	bool seeded;
 	struct wrench__rules *rules;
+	struct wrench__state *state; /* the machine-wide counters; NULL: none */
 };
 
 /* What a query saw of the cache before its I/O. What it learnt is stored

@@ -157,6 +157,67 @@ int wrench__parse_signal(const char *s, size_t len, int *sig)
 	return -EINVAL;
 }
 
+/* Days since 1970-01-01 of a date in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil): no time zone, no locale, no libc. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* The digits S[AT..AT+N) as a number; -1 when one is not a digit. */
+static int64_t digits_at(const char *s, size_t at, size_t n)
+{
+	int64_t v = 0;
+	for (size_t i = at; i < at + n; i++) {
+		if (!is_digit(s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int wrench__parse_time(const char *s, size_t len, int64_t *seconds)
+{
+	static const unsigned month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	if (len != 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':' || (s[19] != 'Z' && s[19] != 'z'))
+		return -EINVAL;
+	int64_t y = digits_at(s, 0, 4), mo = digits_at(s, 5, 2), d = digits_at(s, 8, 2);
+	int64_t h = digits_at(s, 11, 2), mi = digits_at(s, 14, 2), sec = digits_at(s, 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > month_days[mo - 1] || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 60)
+		return -EINVAL;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo == 2 && d == 29 && !leap)
+		return -EINVAL;
+	*seconds = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+	return 0;
+}
+
+void wrench__format_time(int64_t seconds, char *buf, size_t len)
+{
+	/* civil_from_days, the inverse of days_from_civil. */
+	int64_t z = (seconds >= 0 ? seconds : seconds - 86399) / 86400 + 719468;
+	int64_t rest = seconds - (z - 719468) * 86400;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+
+	snprintf(buf, len, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", (long long)y, m, d,
+	         (long long)(rest / 3600), (long long)(rest / 60 % 60), (long long)(rest % 60));
+}
+
 void wrench__format_duration(uint64_t ns, char *buf, size_t len)
 {
 	static const struct {
@@ -175,10 +236,22 @@ void wrench__format_duration(uint64_t ns, char *buf, size_t len)
 }
 
 /* The directives a line may carry, each at most once. */
-enum directive { D_FAIL, D_KILL, D_SLOW, D_CHANCE, D_EVERY, D_FIRST, D_AFTER, D_TIMES, D_COUNT };
+enum directive {
+	D_FAIL,
+	D_KILL,
+	D_SLOW,
+	D_CHANCE,
+	D_EVERY,
+	D_FIRST,
+	D_AFTER,
+	D_TIMES,
+	D_UNTIL,
+	D_SCOPE,
+	D_COUNT
+};
 
 static const char *const directive_names[D_COUNT] = {
-        "fail", "kill", "slow", "chance", "every", "first", "after", "times",
+        "fail", "kill", "slow", "chance", "every", "first", "after", "times", "until", "scope",
 };
 
 static int set_error(char *err, size_t errlen, const char *fmt, const char *a, int alen)
@@ -229,6 +302,24 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 			                 "or m, at most 1 hour, e.g. slow=1.5s)",
 			                 tok, t);
 		return 0;
+	case D_UNTIL:
+		if (wrench__parse_time(value, value_len, &rule->until) < 0 || rule->until <= 0)
+			return set_error(err, errlen,
+			                 "\"%.*s\": not an instant in UTC (RFC 3339, e.g. "
+			                 "until=2026-12-01T18:30:00Z)",
+			                 tok, t);
+		return 0;
+	case D_SCOPE:
+		if (value_len == 7 && memcmp(value, "process", 7) == 0) {
+			rule->process_scope = true;
+			return 0;
+		}
+		if (value_len == 7 && memcmp(value, "machine", 7) == 0)
+			return 0;
+		return set_error(err, errlen,
+		                 "\"%.*s\": scope is machine (the default: counted by every "
+		                 "process) or process",
+		                 tok, t);
 	case D_CHANCE:
 		rule->has_chance = true;
 		if (wrench__parse_chance(value, value_len, &p) < 0)
@@ -336,9 +427,15 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
 	memset(rule, 0, sizeof(*rule));
 	if (!wrench__next_token(line, len, &pos, &rule->feature, &tok_len))
 		return 0;
-	while (wrench__next_token(line, len, &pos, &tok, &tok_len))
+	/* The counters are keyed by the tokens, so that white space and
+	 * comments can change without restarting them. */
+	uint64_t h = wrench__hash_bytes(rule->feature, tok_len, WRENCH__HASH_START);
+	while (wrench__next_token(line, len, &pos, &tok, &tok_len)) {
+		h = wrench__hash_bytes(tok, tok_len, wrench__hash_bytes(" ", 1, h));
 		if (apply_directive(rule, tok, tok_len, &seen, err, errlen) < 0)
 			return -1;
+	}
+	rule->key = h;
 	return check_combination(rule, seen, err, errlen) < 0 ? -1 : 1;
 }
 
@@ -415,7 +512,8 @@ static int build_index(struct wrench__rules *rules)
 		size *= 2;
 	int32_t *last = malloc(size * sizeof(*last));
 	rules->index = malloc(size * sizeof(*rules->index));
-	if (!last || !rules->index) {
+	rules->local = calloc(rules->count ? rules->count : 1, sizeof(*rules->local));
+	if (!last || !rules->index || !rules->local) {
 		free(last);
 		return -ENOMEM;
 	}
@@ -424,6 +522,8 @@ static int build_index(struct wrench__rules *rules)
 		rules->index[i] = -1;
 	for (size_t i = 0; i < rules->count; i++) {
 		size_t slot = index_slot(rules, rules->rule[i].feature);
+		/* Until state.c attaches them, the lines count on their own. */
+		rules->rule[i].counters = &rules->local[i];
 		rules->rule[i].next_same = -1;
 		if (rules->index[slot] < 0)
 			rules->index[slot] = (int32_t)i;
@@ -480,6 +580,7 @@ void wrench__rules_free(struct wrench__rules *rules)
 	if (!rules)
 		return;
 	free(rules->index);
+	free(rules->local);
 	free(rules->rule);
 	free(rules->error);
 	free(rules->features);

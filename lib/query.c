@@ -41,7 +41,9 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 		return NULL;
 	}
 	int rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
-	close(dirfd);
+	/* The counters are found next to the file, through the same walk. */
+	file.dirfd = dirfd;
+	file.dir = dir;
 	struct wrench__snapshot *snapshot = NULL;
 	*outcome = WRENCH__LOADED;
 	if (rc < 0) {
@@ -53,6 +55,7 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	} else {
 		snapshot = wrench__cache_acquire(category, path, &ticket, &file, stale);
 	}
+	close(dirfd);
 	free(file.data);
 	return snapshot;
 }

@@ -351,7 +351,9 @@ bool wrench__category_is_valid(const char *name)
 	for (; name[len]; len++)
 		if (name[len] == '/' || len == NAME_MAX)
 			return false;
-	return len > 0 && !(name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')));
+	/* The state directory sits among the trigger files, and is none. */
+	return len > 0 && !(name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.') ||
+	                                       strcmp(name, WRENCH_STATE_DIR) == 0));
 }
 
 /* open() refused the entry: say what it is, from a look that checks nothing. */

@@ -195,6 +195,13 @@ int scratch_teardown(void **state)
 	return 0;
 }
 
+void remove_state_dir(const char *dir)
+{
+	char path[512];
+	path_in(dir, WRENCH_STATE_DIR, path, sizeof(path));
+	nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 unsigned count_active(const char *category, const char *feature, unsigned n)
 {
 	unsigned active = 0;

@@ -52,6 +52,10 @@ size_t log_count(enum wrench_log_level level, const char *needle);
 void log_dump(void);
 void log_capture_install(void);
 
+/* Removes DIR's state sub-directory (the machine-wide counters), if any:
+ * for tests that remove the directory itself, or start counting afresh. */
+void remove_state_dir(const char *dir);
+
 /* Counts how many of N calls of wrench_is_active(C, F) answer true. */
 unsigned count_active(const char *category, const char *feature, unsigned n);
 

@@ -155,13 +155,22 @@ static void test_set_dir_switches_files_on_the_next_call(void **state)
 	assert_int_equal(rmdir(other), 0);
 }
 
-static void test_set_dir_forgets_counters(void **state)
+static void test_set_dir_forgets_per_process_counters(void **state)
+{
+	struct scratch *s = *state;
+	trigger(state, "step times=1 scope=process\n");
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+	assert_int_equal(wrench_set_dir(s->dir), 0);
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+}
+
+static void test_set_dir_keeps_machine_wide_counters(void **state)
 {
 	struct scratch *s = *state;
 	trigger(state, "step times=1\n");
 	assert_int_equal(count_active(CAT, "step", 3), 1);
 	assert_int_equal(wrench_set_dir(s->dir), 0);
-	assert_int_equal(count_active(CAT, "step", 3), 1);
+	assert_int_equal(count_active(CAT, "step", 3), 0);
 }
 
 /* ---- names that cannot be categories ---------------------------------------- */
@@ -350,7 +359,8 @@ int main(void)
 	        TEST(test_set_dir_accepts_trailing_and_repeated_slashes),
 	        TEST(test_set_dir_null_restores_the_default),
 	        TEST(test_set_dir_switches_files_on_the_next_call),
-	        TEST(test_set_dir_forgets_counters),
+	        TEST(test_set_dir_forgets_per_process_counters),
+	        TEST(test_set_dir_keeps_machine_wide_counters),
 	        TEST(test_invalid_category_is_logged_once),
 	        TEST(test_invalid_names_are_inactive),
 	        TEST(test_category_of_name_max_bytes_is_valid),

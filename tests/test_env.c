@@ -54,7 +54,7 @@ static int make_dir(void **state)
 		free(s);
 		return -1;
 	}
-	write_file(s->dir, "agent", "step\ncoin chance=0.5\n", 0600);
+	write_file(s->dir, "agent", "step\ncoin chance=0.5 scope=process\n", 0600);
 	write_file(s->dir, "broken", "step chanse=1\n", 0600);
 	*state = s;
 	return 0;

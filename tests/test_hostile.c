@@ -398,6 +398,7 @@ static void remove_wrench_dir(const char *wrench)
 		return;
 	}
 	unlink(path_in(wrench, "cat", path, sizeof(path)));
+	remove_state_dir(wrench);
 	assert_int_equal(rmdir(wrench), 0);
 }
 

@@ -153,6 +153,7 @@ static void test_directory_appearing_vanishing_and_reappearing_is_seen(void **st
 	assert_true(wrench_is_active("cat", "feat"));
 
 	assert_int_equal(unlink(path), 0);
+	remove_state_dir(wrench);
 	assert_int_equal(rmdir(wrench), 0);
 	assert_false(wrench_is_active("cat", "feat"));
 
@@ -301,21 +302,21 @@ static void test_counters_restart_after_the_file_changes(void **state)
 	const char *dir = scratch_dir(state);
 	char path[512];
 	path_in(dir, "cat", path, sizeof(path));
-	write_file(dir, "cat", "feat times=1\n", 0644);
+	write_file(dir, "cat", "feat times=1 scope=process\n", 0644);
 	assert_int_equal(count_active("cat", "feat", 5), 1);
 
 	/* The same text in a new file is a new version. */
-	write_file(dir, "cat", "feat times=1\n", 0644);
+	write_file(dir, "cat", "feat times=1 scope=process\n", 0644);
 	assert_int_equal(count_active("cat", "feat", 5), 1);
 
 	/* New contents in the same inode, too. */
-	rewrite_in_place(dir, "cat", "feat  times=1\n");
+	rewrite_in_place(dir, "cat", "feat  times=1 scope=process\n");
 	assert_int_equal(count_active("cat", "feat", 5), 1);
 
 	/* Gone and back. */
 	assert_int_equal(unlink(path), 0);
 	assert_false(wrench_is_active("cat", "feat"));
-	write_file(dir, "cat", "feat times=1\n", 0644);
+	write_file(dir, "cat", "feat times=1 scope=process\n", 0644);
 	assert_int_equal(count_active("cat", "feat", 5), 1);
 }
 
@@ -342,7 +343,8 @@ static void test_counters_continue_while_nothing_changes(void **state)
 
 /*
  * A directory that vanishes or stops being trusted takes its files with it,
- * as a deleted file does: when it is back, the lines start counting again.
+ * as a deleted file does: when it is back, the per-process counters of its
+ * lines (scope=process) start again.
  * Each test first checks that a spent times=1 stays spent while nothing
  * changes, so that a restart cannot be mistaken for a cache that never
  * remembers anything.
@@ -353,7 +355,7 @@ static void test_counters_restart_after_the_directory_is_moved_away_and_back(voi
 	path_in(scratch_dir(state), "w", wrench, sizeof(wrench));
 	path_in(scratch_dir(state), "w.away", away, sizeof(away));
 	make_dir_with_mode(wrench, 0700);
-	write_file(wrench, "cat", "boom times=1\n", 0644);
+	write_file(wrench, "cat", "boom times=1 scope=process\n", 0644);
 	assert_int_equal(wrench_set_dir(wrench), 0);
 	assert_true(wrench_is_active("cat", "boom"));
 	assert_false(wrench_is_active("cat", "boom"));
@@ -369,7 +371,7 @@ static void test_counters_restart_after_the_directory_is_moved_away_and_back(voi
 static void test_counters_restart_after_the_directory_is_refused_and_fixed(void **state)
 {
 	const char *dir = scratch_dir(state);
-	write_file(dir, "cat", "boom times=1\n", 0644);
+	write_file(dir, "cat", "boom times=1 scope=process\n", 0644);
 	assert_true(wrench_is_active("cat", "boom"));
 	assert_false(wrench_is_active("cat", "boom"));
 

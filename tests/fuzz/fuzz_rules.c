@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -141,6 +142,8 @@ struct expected {
 	uint64_t slow_ns;
 	u128 chance_num, chance_den;
 	uint64_t every, first, after, times;
+	int64_t until;
+	bool process_scope;
 };
 
 static bool is_blank(char c)
@@ -273,11 +276,51 @@ static bool signal_value(const char *s, size_t len, int *sig)
 	return false;
 }
 
-enum { FAIL, KILL, SLOW, CHANCE, EVERY, FIRST, AFTER, TIMES, DIRECTIVES };
+enum { FAIL, KILL, SLOW, CHANCE, EVERY, FIRST, AFTER, TIMES, UNTIL, SCOPE, DIRECTIVES };
 
 static const char *const directive_names[DIRECTIVES] = {
-        "fail", "kill", "slow", "chance", "every", "first", "after", "times",
+        "fail", "kill", "slow", "chance", "every", "first", "after", "times", "until", "scope",
 };
+
+/* N digits at S as a number, or -1. */
+static int64_t digits(const char *s, size_t n)
+{
+	int64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SSZ" as Unix seconds, counting whole years and months
+ * from 1970 (a different road from lib/parse.c's). */
+static bool instant(const char *s, size_t len, int64_t *out)
+{
+	static const int days_in[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	if (len != 20 || s[4] != '-' || s[7] != '-' || (s[10] | 0x20) != 't' || s[13] != ':' ||
+	    s[16] != ':' || (s[19] | 0x20) != 'z')
+		return false;
+	int64_t y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+	int64_t h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+	    sec < 0 || sec > 60)
+		return false;
+	bool leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+	if (d > days_in[mo - 1] + (mo == 2 && leap))
+		return false;
+	/* Leap days in the years before Y, less those before 1970. */
+	int64_t before = y - 1;
+	int64_t leaps =
+	        before / 4 - before / 100 + before / 400 - (1969 / 4 - 1969 / 100 + 1969 / 400);
+	int64_t days = (y - 1970) * 365 + leaps + d - 1;
+	for (int64_t m = 1; m < mo; m++)
+		days += days_in[m - 1] + (m == 2 && leap);
+	*out = days * 86400 + h * 3600 + mi * 60 + sec;
+	return true;
+}
 
 /* Applies one NAME[=VALUE] word to E; false when wrench(5) refuses it. */
 static bool expect_directive(struct expected *e, const char *word, size_t len, unsigned *seen)
@@ -309,6 +352,12 @@ static bool expect_directive(struct expected *e, const char *word, size_t len, u
 		return value && chance(value, value_len, e);
 	case AFTER:
 		return value && whole_number(value, value_len, &e->after);
+	case UNTIL:
+		return value && instant(value, value_len, &e->until) && e->until > 0;
+	case SCOPE:
+		e->process_scope = value && value_len == 7 && memcmp(value, "process", 7) == 0;
+		return value &&
+		       (e->process_scope || (value_len == 7 && memcmp(value, "machine", 7) == 0));
 	default: {
 		uint64_t *field = d == EVERY ? &e->every : d == FIRST ? &e->first : &e->times;
 		return value && whole_number(value, value_len, field) && *field >= 1;
@@ -352,6 +401,7 @@ static void check_expected(const struct wrench__rule *rule, const struct expecte
 	CHECK(rule->has_slow == e->has_slow && rule->slow_ns == e->slow_ns);
 	CHECK(rule->every == e->every && rule->first == e->first);
 	CHECK(rule->after == e->after && rule->times == e->times);
+	CHECK(rule->until == e->until && rule->process_scope == e->process_scope);
 	CHECK(rule->has_chance == e->has_chance);
 	if (!e->has_chance) {
 		CHECK(rule->chance_threshold == 0);
@@ -372,7 +422,7 @@ static bool same_rule(const struct wrench__rule *a, const struct wrench__rule *b
 	       a->has_slow == b->has_slow && a->slow_ns == b->slow_ns &&
 	       a->has_chance == b->has_chance && a->chance_threshold == b->chance_threshold &&
 	       a->every == b->every && a->first == b->first && a->after == b->after &&
-	       a->times == b->times;
+	       a->times == b->times && a->until == b->until && a->process_scope == b->process_scope;
 }
 
 /* A caller's small message buffer gets the start of the message, ended. */
@@ -482,7 +532,7 @@ struct record {
 	unsigned calls; /* per feature */
 };
 
-static void record_fire(const struct wrench__rule *rule, void *ctx)
+static void record_fire(struct wrench__rule *rule, void *ctx)
 {
 	struct record *rec = ctx;
 
@@ -506,6 +556,9 @@ struct model {
 static bool model_fires(const struct wrench__rule *rule, struct model *m, size_t i, bool seeded,
                         bool fired)
 {
+	/* An expired line is not reached: it neither counts nor fires. */
+	if (rule->until && time(NULL) >= rule->until)
+		return false;
 	uint64_t n = ++m->calls[i];
 	bool spent = rule->times && m->fires[i] >= rule->times;
 
@@ -564,6 +617,12 @@ static void check_feature(struct wrench__rules *rules, const struct wrench__rule
 		CHECK(i >= 0 && (size_t)i < rules->count && &rules->rule[i] == group[g]);
 	CHECK(i == -1);
 	rec->feature = group[0]->feature;
+	/* An until= within a few seconds of now may expire between the
+	 * library's look at the clock and the model's: not foretold. */
+	int64_t now = time(NULL);
+	for (size_t g = 0; g < n; g++)
+		if (group[g]->until && group[g]->until > now - 5 && group[g]->until < now + 5)
+			return;
 	for (unsigned call = 0; call < rec->calls; call++) {
 		rec->count = 0;
 		bool active = wrench__evaluate_each(rules, rec->feature, seeded, record_fire, rec);
@@ -577,11 +636,11 @@ static void check_counters(const struct wrench__rules *rules, const struct model
 	for (size_t i = 0; i < rules->count; i++) {
 		const struct wrench__rule *rule = &rules->rule[i];
 		if (rule->after || rule->every)
-			CHECK(atomic_load(&rule->calls) == m->calls[i]);
+			CHECK(atomic_load(&rule->counters->calls) == m->calls[i]);
 		if (rule->has_chance && seeded)
-			CHECK(atomic_load(&rule->draws) == m->draws[i]);
+			CHECK(atomic_load(&rule->counters->draws) == m->draws[i]);
 		if (rule->times)
-			CHECK(atomic_load(&rule->fires) == m->fires[i] &&
+			CHECK(atomic_load(&rule->counters->fires) == m->fires[i] &&
 			      m->fires[i] <= rule->times);
 	}
 }
@@ -591,9 +650,9 @@ static void reset(struct wrench__rules *rules, struct model *m, bool seeded)
 {
 	for (size_t i = 0; i < rules->count; i++) {
 		struct wrench__rule *rule = &rules->rule[i];
-		atomic_store(&rule->calls, 0);
-		atomic_store(&rule->draws, 0);
-		atomic_store(&rule->fires, 0);
+		atomic_store(&rule->counters->calls, 0);
+		atomic_store(&rule->counters->draws, 0);
+		atomic_store(&rule->counters->fires, 0);
 		rule->seed = seeded ? wrench__seed_for_line(SEED, CATEGORY, rule->line) : 0;
 		m->calls[i] = m->draws[i] = m->fires[i] = 0;
 	}

@@ -56,7 +56,7 @@ int main(void)
 	              "bare\n"
 	              "# a comment\n"
 	              "two-of-three first=2 every=3\n"
-	              "coin chance=50%\n"
+	              "coin chance=50% scope=process\n"
 	              "delay slow=1ms\n",
 	              0600);
 	check(wrench_is_active("agent", "bare"), "a bare line fires");

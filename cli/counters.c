@@ -1,0 +1,210 @@
+/*
+ * The command's side of the machine-wide counters (wrench(5), COUNTERS):
+ * opening a category's state as its agent would trust it, re-arming the
+ * lines a command writes, and removing the counters of lines that are gone,
+ * so that the state never grows without bound. The library only ever claims
+ * slots; freeing them is done here, under the directory lock that every
+ * editing command holds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The agent's uid for the trust checks: --owner's, or else the trigger
+ * directory's owner, which `wrench --owner` made the agent's. */
+static void agent_of(const struct options *o, int dirfd, struct wrench__state_where *w)
+{
+	struct stat st;
+
+	w->for_uid = true;
+	w->uid = o->has_owner ? o->owner_uid : geteuid();
+	w->owner = o->owner_uid;
+	w->group = o->owner_gid;
+	w->chown = o->has_owner;
+	if (!o->has_owner && fstat(dirfd, &st) == 0 && st.st_uid != 0) {
+		w->uid = st.st_uid;
+		/* Root creating counters for a user's agent gives them away. */
+		w->chown = geteuid() == 0;
+		w->owner = st.st_uid;
+		w->group = st.st_gid;
+	}
+}
+
+int judge_counters(const struct options *o, int dirfd, const char *category,
+                   struct wrench__problem *why)
+{
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir};
+	struct wrench__state *state;
+
+	agent_of(o, dirfd, &w);
+	int rc = wrench__state_open(&w, category, &state, why);
+	wrench__state_close(state);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+struct wrench__state *open_counters(const struct options *o, int dirfd, const char *category,
+                                    bool create)
+{
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir, .create = create};
+	struct wrench__state *state;
+	struct wrench__problem why;
+
+	agent_of(o, dirfd, &w);
+	if (wrench__state_open(&w, category, &state, &why) == 0)
+		return state;
+	if (why.level != WRENCH_LOG_DEBUG)
+		note("%s", why.message);
+	return NULL;
+}
+
+struct wrench__rules *parse_keyed(const char *text, size_t len)
+{
+	struct wrench__rules *rules = NULL;
+
+	if (wrench__parse_rules(text ? text : "", text ? len : 0, &rules) < 0 ||
+	    wrench__rules_set_keys(rules) < 0) {
+		wrench__rules_free(rules);
+		note("out of memory");
+		return NULL;
+	}
+	return rules;
+}
+
+/* ---- removing what no line counts in any more --------------------------- */
+
+struct live {
+	const struct wrench__rules *rules;
+};
+
+static void free_if_gone(struct wrench__counters *slot, void *ctx)
+{
+	const struct live *live = ctx;
+	uint64_t key = atomic_load(&slot->key);
+
+	for (size_t i = 0; live->rules && i < live->rules->count; i++)
+		if (live->rules->rule[i].key == key && !live->rules->rule[i].process_scope)
+			return;
+	wrench__slot_reset(slot, true);
+}
+
+/* Removes the state file of CATEGORY. */
+static void remove_counters(int dirfd, const char *category)
+{
+	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sdfd < 0)
+		return;
+	unlinkat(sdfd, category, 0);
+	close(sdfd);
+}
+
+void tidy_counters(const struct options *o, int dirfd, const char *category)
+{
+	struct wrench__trust t = {0};
+	struct wrench__file file;
+
+	/* A file the agent ignores counts nothing: its counters stay until
+	 * it is mended or removed. */
+	int rc = judge_file(o, dirfd, category, &t, &file);
+	if (rc == -ENOENT) {
+		/* No trigger file: its counters go with it. */
+		free(file.data);
+		remove_counters(dirfd, category);
+		return;
+	}
+	if (rc < 0) {
+		free(file.data);
+		return;
+	}
+	struct wrench__rules *rules = parse_keyed(file.data, file.len);
+	free(file.data);
+	struct wrench__state *state = rules ? open_counters(o, dirfd, category, false) : NULL;
+	if (state) {
+		struct live live = {rules};
+		wrench__state_each(state, free_if_gone, &live);
+	}
+	wrench__state_close(state);
+	wrench__rules_free(rules);
+}
+
+void tidy_all_counters(const struct options *o, int dirfd)
+{
+	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sdfd < 0)
+		return;
+	char **names = list_names(sdfd);
+	close(sdfd);
+	for (size_t i = 0; names && names[i]; i++)
+		tidy_counters(o, dirfd, names[i]);
+	free_names(names);
+}
+
+/* ---- re-arming ------------------------------------------------------------ */
+
+int rearm_line(const struct options *o, int dirfd, const char *category, const char *text,
+               size_t len, const char *line)
+{
+	struct wrench__rule written;
+	char err[160];
+
+	if (wrench__parse_line(line, strlen(line), &written, err, sizeof(err)) <= 0)
+		return 0;
+	struct wrench__rules *rules = parse_keyed(text, len);
+	if (!rules)
+		return -ENOMEM;
+	/* The keys replaced the hashes of the text: compare a fresh parse. */
+	struct wrench__rules *plain = NULL;
+	if (wrench__parse_rules(text, len, &plain) < 0) {
+		wrench__rules_free(rules);
+		return -ENOMEM;
+	}
+	/* Without a state there is nothing to re-arm. It is created here only
+	 * for --owner's agent, which then owns it; an agent running as root
+	 * or as the directory's owner creates it at its first call. */
+	struct wrench__state *state = open_counters(o, dirfd, category, o->has_owner);
+	for (size_t i = 0; state && i < rules->count; i++) {
+		if (plain->rule[i].key != written.key || rules->rule[i].process_scope)
+			continue;
+		struct wrench__counters *slot = wrench__state_slot(state, rules->rule[i].key, true);
+		if (slot)
+			wrench__slot_reset(slot, false);
+	}
+	wrench__state_close(state);
+	wrench__rules_free(plain);
+	wrench__rules_free(rules);
+	return 0;
+}
+
+/* ---- durations and instants ------------------------------------------------ */
+
+int parse_cli_duration(const char *text, uint64_t *ns)
+{
+	size_t len = strlen(text);
+	uint64_t n;
+
+	if (wrench__parse_duration(text, len, ns) == 0)
+		return 0;
+	/* Hours and days, whole, for expiry and long waits. */
+	if (len < 2 || (text[len - 1] != 'h' && text[len - 1] != 'd') ||
+	    wrench__parse_uint(text, len - 1, &n) < 0 || n > 366ULL * 24)
+		return -EINVAL;
+	*ns = n * (text[len - 1] == 'h' ? 3600ULL : 86400ULL) * 1000000000ULL;
+	return 0;
+}
+
+int64_t now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec;
+}
+
+bool rule_is_expired(const struct wrench__rule *rule, int64_t now)
+{
+	return rule->until && now >= rule->until;
+}

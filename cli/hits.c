@@ -1,0 +1,350 @@
+/*
+ * The commands that read or reset the machine-wide counters: hits (every
+ * line with its calls, fires and last fire), wait (until a feature has
+ * fired N times) and reset (counters back to zero). They read the trigger
+ * files with the library's checks and parser, and the counters with its
+ * state code, so a line here is the line an agent counts.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Leftovers of interrupted commands, and the state directory: no category. */
+static bool is_category(const char *name)
+{
+	return strncmp(name, ".#", 2) != 0 && wrench__category_is_valid(name);
+}
+
+/* One category's trigger lines with their counters; NULL when it has no
+ * readable trigger file. The caller closes *STATE and frees the rules. */
+static struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
+                                          struct wrench__state **state)
+{
+	struct wrench__trust t = {0};
+	struct wrench__file file = {0};
+
+	*state = NULL;
+	judge_file(o, dirfd, category, &t, &file);
+	if (!file.data) {
+		if (t.problems && t.first.level != WRENCH_LOG_DEBUG)
+			note("ignored: %s", t.first.message);
+		return NULL;
+	}
+	struct wrench__rules *rules = parse_keyed(file.data, file.len);
+	free(file.data);
+	if (rules)
+		*state = open_counters(o, dirfd, category, false);
+	return rules;
+}
+
+/* The shared counters of RULE: its slot, or NULL (none yet, or per process). */
+static struct wrench__counters *counters_of(struct wrench__state *state,
+                                            const struct wrench__rule *rule)
+{
+	if (!state || rule->process_scope)
+		return NULL;
+	return wrench__state_slot(state, rule->key, false);
+}
+
+/* ---- hits ------------------------------------------------------------------ */
+
+struct hits {
+	const struct options *o;
+	int64_t now;
+	bool first_json;
+};
+
+/* The line as the parser reads it: its tokens, one space apart. */
+static void tokens_of(const char *text, size_t len, struct buffer *b)
+{
+	const char *tok;
+	size_t pos = 0, tok_len;
+	for (bool first = true; wrench__next_token(text, len, &pos, &tok, &tok_len);
+	     first = false) {
+		if (!first)
+			buffer_add(b, " ", 1);
+		buffer_add(b, tok, tok_len);
+	}
+}
+
+/* One line's counters, as read from its slot (zeros when it has none). */
+struct hit {
+	uint64_t calls, fires;
+	int64_t last_ns;
+	uint32_t pid;
+	bool spent, expired;
+	char when[32];
+};
+
+static void print_hit_text(const char *category, const char *shown, const struct wrench__rule *rule,
+                           const struct hit *x)
+{
+	print_escaped_string(stdout, category);
+	fputc(' ', stdout);
+	print_escaped_string(stdout, shown);
+	if (rule->process_scope)
+		fputs("  (counted per process)", stdout);
+	else
+		printf("  calls=%llu fires=%llu", (unsigned long long)x->calls,
+		       (unsigned long long)x->fires);
+	if (x->last_ns)
+		printf(" last=%s pid=%u", x->when, (unsigned)x->pid);
+	printf("%s%s\n", x->spent ? " spent" : "", x->expired ? " expired" : "");
+}
+
+static void print_hit_json(struct hits *h, const char *category, const char *shown,
+                           const struct wrench__rule *rule, const struct hit *x)
+{
+	FILE *out = stdout;
+
+	fputs(h->first_json ? "\n  " : ",\n  ", out);
+	h->first_json = false;
+	fputs("{\"category\": ", out);
+	json_string(out, category);
+	fputs(", \"feature\": ", out);
+	json_string(out, rule->feature);
+	fprintf(out, ", \"line\": %u, \"text\": ", rule->line);
+	json_string(out, shown);
+	fprintf(out, ", \"scope\": \"%s\"", rule->process_scope ? "process" : "machine");
+	if (rule->process_scope)
+		fputs(", \"calls\": null, \"fires\": null", out);
+	else
+		fprintf(out, ", \"calls\": %llu, \"fires\": %llu", (unsigned long long)x->calls,
+		        (unsigned long long)x->fires);
+	fputs(", \"last_fire\": ", out);
+	json_string(out, x->last_ns ? x->when : NULL);
+	if (x->last_ns)
+		fprintf(out, ", \"last_pid\": %u", (unsigned)x->pid);
+	else
+		fputs(", \"last_pid\": null", out);
+	fprintf(out, ", \"spent\": %s, \"expired\": %s}", x->spent ? "true" : "false",
+	        x->expired ? "true" : "false");
+}
+
+static void print_hit(struct hits *h, const char *category, const struct wrench__rule *rule,
+                      const char *text, size_t len, const struct wrench__counters *c)
+{
+	struct hit x = {0};
+	struct buffer line = {0};
+
+	if (c) {
+		x.calls = atomic_load(&c->calls);
+		x.fires = atomic_load(&c->fires);
+		x.last_ns = atomic_load(&c->last_fire_ns);
+		x.pid = atomic_load(&c->last_pid);
+	}
+	x.spent = rule->times && x.fires >= rule->times;
+	x.expired = rule_is_expired(rule, h->now);
+	if (x.last_ns)
+		wrench__format_time(x.last_ns / 1000000000, x.when, sizeof(x.when));
+	tokens_of(text, len, &line);
+	const char *shown = line.data && !line.failed ? line.data : rule->feature;
+	if (h->o->json)
+		print_hit_json(h, category, shown, rule, &x);
+	else
+		print_hit_text(category, shown, rule, &x);
+	free(line.data);
+}
+
+struct hits_file {
+	struct hits *h;
+	const char *category;
+	struct wrench__rules *rules;
+	struct wrench__state *state;
+	size_t next; /* the next rule, in file order */
+	unsigned line;
+};
+
+static void hits_line(const char *text, size_t len, bool has_newline, bool names, void *ctx)
+{
+	struct hits_file *f = ctx;
+	(void)has_newline;
+	(void)names;
+	f->line++;
+	if (f->next >= f->rules->count || f->rules->rule[f->next].line != f->line)
+		return;
+	const struct wrench__rule *rule = &f->rules->rule[f->next++];
+	print_hit(f->h, f->category, rule, text, len, counters_of(f->state, rule));
+}
+
+static void hits_category(struct hits *h, int dirfd, const char *category)
+{
+	struct wrench__state *state;
+	struct wrench__trust t = {0};
+	struct wrench__file file = {0};
+
+	judge_file(h->o, dirfd, category, &t, &file);
+	if (!file.data)
+		return;
+	struct wrench__rules *rules = parse_keyed(file.data, file.len);
+	if (rules) {
+		state = open_counters(h->o, dirfd, category, false);
+		struct hits_file f = {.h = h, .category = category, .rules = rules, .state = state};
+		each_line(file.data, file.len, NULL, hits_line, &f);
+		wrench__state_close(state);
+	}
+	wrench__rules_free(rules);
+	free(file.data);
+}
+
+int cmd_hits(const struct options *o, const char *category)
+{
+	struct hits h = {.o = o, .now = now_seconds(), .first_json = true};
+
+	if (category && !wrench__category_is_valid(category)) {
+		note("invalid category \"%s\"", category);
+		return EXIT_USAGE;
+	}
+	struct wrench__trust t = {0};
+	int dirfd = open_checked_dir(o, &t, true);
+	if (dirfd < 0 && dirfd != -ENOENT)
+		note("cannot read %s: %s", o->dir, t.problems ? t.first.message : strerror(-dirfd));
+	if (o->json) {
+		fputs("{\"dir\": ", stdout);
+		json_string(stdout, o->dir);
+		fputs(", \"lines\": [", stdout);
+	}
+	if (dirfd >= 0) {
+		char *only[] = {(char *)category, NULL};
+		char **names = category ? only : list_names(dirfd);
+		for (size_t i = 0; names && names[i]; i++)
+			if (is_category(names[i]))
+				hits_category(&h, dirfd, names[i]);
+		if (!category)
+			free_names(names);
+		close(dirfd);
+	}
+	if (o->json)
+		fputs(h.first_json ? "]}\n" : "\n]}\n", stdout);
+	return EXIT_OK;
+}
+
+/* ---- wait -------------------------------------------------------------------- */
+
+/* Polling the mapped counters costs a few system calls per look; four
+ * looks a second is quick enough for a person and idle for the machine. */
+#define WAIT_POLL_NS (250 * 1000000ull)
+
+/* The fires of FEATURE's lines in CATEGORY since they were set or reset. */
+static uint64_t fires_of(const struct options *o, const char *category, const char *feature)
+{
+	uint64_t fires = 0;
+	struct wrench__trust t = {0};
+	int dirfd = open_checked_dir(o, &t, false);
+	if (dirfd < 0)
+		return 0;
+	struct wrench__state *state;
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	close(dirfd);
+	for (int32_t i = rules ? wrench__rules_find(rules, feature) : -1; i >= 0;
+	     i = rules->rule[i].next_same) {
+		const struct wrench__counters *c = counters_of(state, &rules->rule[i]);
+		fires += c ? atomic_load(&c->fires) : 0;
+	}
+	wrench__state_close(state);
+	wrench__rules_free(rules);
+	return fires;
+}
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int cmd_wait(const struct options *o, const char *category, const char *feature)
+{
+	if (!wrench__category_is_valid(category)) {
+		note("invalid category \"%s\"", category);
+		return EXIT_USAGE;
+	}
+	uint64_t start = monotonic_ns(), fires;
+	bool timed_out = false;
+	while ((fires = fires_of(o, category, feature)) < o->fires) {
+		uint64_t waited = monotonic_ns() - start;
+		if (waited >= o->timeout_ns) {
+			timed_out = true;
+			break;
+		}
+		uint64_t nap = o->timeout_ns - waited < WAIT_POLL_NS ? o->timeout_ns - waited
+		                                                     : WAIT_POLL_NS;
+		struct timespec ts = {(time_t)(nap / 1000000000u), (long)(nap % 1000000000u)};
+		nanosleep(&ts, NULL);
+	}
+	double seconds = (double)(monotonic_ns() - start) / 1e9;
+	if (o->json) {
+		fputs("{\"category\": ", stdout);
+		json_string(stdout, category);
+		fputs(", \"feature\": ", stdout);
+		json_string(stdout, feature);
+		printf(", \"fires\": %llu, \"wanted\": %lu, \"waited_s\": %.3f, \"timed_out\": "
+		       "%s}\n",
+		       (unsigned long long)fires, o->fires, seconds, timed_out ? "true" : "false");
+	} else if (timed_out) {
+		fputs("wrench: timed out after ", stderr);
+		fprintf(stderr, "%.1fs: ", seconds);
+		print_escaped_string(stderr, category);
+		fputc('/', stderr);
+		print_escaped_string(stderr, feature);
+		fprintf(stderr, " fired %llu time(s), %lu wanted\n", (unsigned long long)fires,
+		        o->fires);
+	} else {
+		print_escaped_string(stdout, category);
+		fputc('/', stdout);
+		print_escaped_string(stdout, feature);
+		printf(" fired %llu time(s)\n", (unsigned long long)fires);
+	}
+	return timed_out ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/* ---- reset -------------------------------------------------------------------- */
+
+static void reset_category(const struct options *o, int dirfd, const char *category,
+                           const char *feature)
+{
+	struct wrench__state *state;
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+
+	for (size_t i = 0; state && i < rules->count; i++) {
+		const struct wrench__rule *rule = &rules->rule[i];
+		if (feature && strcmp(rule->feature, feature) != 0)
+			continue;
+		struct wrench__counters *c = counters_of(state, rule);
+		if (c)
+			wrench__slot_reset(c, false);
+	}
+	wrench__state_close(state);
+	wrench__rules_free(rules);
+	tidy_counters(o, dirfd, category);
+}
+
+int cmd_reset(const struct options *o, const char *category, const char *feature)
+{
+	if (category && !wrench__category_is_valid(category)) {
+		note("invalid category \"%s\"", category);
+		return EXIT_USAGE;
+	}
+	struct target target;
+	int rc = open_target(o, false, &target);
+	if (rc == -ENOENT)
+		return EXIT_OK;
+	if (rc != 0)
+		return EXIT_USAGE;
+	int dirfd = target.fd;
+	char *only[] = {(char *)category, NULL};
+	char **names = category ? only : list_names(dirfd);
+	for (size_t i = 0; names && names[i]; i++)
+		if (is_category(names[i]))
+			reset_category(o, dirfd, names[i], feature);
+	if (!category) {
+		free_names(names);
+		tidy_all_counters(o, dirfd);
+	}
+	close(dirfd);
+	return EXIT_OK;
+}

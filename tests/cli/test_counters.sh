@@ -1,0 +1,342 @@
+#!/bin/sh
+# Tests of the machine-wide counters through the wrench command (wrench(1):
+# hits, wait, reset, set --for, clear --expired; wrench(5): COUNTERS), with
+# real agent processes: READER --sequence N DIR CATEGORY FEATURE makes N
+# calls and prints 1 or 0 per call, as a restarted agent would.
+# Each test is a function run in a subshell in its own directory $t, with $D
+# the trigger directory. Prints one line per test and "N passed, N failed";
+# exits 1 if any failed. Tests that need root skip when not run as root.
+# Usage: test_counters.sh WRENCH READER
+# jq filters are in single quotes on purpose.
+# shellcheck disable=SC2016
+set -u
+
+if [ $# -ne 2 ]; then
+	echo "usage: test_counters.sh WRENCH READER" >&2
+	exit 2
+fi
+W=$1
+reader=$2
+command -v jq > /dev/null 2>&1 || {
+	echo "test_counters.sh: jq is needed; apt-get install jq" >&2
+	exit 1
+}
+scratch=$(mktemp -d /tmp/wrench-counters.XXXXXX) || exit 1
+trap 'rm -rf "$scratch"' EXIT
+chmod 0755 "$scratch"
+unset WRENCH_DIR WRENCH_SEED WRENCH_LOG
+uid=$(id -u)
+
+fail() {
+	echo "  FAIL: $*"
+	failed_here=1
+}
+
+skip() {
+	echo "  $*"
+	exit 77
+}
+
+# Runs the command: stdout in $t/out, stderr in $t/err, status in $rc.
+w() {
+	timeout 60 "$W" --dir "$D" "$@" > "$t/out" 2> "$t/err"
+	rc=$?
+}
+
+# One agent process making N calls of FEATURE in category cat; $agent_rc is
+# its exit status (137: killed), and what each call answered is added to
+# $got (1 or 0 per call).
+agent() {
+	timeout 60 "$reader" --sequence "$2" "$D" cat "$1" > "$t/agent" 2> "$t/agent.err"
+	agent_rc=$?
+	got="$got$(tr -d '\n' < "$t/agent")"
+}
+
+expect_rc() {
+	[ "$rc" -eq "$1" ] || fail "exit $rc, expected $1: $(cat "$t/err")"
+}
+
+# ---- kill once means once -------------------------------------------------
+
+test_kill_times_one_kills_the_agent_once() {
+	w set cat crash kill times=1
+	got=""
+	agent crash 1
+	[ "$agent_rc" -eq 137 ] || fail "first run exited $agent_rc, expected 137 (SIGKILL)"
+	got=""
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] && [ "$got" = 0 ] || fail "restarted agent: exit $agent_rc, answered '$got'"
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] || fail "third run exited $agent_rc"
+	w --json hits cat
+	jq -e '.lines[0] | .fires == 1 and .calls == 3 and .spent and (.last_pid > 0) and
+		(.last_fire | test("^[0-9-]+T[0-9:]+Z$"))' "$t/out" > /dev/null ||
+		fail "hits: $(cat "$t/out")"
+}
+
+test_first_every_follows_its_pattern_over_restarts() {
+	w set cat fetch first=2 every=3
+	got=""
+	for _ in 1 2 3 4 5 6; do
+		agent fetch 1
+	done
+	[ "$got" = 110110 ] || fail "six agents answered $got, expected 110110"
+}
+
+# ---- which edits keep or restart the counters --------------------------------
+
+test_set_of_another_line_keeps_the_counters() {
+	w set cat step every=2
+	got=""
+	agent step 1
+	w set cat other
+	agent step 1
+	[ "$got" = 10 ] || fail "answered $got, expected 10"
+}
+
+test_set_of_the_same_line_rearms_it() {
+	w set cat step times=1
+	got=""
+	agent step 2
+	w set cat step times=1
+	agent step 2
+	[ "$got" = 1010 ] || fail "answered $got, expected 1010"
+}
+
+test_reset_restarts_the_counters() {
+	w set cat step times=1
+	w set cat other times=1
+	got=""
+	agent step 2
+	agent other 1
+	w reset cat step
+	expect_rc 0
+	agent step 1
+	agent other 1
+	w reset
+	expect_rc 0
+	agent step 1
+	agent other 1
+	[ "$got" = 1011011 ] || fail "answered $got, expected 1011011"
+}
+
+test_counters_of_removed_lines_are_removed() {
+	w set cat step times=1
+	w set cat keep
+	agent step 1
+	w unset cat step
+	# Written back by hand, not by set (which would re-arm it): the old
+	# counters are gone, so it fires again.
+	printf 'keep\nstep times=1\n' > "$D/cat.new"
+	chmod 0600 "$D/cat.new"
+	mv "$D/cat.new" "$D/cat"
+	got=""
+	agent step 1
+	[ "$got" = 1 ] || fail "the removed line's counters were kept (answered $got)"
+}
+
+test_unset_and_clear_remove_the_state_files() {
+	w set cat step
+	w set other step
+	agent step 1
+	w unset cat
+	[ ! -e "$D/.wrench-state/cat" ] || fail "unset left .wrench-state/cat"
+	w clear
+	expect_rc 0
+	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "clear left $(ls -A "$D/.wrench-state")"
+}
+
+# ---- wait ----------------------------------------------------------------------
+
+test_wait_returns_at_once_for_an_earlier_fire() {
+	w set cat step times=1
+	agent step 1
+	w wait cat step --timeout 5s
+	expect_rc 0
+	grep -q 'cat/step fired 1 time' "$t/out" || fail "wait said: $(cat "$t/out")"
+}
+
+test_wait_returns_when_a_running_program_fires() {
+	w set cat step
+	start=$(date +%s)
+	"$W" --dir "$D" wait cat step --timeout 30s > "$t/wait.out" 2>&1 &
+	waiter=$!
+	sleep 1
+	kill -0 "$waiter" 2> /dev/null || fail "wait returned before anything fired"
+	agent step 1
+	wait "$waiter"
+	wrc=$?
+	[ "$wrc" -eq 0 ] || fail "wait exited $wrc: $(cat "$t/wait.out")"
+	[ $(($(date +%s) - start)) -lt 25 ] || fail "wait did not return when the point fired"
+}
+
+test_wait_times_out_with_exit_1() {
+	w set cat step
+	w wait cat step --timeout 300ms
+	expect_rc 1
+	grep -q 'timed out.*fired 0 time(s), 1 wanted' "$t/err" || fail "said: $(cat "$t/err")"
+	w --json wait cat step --fires 2 --timeout 100ms
+	expect_rc 1
+	jq -e '.timed_out and .fires == 0 and .wanted == 2' "$t/out" > /dev/null ||
+		fail "json: $(cat "$t/out")"
+}
+
+test_wait_counts_the_fires_asked_for() {
+	w set cat step every=2
+	agent step 6
+	w wait cat step --fires 3 --timeout 1s
+	expect_rc 0
+	w wait cat step --fires 4 --timeout 200ms
+	expect_rc 1
+}
+
+test_wait_rejects_bad_options() {
+	w wait cat step --fires 0
+	expect_rc 2
+	w wait cat step --timeout soon
+	expect_rc 2
+	w hits --fires 2
+	expect_rc 2
+}
+
+# ---- hits and eval --------------------------------------------------------------
+
+test_hits_lists_every_line_with_its_counters() {
+	w set cat a every=2
+	w set cat b scope=process
+	agent a 3
+	w hits
+	expect_rc 0
+	grep -q '^cat a every=2  calls=3 fires=2 last=.* pid=[0-9]*$' "$t/out" ||
+		fail "hits: $(cat "$t/out")"
+	grep -q '^cat b scope=process  (counted per process)' "$t/out" || fail "hits: $(cat "$t/out")"
+	w --json hits
+	jq -e '.lines | length == 2 and .[1].calls == null and .[1].scope == "process"' \
+		"$t/out" > /dev/null || fail "json: $(cat "$t/out")"
+}
+
+test_eval_previews_from_the_counters_without_changing_them() {
+	w set cat step times=2
+	agent step 1
+	w eval cat step -n 3
+	grep -q 'step fired on 1 of 3 calls' "$t/out" || fail "eval: $(cat "$t/out")"
+	w --json hits cat
+	jq -e '.lines[0] | .calls == 1 and .fires == 1' "$t/out" > /dev/null ||
+		fail "eval changed the counters: $(cat "$t/out")"
+}
+
+test_hits_escapes_control_characters() {
+	mkdir -m 0700 "$D"
+	printf 'a\033]0;owned\007b\n' > "$D/cat"
+	chmod 0600 "$D/cat"
+	w hits
+	expect_rc 0
+	grep -q 'a\\x1b]0;owned\\x07b' "$t/out" || fail "hits: $(od -c "$t/out" | head -3)"
+	if grep -q "$(printf '\033')" "$t/out"; then
+		fail "hits wrote an escape character to the terminal"
+	fi
+}
+
+# ---- expiry -----------------------------------------------------------------------
+
+test_until_in_the_past_never_fires_and_in_the_future_fires() {
+	w set cat old until=2020-01-01T00:00:00Z
+	w set cat new until=2999-01-01T00:00:00Z
+	got=""
+	agent old 2
+	agent new 2
+	[ "$got" = 0011 ] || fail "answered $got, expected 0011"
+	w hits
+	grep -q '^cat old until=2020-01-01T00:00:00Z .* expired$' "$t/out" || fail "hits: $(cat "$t/out")"
+	w list
+	grep -q 'old .*expired' "$t/out" || fail "list: $(cat "$t/out")"
+	w check
+	expect_rc 1
+	grep -q 'expired at 2020-01-01T00:00:00Z.*wrench clear --expired' "$t/out" ||
+		fail "check: $(cat "$t/out")"
+}
+
+test_set_for_writes_until_and_clear_expired_removes_it() {
+	w set cat soon --for 2h
+	expect_rc 0
+	grep -Eq '^soon until=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "$D/cat" || fail "wrote: $(cat "$D/cat")"
+	w set cat both until=2999-01-01T00:00:00Z --for 1h
+	expect_rc 2
+	w set cat old until=2020-01-01T00:00:00Z
+	w clear --expired
+	expect_rc 0
+	grep -q '^old' "$D/cat" && fail "clear --expired left the expired line"
+	grep -q '^soon' "$D/cat" || fail "clear --expired removed a live line"
+}
+
+# ---- the state directory -----------------------------------------------------------
+
+test_state_directory_is_not_a_category() {
+	w set .wrench-state step
+	expect_rc 2
+}
+
+test_check_reports_counters_an_agent_would_not_use() {
+	w set cat step times=1
+	agent step 1
+	chmod 0666 "$D/.wrench-state/cat"
+	w check
+	expect_rc 1
+	grep -q '\.wrench-state/cat is writable by group or others.*fix: chmod go-w' "$t/out" ||
+		fail "check: $(cat "$t/out")"
+	# The agent does not trust them either: it counts per process, and says so.
+	got=""
+	agent step 1
+	[ "$got" = 1 ] || fail "answered $got with untrusted counters"
+	grep -q 'per process' "$t/agent.err" || fail "agent said: $(cat "$t/agent.err")"
+}
+
+test_owner_gets_the_state_files() {
+	[ "$uid" -eq 0 ] || skip "skipped: needs root (chown to nobody)"
+	w --owner nobody set cat step times=1
+	expect_rc 0
+	[ "$(stat -c %U "$D/.wrench-state")" = nobody ] || fail "state directory not nobody's"
+	[ "$(stat -c %U%a "$D/.wrench-state/cat")" = nobody600 ] || fail "state file: $(stat -c %U%a "$D/.wrench-state/cat")"
+	# The agent, running as nobody, counts in it.
+	got=$(setpriv --reuid nobody --regid nogroup --clear-groups "$reader" --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
+	[ "$got" = 10 ] || fail "agent as nobody answered $got: $(cat "$t/agent.err")"
+	w --owner nobody hits cat
+	grep -q 'fires=1' "$t/out" || fail "hits: $(cat "$t/out")"
+}
+
+# ---- Runner -----------------------------------------------------------------------
+
+passed=0
+failed=0
+skipped=0
+tests=$(sed -n 's/^\(test_[A-Za-z0-9_]*\)() {$/\1/p' "$0")
+for name in $tests; do
+	t=$(mktemp -d "$scratch/t.XXXXXX")
+	chmod 0755 "$t"
+	D=$t/wrench
+	(
+		failed_here=0
+		got=""
+		cd "$t" || exit 1
+		"$name"
+		exit $failed_here
+	) > "$scratch/test.log" 2>&1
+	case $? in
+	0)
+		passed=$((passed + 1))
+		echo "ok   $name"
+		;;
+	77)
+		skipped=$((skipped + 1))
+		echo "skip $name: $(sed 's/^ *//' "$scratch/test.log")"
+		;;
+	*)
+		failed=$((failed + 1))
+		echo "FAIL $name"
+		cat "$scratch/test.log"
+		;;
+	esac
+done
+[ "$skipped" -eq 0 ] || echo "($skipped skipped)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

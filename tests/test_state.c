@@ -1,0 +1,530 @@
+/*
+ * The machine-wide counters (wrench(5), COUNTERS): shared by processes and
+ * threads, kept across restarts, keyed by line; the fire records; expiry
+ * with until=; the fallback to per-process counting when the state cannot
+ * be used; and the bounded fire log.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAT "agent"
+
+static int setup(void **state)
+{
+	return scratch_setup(state);
+}
+
+static int teardown(void **state)
+{
+	wrench__set_fire_log_period_ns(10 * 1000000000LL);
+	return scratch_teardown(state);
+}
+
+static void trigger(void **state, const char *content)
+{
+	write_file(scratch_dir(state), CAT, content, 0600);
+}
+
+/* What a freshly started agent answers on its first call: the child
+ * forgets what it inherited, as a new program has nothing to inherit. */
+static void one_call(void *arg)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", wrench_get_dir());
+	if (wrench_set_dir(dir) != 0)
+		_exit(255);
+	_exit(wrench_is_active(CAT, (const char *)arg) ? 1 : 0);
+}
+
+/* Runs one call of FEATURE in a new process: 1 active, 0 not, -SIG killed. */
+static int call_in_new_process(const char *feature)
+{
+	int status = run_in_child(one_call, (void *)feature);
+	if (WIFSIGNALED(status))
+		return -WTERMSIG(status);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* A line's counters, as plain numbers. */
+struct counts {
+	uint64_t calls, draws, fires;
+	int64_t last_fire_ns;
+	uint32_t last_pid;
+};
+
+/* The shared counters of line LINE (1-based, among the trigger lines) of
+ * CAT, read as the wrench command reads them. */
+static struct counts read_counters(void **state, size_t line)
+{
+	char path[512];
+	struct wrench__rules *rules;
+	struct wrench__state *st;
+	struct wrench__problem why;
+	struct counts copy = {0};
+	const char *dir = scratch_dir(state);
+
+	FILE *f = fopen(path_in(dir, CAT, path, sizeof(path)), "r");
+	assert_non_null(f);
+	char text[4096];
+	size_t len = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	assert_int_equal(wrench__parse_rules(text, len, &rules), 0);
+	assert_int_equal(wrench__rules_set_keys(rules), 0);
+	assert_true(line >= 1 && line <= rules->count);
+	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = dir};
+	assert_int_equal(wrench__state_open(&w, CAT, &st, &why), 0);
+	close(dirfd);
+	struct wrench__counters *slot = wrench__state_slot(st, rules->rule[line - 1].key, false);
+	if (slot) {
+		copy.calls = atomic_load(&slot->calls);
+		copy.fires = atomic_load(&slot->fires);
+		copy.draws = atomic_load(&slot->draws);
+		copy.last_fire_ns = atomic_load(&slot->last_fire_ns);
+		copy.last_pid = atomic_load(&slot->last_pid);
+	}
+	wrench__state_close(st);
+	wrench__rules_free(rules);
+	return copy;
+}
+
+/* ---- across processes ----------------------------------------------------- */
+
+static void test_kill_times_one_kills_only_the_first_process(void **state)
+{
+	trigger(state, "crash kill times=1\n");
+	assert_int_equal(call_in_new_process("crash"), -SIGKILL);
+	/* The restarted agent recovers: the line is spent. */
+	assert_int_equal(call_in_new_process("crash"), 0);
+	assert_int_equal(call_in_new_process("crash"), 0);
+	assert_int_equal(read_counters(state, 1).fires, 1);
+}
+
+static void test_first_every_follows_the_pattern_across_processes(void **state)
+{
+	char got[7];
+	trigger(state, "fetch first=2 every=3\n");
+	for (int i = 0; i < 6; i++)
+		got[i] = (char)('0' + call_in_new_process("fetch"));
+	got[6] = '\0';
+	assert_string_equal(got, "110110");
+}
+
+static void test_fire_record_names_the_process_and_the_time(void **state)
+{
+	trigger(state, "step times=2\n");
+	struct timespec before;
+	clock_gettime(CLOCK_REALTIME, &before);
+	assert_true(wrench_is_active(CAT, "step"));
+	struct counts c = read_counters(state, 1);
+	assert_int_equal(c.last_pid, (uint32_t)getpid());
+	/* The coarse clock may lag by a tick: a generous second. */
+	assert_true(c.last_fire_ns >= (int64_t)before.tv_sec * 1000000000 - 1000000000);
+	assert_true(c.last_fire_ns <= (int64_t)before.tv_sec * 1000000000 + 60ll * 1000000000);
+	assert_int_equal(c.calls, 1);
+	assert_int_equal(c.fires, 1);
+}
+
+/* ---- processes and threads at once --------------------------------------- */
+
+#define PROCESSES 4
+#define THREADS   2
+
+struct hammer {
+	const char *feature;
+	unsigned calls;
+	_Atomic unsigned active;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	atomic_fetch_add(&h->active, count_active(CAT, h->feature, h->calls));
+	return NULL;
+}
+
+/* Each process runs THREADS threads and writes how often it was active. */
+static void hammer_process(void *arg)
+{
+	struct hammer *h = arg;
+	pthread_t t[THREADS];
+	for (int i = 0; i < THREADS; i++)
+		if (pthread_create(&t[i], NULL, hammer_thread, h) != 0)
+			_exit(255);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	unsigned active = atomic_load(&h->active);
+	_exit(active > 254 ? 254 : (int)active);
+}
+
+/* Starts PROCESSES processes at once; returns the total of their counts
+ * as read back from the shared state. */
+static void hammer(void **state, const char *feature, unsigned calls)
+{
+	struct hammer h = {.feature = feature, .calls = calls};
+	pid_t pid[PROCESSES];
+
+	fflush(NULL);
+	for (int p = 0; p < PROCESSES; p++) {
+		pid[p] = fork();
+		assert_true(pid[p] >= 0);
+		if (pid[p] == 0)
+			hammer_process(&h);
+	}
+	for (int p = 0; p < PROCESSES; p++) {
+		int status;
+		assert_int_equal(waitpid(pid[p], &status, 0), pid[p]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 255);
+	}
+	(void)state;
+}
+
+static void test_times_is_exact_over_processes_and_threads(void **state)
+{
+	trigger(state, "step times=1000\n");
+	hammer(state, "step", 2000);
+	struct counts c = read_counters(state, 1);
+	assert_int_equal(c.fires, 1000);
+	assert_int_equal(c.calls, PROCESSES * THREADS * 2000);
+}
+
+static void test_every_is_exact_over_processes_and_threads(void **state)
+{
+	trigger(state, "step every=4\n");
+	hammer(state, "step", 1000);
+	struct counts c = read_counters(state, 1);
+	assert_int_equal(c.calls, PROCESSES * THREADS * 1000);
+	assert_int_equal(c.fires, PROCESSES * THREADS * 1000 / 4);
+}
+
+static void test_processes_starting_at_once_share_one_state(void **state)
+{
+	char path[512];
+	/* No state yet: every process creates it at its first call. */
+	trigger(state, "step times=1\n");
+	hammer(state, "step", 1);
+	assert_int_equal(read_counters(state, 1).fires, 1);
+	/* One state file, no temporary left behind. */
+	path_in(scratch_dir(state), WRENCH_STATE_DIR, path, sizeof(path));
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = " CAT, path);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- which changes restart a line's counters --------------------------------- */
+
+static void test_changing_another_line_keeps_the_counters(void **state)
+{
+	need_strict_visibility();
+	trigger(state, "step times=2\nother\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	trigger(state, "step times=2\nother fail\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_false(wrench_is_active(CAT, "step"));
+}
+
+static void test_adding_a_line_keeps_the_counters(void **state)
+{
+	need_strict_visibility();
+	trigger(state, "step first=1 every=2\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	trigger(state, "new\nstep first=1 every=2   # a comment\n");
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+static void test_changing_the_line_restarts_its_counters(void **state)
+{
+	need_strict_visibility();
+	trigger(state, "step times=1\n");
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+	trigger(state, "step times=1 fail\n");
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+}
+
+static void test_identical_lines_are_two_lines(void **state)
+{
+	trigger(state, "step times=1\nstep times=1\n");
+	assert_int_equal(count_active(CAT, "step", 5), 2);
+	assert_int_equal(read_counters(state, 1).fires, 1);
+	assert_int_equal(read_counters(state, 2).fires, 1);
+}
+
+static void test_removing_the_state_rearms_the_lines(void **state)
+{
+	trigger(state, "step times=1\n");
+	assert_int_equal(call_in_new_process("step"), 1);
+	assert_int_equal(call_in_new_process("step"), 0);
+	remove_state_dir(scratch_dir(state));
+	assert_int_equal(call_in_new_process("step"), 1);
+}
+
+static void test_scope_process_counts_per_process(void **state)
+{
+	trigger(state, "step times=1 scope=process\n");
+	assert_int_equal(call_in_new_process("step"), 1);
+	assert_int_equal(call_in_new_process("step"), 1);
+}
+
+/* ---- killed in the middle ------------------------------------------------------- */
+
+static void spin(void *arg)
+{
+	(void)arg;
+	for (;;)
+		wrench_is_active(CAT, "step");
+}
+
+static void test_processes_killed_while_counting_leave_a_usable_state(void **state)
+{
+	trigger(state, "step every=2 times=100000000\nlast times=1\n");
+	for (int i = 0; i < 100; i++) {
+		fflush(NULL);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			spin(NULL);
+		/* Killed at some point of its loop, the first ones while they
+		 * create or attach the state. */
+		struct timespec pause = {0, (long)(i % 10) * 100000};
+		nanosleep(&pause, NULL);
+		kill(pid, SIGKILL);
+		int status;
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+	}
+	struct counts c = read_counters(state, 1);
+	/* A process killed between counting a call and its fire loses the
+	 * fire, never more. */
+	assert_true(c.fires <= (c.calls + 1) / 2);
+	assert_true(c.fires + 100 >= (c.calls + 1) / 2);
+	assert_int_equal(call_in_new_process("last"), 1);
+	assert_int_equal(call_in_new_process("last"), 0);
+}
+
+/* ---- when the state cannot be used ------------------------------------------ */
+
+static void assert_per_process_fallback(void **state, const char *needle)
+{
+	log_capture_reset();
+	assert_int_equal(count_active(CAT, "step", 3), 1);
+	if (!log_has(WRENCH_LOG_WARN, needle, "per process", (const char *)NULL) &&
+	    !log_has(WRENCH_LOG_ERROR, needle, (const char *)NULL)) {
+		log_dump();
+		fail_msg("no message containing %s and \"per process\"", needle);
+	}
+	/* A new process counts again: the fallback is per process. */
+	assert_int_equal(call_in_new_process("step"), 1);
+	(void)state;
+}
+
+static void make_state_file(void **state, const char *content, size_t len, mode_t mode)
+{
+	char sdir[512], path[600];
+	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
+	make_dir_with_mode(sdir, 0700);
+	path_in(sdir, CAT, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+static void test_damaged_state_falls_back_to_per_process_counting(void **state)
+{
+	make_state_file(state, "garbage", 7, 0600);
+	trigger(state, "step times=1\n");
+	assert_per_process_fallback(state, "is damaged");
+	/* Told once, not at every reload. */
+	log_capture_reset();
+	trigger(state, "step times=1\nother\n");
+	count_active(CAT, "step", 2);
+	assert_int_equal(log_count(WRENCH_LOG_WARN, "is damaged"), 0);
+}
+
+static void test_group_writable_state_falls_back_to_per_process_counting(void **state)
+{
+	trigger(state, "step times=1\n");
+	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
+	char path[600], sdir[512];
+	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
+	assert_int_equal(chmod(path_in(sdir, CAT, path, sizeof(path)), 0660), 0);
+	/* The spent line would not fire again from a trusted state. */
+	trigger(state, "step times=1\n");
+	assert_per_process_fallback(state, "writable by group or others");
+}
+
+static void test_state_owned_by_another_user_falls_back(void **state)
+{
+	if (!need_root("chown a state file to another user"))
+		return;
+	trigger(state, "step times=1\n");
+	assert_int_equal(call_in_new_process("step"), 1);
+	char path[600], sdir[512];
+	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
+	assert_int_equal(chown(path_in(sdir, CAT, path, sizeof(path)), 4242, 4242), 0);
+	trigger(state, "step times=1\n");
+	assert_per_process_fallback(state, "owned by uid 4242");
+}
+
+static void test_state_that_cannot_be_created_falls_back(void **state)
+{
+	char sdir[512];
+	/* Something that is not a directory where the state would go. */
+	write_file(scratch_dir(state), WRENCH_STATE_DIR, "x\n", 0600);
+	trigger(state, "step times=1\n");
+	assert_per_process_fallback(
+	        state, path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir)));
+}
+
+/* What an agent running as nobody finds: a trusted root directory it may
+ * read but not write, so no state. Exits 0 when it counted per process and
+ * said why. */
+static void agent_as_nobody(void *arg)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", (const char *)arg);
+	if (setgid(65534) != 0 || setuid(65534) != 0 || wrench_set_dir(dir) != 0)
+		_exit(2);
+	log_capture_reset();
+	if (count_active(CAT, "step", 3) != 1)
+		_exit(3);
+	_exit(log_has(WRENCH_LOG_WARN, "cannot create", "per process", (const char *)NULL) ? 0 : 4);
+}
+
+static void test_agent_that_may_not_create_the_state_counts_per_process(void **state)
+{
+	if (!need_root("run an agent as nobody"))
+		return;
+	const char *dir = scratch_dir(state);
+	assert_int_equal(chmod(dir, 0755), 0);
+	write_file(dir, CAT, "step times=1\n", 0644);
+	int status = run_in_child(agent_as_nobody, (void *)dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_symlinked_state_is_not_followed(void **state)
+{
+	char sdir[512], path[600], target[600];
+	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
+	make_dir_with_mode(sdir, 0700);
+	path_in(scratch_dir(state), "elsewhere", target, sizeof(target));
+	assert_int_equal(symlink(target, path_in(sdir, CAT, path, sizeof(path))), 0);
+	trigger(state, "step times=1\n");
+	assert_per_process_fallback(state, path);
+	struct stat st;
+	assert_int_equal(lstat(target, &st), -1);
+}
+
+static void test_state_directory_is_not_a_category(void **state)
+{
+	(void)state;
+	assert_false(wrench__category_is_valid(WRENCH_STATE_DIR));
+	assert_false(wrench_is_active(WRENCH_STATE_DIR, "step"));
+	assert_error_logged("invalid category", WRENCH_STATE_DIR);
+}
+
+/* ---- until= ------------------------------------------------------------------- */
+
+static void test_until_in_the_past_never_fires(void **state)
+{
+	trigger(state, "step until=2020-01-01T00:00:00Z\n");
+	assert_int_equal(count_active(CAT, "step", 10), 0);
+}
+
+static void test_until_in_the_future_fires(void **state)
+{
+	trigger(state, "step until=2999-12-31T23:59:59Z\n");
+	assert_int_equal(count_active(CAT, "step", 10), 10);
+}
+
+static void test_until_is_parsed_as_utc(void **state)
+{
+	(void)state;
+	int64_t t;
+	char buf[32];
+	assert_int_equal(wrench__parse_time("2026-12-01T18:30:00Z", 20, &t), 0);
+	assert_int_equal(t, 1796149800);
+	wrench__format_time(t, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-12-01T18:30:00Z");
+	assert_int_equal(wrench__parse_time("2024-02-29T00:00:00Z", 20, &t), 0);
+	assert_int_equal(wrench__parse_time("2023-02-29T00:00:00Z", 20, &t), -EINVAL);
+	assert_int_equal(wrench__parse_time("2026-12-01T18:30:00+01:00", 25, &t), -EINVAL);
+	assert_int_equal(wrench__parse_time("2026-12-01 18:30:00Z", 20, &t), -EINVAL);
+}
+
+/* ---- the fire log ------------------------------------------------------------- */
+
+static void test_a_million_fires_log_a_bounded_number_of_lines(void **state)
+{
+	trigger(state, "step chance=10%\n");
+	uint64_t start = now_ns();
+	unsigned fired = count_active(CAT, "step", 1000000);
+	uint64_t seconds = (now_ns() - start) / 1000000000u;
+	assert_true(fired > 90000 && fired < 110000);
+	size_t lines = log_count(WRENCH_LOG_WARN, CAT "/step");
+	/* The first fire, then one summary per 10 s at most. */
+	assert_true(lines >= 1);
+	assert_true(lines <= 2 + seconds / 10);
+}
+
+static void test_later_fires_are_summed_in_one_line(void **state)
+{
+	wrench__set_fire_log_period_ns(1);
+	trigger(state, "step\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	struct timespec tick = {0, 20 * 1000000}; /* past a coarse clock tick */
+	nanosleep(&tick, NULL);
+	assert_true(wrench_is_active(CAT, "step"));
+	if (!log_has(WRENCH_LOG_WARN, CAT "/step fired 1 more time(s)", (const char *)NULL)) {
+		log_dump();
+		fail_msg("no summary line");
+	}
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        TEST(test_kill_times_one_kills_only_the_first_process),
+	        TEST(test_first_every_follows_the_pattern_across_processes),
+	        TEST(test_fire_record_names_the_process_and_the_time),
+	        TEST(test_times_is_exact_over_processes_and_threads),
+	        TEST(test_every_is_exact_over_processes_and_threads),
+	        TEST(test_processes_starting_at_once_share_one_state),
+	        TEST(test_changing_another_line_keeps_the_counters),
+	        TEST(test_adding_a_line_keeps_the_counters),
+	        TEST(test_changing_the_line_restarts_its_counters),
+	        TEST(test_identical_lines_are_two_lines),
+	        TEST(test_removing_the_state_rearms_the_lines),
+	        TEST(test_scope_process_counts_per_process),
+	        TEST(test_processes_killed_while_counting_leave_a_usable_state),
+	        TEST(test_damaged_state_falls_back_to_per_process_counting),
+	        TEST(test_group_writable_state_falls_back_to_per_process_counting),
+	        TEST(test_state_owned_by_another_user_falls_back),
+	        TEST(test_state_that_cannot_be_created_falls_back),
+	        TEST(test_agent_that_may_not_create_the_state_counts_per_process),
+	        TEST(test_symlinked_state_is_not_followed),
+	        TEST(test_state_directory_is_not_a_category),
+	        TEST(test_until_in_the_past_never_fires),
+	        TEST(test_until_in_the_future_fires),
+	        TEST(test_until_is_parsed_as_utc),
+	        TEST(test_a_million_fires_log_a_bounded_number_of_lines),
+	        TEST(test_later_fires_are_summed_in_one_line),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
