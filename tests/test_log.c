@@ -416,6 +416,34 @@ static void test_missing_file_or_directory_is_silent_by_default(void **state)
 	assert_int_equal(log_capture_count(), 0);
 }
 
+/* A logger that fails the test when a message holds a control byte. */
+static void no_control_bytes(enum wrench_log_level level, const char *message, void *ctx)
+{
+	unsigned *escaped = ctx;
+	(void)level;
+	for (const unsigned char *c = (const unsigned char *)message; *c; c++)
+		if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f))
+			fail_msg("a message holds control byte 0x%02x: %s", *c, message);
+	*escaped += strstr(message, "\\x1b[2J") != NULL;
+}
+
+/* A category may come from the agent's input: ESC, BEL and C1 bytes in it
+ * (or in a feature) must not reach the terminal of whoever reads the log. */
+static void test_control_characters_in_names_are_escaped_in_messages(void **state)
+{
+	struct scratch *s = *state;
+	static const char category[] = "agent\x1b[2J\x07\xc2\x9b";
+	unsigned escaped = 0;
+
+	write_file(s->dir, category, "step\n", 0600);
+	wrench_set_logger(no_control_bytes, &escaped);
+	assert_true(wrench_is_active(category, "step"));
+	assert_false(wrench_is_active("a/b", "feature\x1b[2J\x07"));
+	wrench_set_logger(NULL, NULL);
+	/* The WARN of the firing line and the ERROR of the bad argument. */
+	assert_int_equal(escaped, 2);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -434,6 +462,7 @@ int main(void)
 	        TEST(test_error_threshold_hides_warnings),
 	        TEST(test_debug_threshold_reports_a_missing_file),
 	        TEST(test_missing_file_or_directory_is_silent_by_default),
+	        TEST(test_control_characters_in_names_are_escaped_in_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
