@@ -90,9 +90,9 @@ static bool bad_argument(const char *category, const char *feature)
 	return true;
 }
 
-/* Everything but the switch, kept out of line so that the disabled path
- * is a load, a test and a return. */
-__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+WRENCH_TLS bool wrench__in_call;
+
+static bool answer(const char *category, const char *feature)
 {
 	bool active;
 
@@ -104,6 +104,25 @@ __attribute__((noinline)) static bool is_active_enabled(const char *category, co
 	if (bad_argument(category, feature))
 		return false;
 	return wrench__query(category, feature);
+}
+
+/* Everything but the switch, kept out of line so that the disabled path
+ * is a load, a test and a return. */
+__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+{
+	/* A signal handler that calls us while this thread is inside a call
+	 * would wait for a lock its own thread holds: it gets false instead.
+	 * One thread-local byte, no atomic: only this thread touches it; the
+	 * signal fences (no instruction) keep the compiler from moving the
+	 * stores across the call. */
+	if (wrench__in_call)
+		return false;
+	wrench__in_call = true;
+	atomic_signal_fence(memory_order_seq_cst);
+	bool active = answer(category, feature);
+	atomic_signal_fence(memory_order_seq_cst);
+	wrench__in_call = false;
+	return active;
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */

@@ -276,9 +276,10 @@ struct wrench__ticket {
 	uint64_t version;    /* of the category's entry */
 };
 
-/* Copies the directory in force into DIR and takes a ticket for CATEGORY;
- * false when there is no usable directory. */
-bool wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
+/* Copies the directory in force into DIR and takes a ticket for CATEGORY.
+ * Returns 0, -ENOENT when there is no usable directory, or -ENOMEM (a
+ * passing shortage, which says nothing about the directory). */
+int wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
 
 /*
  * Returns a referenced snapshot of FILE, the category's trigger file: the
@@ -296,10 +297,14 @@ struct wrench__snapshot *wrench__snapshot_private(const char *category, const ch
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 
 /* The directory or the file is missing or refused: forget the counters
- * that depended on it, and log the problem once per change. */
+ * that depended on it, and log the problem once while it lasts (rate
+ * limited). */
 void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wrench__problem *why);
 void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
                                 const struct wrench__problem *why);
+/* A passing shortage (descriptors, memory, an interrupted call) stopped a
+ * load: nothing is forgotten or remembered; logged once, as WARN. */
+void wrench__cache_transient_problem(const struct wrench__problem *why);
 
 /* Reads the environment ($WRENCH_DIR, $WRENCH_SEED); called once. */
 void wrench__cache_init(void);
@@ -382,5 +387,10 @@ void wrench__view_atfork_child(void);
 
 /* Runs the once-only setup (environment, fork handlers) if not done yet. */
 void wrench__init(void);
+/* Set while this thread is inside wrench_is_active(), so that a call from
+ * a signal handler that interrupted it answers false instead of waiting
+ * for a lock this thread holds. Cleared while a user's logger runs: no
+ * lock is held then, and a logger may call the library. */
+extern WRENCH_TLS bool wrench__in_call;
 
 #endif /* WRENCH_INTERNAL_H */

@@ -112,7 +112,10 @@ static void deliver(enum wrench_log_level level, const char *message)
 		return;
 	}
 	delivering = sink;
+	bool in_call = wrench__in_call;
+	wrench__in_call = false;
 	sink->fn(level, message, sink->ctx);
+	wrench__in_call = in_call;
 	delivering = NULL;
 	sink_put(sink);
 }

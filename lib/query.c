@@ -8,6 +8,7 @@
  * checks every rule, reads the file, and parses it through the cache of
  * parsed files (cache.c).
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,16 @@
  * that, the call evaluates its own reading without caching it. */
 #define MAX_STALE_RETRIES 4
 
+/* Errors that say nothing about the files, only that the process ran
+ * short for a moment: the call answers false and remembers nothing, so
+ * that the next one looks again. Cached, one EMFILE would leave a point
+ * inactive until its file changed. */
+static bool is_transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EINTR ||
+	       err == -EAGAIN || err == -ENOBUFS;
+}
+
 /* Finds and reads the trigger file; NULL (problem handled) when there is
  * none to use. Sets *STALE when the cache moved on during the I/O. */
 static struct wrench__snapshot *load_once(const char *category, struct wrench__trust *trust,
@@ -30,21 +41,38 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	struct wrench__file file;
 
 	*stale = false;
+	*outcome = WRENCH__RETRY;
+	int rc = wrench__cache_begin(category, dir, sizeof(dir), &ticket);
+	if (rc == -ENOMEM) {
+		struct wrench__problem why = {.level = WRENCH_LOG_WARN};
+		snprintf(why.message, sizeof(why.message), "out of memory looking up category %s",
+		         category);
+		wrench__cache_transient_problem(&why);
+		return NULL;
+	}
 	*outcome = WRENCH__DIR_UNUSABLE;
-	if (!wrench__cache_begin(category, dir, sizeof(dir), &ticket))
+	if (rc < 0)
 		return NULL;
 	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
 	         category);
 	int dirfd = wrench__trust_open_dir(dir, trust);
+	if (dirfd < 0 && is_transient(dirfd)) {
+		wrench__cache_transient_problem(&trust->first);
+		*outcome = WRENCH__RETRY;
+		return NULL;
+	}
 	if (dirfd < 0) {
 		wrench__cache_dir_problem(&ticket, &trust->first);
 		return NULL;
 	}
-	int rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
+	rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
 	close(dirfd);
 	struct wrench__snapshot *snapshot = NULL;
 	*outcome = WRENCH__LOADED;
-	if (rc < 0) {
+	if (rc < 0 && is_transient(rc)) {
+		wrench__cache_transient_problem(&trust->first);
+		*outcome = WRENCH__RETRY;
+	} else if (rc < 0) {
 		wrench__cache_file_problem(category, &ticket, &trust->first);
 		*outcome = WRENCH__FILE_UNUSABLE;
 	} else if (last_try) {
