@@ -30,6 +30,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
  * so that the child finds them free and the state they guard whole. */
 static void fork_prepare(void)
 {
+	wrench__query_atfork_prepare();
 	wrench__watch_atfork_prepare();
 	wrench__view_atfork_prepare();
 	wrench__log_atfork_prepare();
@@ -42,6 +43,7 @@ static void fork_parent(void)
 	wrench__log_atfork_parent();
 	wrench__view_atfork_parent();
 	wrench__watch_atfork_parent();
+	wrench__query_atfork_parent();
 }
 
 static void fork_child(void)
@@ -51,6 +53,7 @@ static void fork_child(void)
 	wrench__log_atfork_child();
 	wrench__view_atfork_child();
 	wrench__watch_atfork_child();
+	wrench__query_atfork_child();
 }
 
 /* Set once init_once has run: the hot path skips pthread_once. */
@@ -97,13 +100,14 @@ static bool answer(const char *category, const char *feature)
 	bool active;
 
 	/* Once set up, a known failure point is answered at once. */
-	if (atomic_load_explicit(&initialized, memory_order_acquire) && category && feature &&
-	    wrench__fast_query(category, feature, &active))
+	bool tried =
+	        atomic_load_explicit(&initialized, memory_order_acquire) && category && feature;
+	if (tried && wrench__fast_query(category, feature, &active))
 		return active;
 	wrench__init();
 	if (bad_argument(category, feature))
 		return false;
-	return wrench__query(category, feature);
+	return wrench__query(category, feature, tried);
 }
 
 /* Everything but the switch, kept out of line so that the disabled path

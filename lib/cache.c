@@ -39,7 +39,7 @@ struct entry {
 
 /* Entries without a snapshot are dropped past this many, so that an agent
  * making up category names cannot grow the cache without bound. */
-#define MAX_ENTRIES 4096
+#define MAX_IDLE_ENTRIES 4096
 
 /* Problems logged lately: each is logged once while it lasts, however
  * often its file changes or other problems come in between. */
@@ -53,6 +53,7 @@ struct entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **table;
 static size_t table_size, entry_count;
+static size_t idle_count;     /* entries without a snapshot */
 static char *dir;             /* NULL: no usable directory */
 static bool dir_pending;      /* NULL only for want of memory: copy it again */
 static uint64_t generation;   /* bumped whenever cached state is dropped */
@@ -100,6 +101,10 @@ static struct wrench__snapshot *set_snapshot(struct entry *e, struct wrench__sna
 	e->snapshot = snapshot;
 	if (snapshot != old)
 		e->version = ++last_version;
+	if (old && !snapshot)
+		idle_count++;
+	else if (!old && snapshot)
+		idle_count--;
 	return old;
 }
 
@@ -148,6 +153,7 @@ static void drop_idle_entries(void)
 			*link = e->next;
 			free(e);
 			entry_count--;
+			idle_count--;
 		}
 	}
 }
@@ -160,7 +166,9 @@ static struct entry *entry_of(const char *category)
 			if (strcmp(e->category, category) == 0)
 				return e;
 	}
-	if (entry_count >= MAX_ENTRIES)
+	/* Counted, not looked for: a scan per new category made the first
+	 * use of many categories quadratic. */
+	if (idle_count >= MAX_IDLE_ENTRIES)
 		drop_idle_entries();
 	if (entry_count >= table_size && grow_table() < 0)
 		return NULL;
@@ -172,6 +180,7 @@ static struct entry *entry_of(const char *category)
 	e->version = ++last_version;
 	insert(e);
 	entry_count++;
+	idle_count++;
 	return e;
 }
 
@@ -224,7 +233,7 @@ static void drop_entries(void)
 	}
 	free(table);
 	table = NULL;
-	table_size = entry_count = 0;
+	table_size = entry_count = idle_count = 0;
 	/* A new directory: its problems are news, whatever came before. */
 	memset(recent_problems, 0, sizeof(recent_problems));
 	problem_tokens_ms = 0;

@@ -321,8 +321,9 @@ void wrench__cache_atfork_child(void);
 
 /* ---- query.c ----------------------------------------------------------- */
 
-/* The whole query behind wrench_is_active(), once its arguments are valid. */
-bool wrench__query(const char *category, const char *feature);
+/* The whole query behind wrench_is_active(), once its arguments are valid;
+ * FAST_TRIED: wrench__fast_query() was just asked and could not answer. */
+bool wrench__query(const char *category, const char *feature, bool fast_tried);
 /* The hot path alone: answers from what change detection knows current,
  * for non-NULL arguments (the category is checked). Returns false when it
  * cannot answer, and wrench__query must. */
@@ -336,6 +337,10 @@ enum wrench__outcome {
 	WRENCH__RETRY,         /* nothing that may be remembered: look again next time */
 };
 
+void wrench__query_atfork_prepare(void);
+void wrench__query_atfork_parent(void);
+void wrench__query_atfork_child(void);
+
 /* Loads CATEGORY with every check, through the cache of parsed files.
  * Returns a referenced snapshot, or NULL (the problem logged once). */
 struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
@@ -345,6 +350,10 @@ struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust
 
 /* Whether change detection runs; while it does not, every call loads. */
 bool wrench__watch_running(void);
+/* A number that stays the same while no change to the trigger directory
+ * or its ancestors has been seen; 0 when detection cannot tell (not
+ * running, or a watch failed). */
+uint64_t wrench__watch_epoch(void);
 /* Applies the changes reported since the last look: one read() when there
  * are none; in relaxed mode, only once per recheck period. */
 void wrench__watch_refresh(void);

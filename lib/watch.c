@@ -101,12 +101,44 @@ static void forget_category(const char *category)
 	wrench__view_forget(category);
 }
 
+/* Where WD is, or would go, in watches, which is kept sorted by wd: the
+ * kernel hands out increasing numbers, so a new watch is nearly always
+ * appended, and a lookup among the watches of thousands of trigger files
+ * is a binary search, not a scan per load. */
+static size_t watch_position(int wd)
+{
+	size_t lo = 0, hi = watch_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (watches[mid].wd < wd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static struct watch *find_watch(int wd)
 {
-	for (size_t i = 0; i < watch_count; i++)
-		if (watches[i].wd == wd)
-			return &watches[i];
-	return NULL;
+	size_t i = watch_position(wd);
+	return i < watch_count && watches[i].wd == wd ? &watches[i] : NULL;
+}
+
+/* A slot for the new watch WD, in order; the caller made room. */
+static struct watch *insert_watch(int wd)
+{
+	size_t i = watch_position(wd);
+	memmove(&watches[i + 1], &watches[i], (watch_count - i) * sizeof(*watches));
+	watch_count++;
+	return &watches[i];
+}
+
+static void remove_watch(struct watch *w)
+{
+	size_t i = (size_t)(w - watches);
+	memmove(&watches[i], &watches[i + 1], (watch_count - i - 1) * sizeof(*watches));
+	watch_count--;
 }
 
 static void apply(const struct inotify_event *ev)
@@ -122,7 +154,7 @@ static void apply(const struct inotify_event *ev)
 		enum wrench__opened what = w->what;
 		char name[NAME_MAX + 1];
 		memcpy(name, w->name, sizeof(name));
-		*w = watches[--watch_count];
+		remove_watch(w);
 		if (what == WRENCH__FILE)
 			forget_category(name);
 		else
@@ -295,7 +327,7 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 		watch_capacity = capacity;
 	}
 	if (!w)
-		w = &watches[watch_count++];
+		w = insert_watch(wd);
 	w->wd = wd;
 	w->what = what;
 	snprintf(w->name, sizeof(w->name), "%s", next ? next : "");
@@ -306,6 +338,17 @@ out:
 bool wrench__watch_running(void)
 {
 	return atomic_load_explicit(&state, memory_order_relaxed) == RUNNING;
+}
+
+/* Every change to the directory or an ancestor goes through
+ * forget_everything(), which counts it. */
+uint64_t wrench__watch_epoch(void)
+{
+	pthread_mutex_lock(&watch_lock);
+	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&retry_at_ms);
+	uint64_t epoch = sure ? changes + 1 : 0;
+	pthread_mutex_unlock(&watch_lock);
+	return epoch;
 }
 
 void wrench__watch_refresh(void)
