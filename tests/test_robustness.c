@@ -267,6 +267,53 @@ static void test_failed_strdup_at_initialisation_does_not_disable_the_library(vo
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- item: first use of many categories is O(N) ----------------------------- */
+
+/* Each new category used to copy the whole view, and walk the path from
+ * "/" again: 100,000 categories took 303 s. A new category goes into the
+ * view in place (the view in force stays the same), and the checked
+ * directory is reused while nothing on the way to it changes. */
+static void test_new_categories_neither_copy_the_view_nor_walk_the_path_again(void **state)
+{
+	const char *dir = scratch_dir(state);
+	enum { CATEGORIES = 200 };
+	char names[CATEGORIES][16];
+
+	need_strict_visibility();
+	for (int i = 0; i < CATEGORIES; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%d", i);
+		write_file(dir, names[i], "step\n", 0600);
+	}
+	assert_true(wrench_is_active(names[0], "step"));
+	struct wrench__view *view = wrench__view_acquire(false);
+	assert_non_null(view);
+	uint64_t serial = wrench__view_serial(view);
+
+	atomic_store(&opened_by_name, 0);
+	atomic_store(&opened_name, base_name(dir));
+	unsigned active = 0, copies = 0;
+	for (int i = 1; i < CATEGORIES; i++) {
+		active += wrench_is_active(names[i], "step");
+		view = wrench__view_acquire(false);
+		copies += wrench__view_serial(view) != serial;
+		serial = wrench__view_serial(view);
+	}
+	assert_int_equal(active, CATEGORIES - 1);
+	/* The table doubles now and then: a handful of copies, not one each. */
+	if (copies > 8)
+		fail_msg("%u new views for %d new categories", copies, CATEGORIES - 1);
+	if (atomic_load(&opened_by_name) > 1)
+		fail_msg("the directory was walked %u times for %d new categories",
+		         atomic_load(&opened_by_name), CATEGORIES - 1);
+	assert_int_equal(count_active(names[CATEGORIES - 1], "step", 10), 10);
+
+	/* A change on the way to the directory is still seen at once. */
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_false(wrench_is_active(names[1], "step"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_true(wrench_is_active(names[1], "step"));
+}
+
 /* ---- item: change detection does not stop for good -------------------------- */
 
 /* Watches cannot be set (a squatted name, a stalled mount, a limit): the
@@ -423,6 +470,7 @@ int main(int argc, char **argv)
 	        TEST(test_failed_read_buffer_is_not_remembered_as_no_trigger),
 	        TEST(test_allocation_failure_in_the_cache_does_not_switch_everything_off),
 	        TEST(test_failed_strdup_at_initialisation_does_not_disable_the_library),
+	        TEST(test_new_categories_neither_copy_the_view_nor_walk_the_path_again),
 	        TEST(test_a_failed_watch_does_not_stop_change_detection),
 	        TEST(test_change_detection_survives_the_main_thread_exiting),
 	        TEST(test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocking),
