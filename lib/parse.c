@@ -168,9 +168,9 @@ static bool signal_is_usable(uint64_t number)
 int wrench__parse_signal(const char *s, size_t len, int *sig)
 {
 	uint64_t number;
-	bool named = false;
 
 	if (wrench__parse_uint(s, len, &number) < 0) {
+		bool named = false;
 		if (len > 3 && strncasecmp(s, "SIG", 3) == 0) {
 			s += 3;
 			len -= 3;

@@ -134,7 +134,7 @@ static struct watch *insert_watch(int wd)
 	return &watches[i];
 }
 
-static void remove_watch(struct watch *w)
+static void remove_watch(const struct watch *w)
 {
 	size_t i = (size_t)(w - watches);
 	memmove(&watches[i], &watches[i + 1], (watch_count - i - 1) * sizeof(*watches));
