@@ -53,9 +53,10 @@ struct entry {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **table;
 static size_t table_size, entry_count;
-static size_t idle_count;     /* entries without a snapshot */
-static char *dir;             /* NULL: no usable directory */
-static bool dir_pending;      /* NULL only for want of memory: copy it again */
+static size_t idle_count; /* entries without a snapshot */
+static char *dir;         /* NULL: no usable directory */
+static bool dir_pending;  /* NULL only for want of memory: copy it again */
+static atomic_bool told_dir_out_of_memory;
 static uint64_t generation;   /* bumped whenever cached state is dropped */
 static uint64_t last_version; /* entries take their versions from here */
 static uint64_t dir_episode;  /* changes when a file loads after a dir problem */
@@ -537,7 +538,8 @@ int wrench__check_dir_path(const char *path)
 
 /* The default directory: $WRENCH_DIR when set, else the built-in one.
  * NULL when there is none (logged), or with *OUT_OF_MEMORY when it could
- * not be copied: then the next call tries again. */
+ * not be copied (logged only when that is news: the next calls try again,
+ * and must not flood the log while memory stays short). */
 static char *default_dir(bool *out_of_memory)
 {
 	const char *env = secure_getenv("WRENCH_DIR");
@@ -554,9 +556,12 @@ static char *default_dir(bool *out_of_memory)
 	copy = strdup(env && *env ? env : WRENCH_DEFAULT_DIR);
 	if (!copy) {
 		*out_of_memory = true;
-		wrench__log(WRENCH_LOG_WARN,
-		            "out of memory copying the trigger directory's path; calls answer "
-		            "false until a call can copy it");
+		if (!atomic_exchange(&told_dir_out_of_memory, true))
+			wrench__log(WRENCH_LOG_WARN,
+			            "out of memory copying the trigger directory's path; calls "
+			            "answer false until a call can copy it");
+	} else {
+		atomic_store(&told_dir_out_of_memory, false);
 	}
 	return copy;
 }
