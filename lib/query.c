@@ -125,12 +125,13 @@ void wrench__query_atfork_parent(void)
 	pthread_mutex_unlock(&dir_cache_lock);
 }
 
-/* The child starts its own change detection: what it knew is not current,
- * and the loads of the parent's other threads will never release it. */
+/* The child starts its own change detection: what it knew is not current.
+ * The loads of the parent's other threads do not exist in the child, and
+ * the forking thread holds no handle (a load releases it before it logs,
+ * and only a logger could fork), so it is freed whatever its count. */
 void wrench__query_atfork_child(void)
 {
-	if (dir_cache)
-		close(dir_cache->fd);
+	free_handle(dir_cache);
 	dir_cache = NULL;
 	pthread_mutex_unlock(&dir_cache_lock);
 }
