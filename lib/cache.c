@@ -263,12 +263,17 @@ static bool problem_rate_allows(void)
 	return true;
 }
 
-/* Answers whether WHY is to be logged, and records it: it is not one of
- * the problems logged lately, and the rate limit allows it. Lock held. */
-static bool problem_is_new(uint64_t episode, const struct wrench__problem *why)
+/* Answers whether WHY is to be logged at LEVEL, and records it: the level
+ * is wanted (a message nobody sees must not use up the rate limit), it is
+ * not one of the problems logged lately, and the rate limit allows it.
+ * Lock held. */
+static bool problem_is_new(uint64_t episode, const struct wrench__problem *why,
+                           enum wrench_log_level level)
 {
 	uint64_t mark = problem_mark(why, episode);
 
+	if (!wrench__log_wanted(level))
+		return false;
 	for (size_t i = 0; i < RECENT_PROBLEMS; i++)
 		if (recent_problems[i] == mark)
 			return false;
@@ -355,7 +360,7 @@ void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wren
 	pthread_mutex_lock(&lock);
 	if (t->generation == generation) {
 		drop_snapshots(&dropped, &count);
-		fresh = problem_is_new(dir_episode, why);
+		fresh = problem_is_new(dir_episode, why, why->level);
 		dir_problem_logged |= fresh;
 	}
 	unsigned suppressed = take_suppressed(fresh);
@@ -368,7 +373,7 @@ void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wren
 void wrench__cache_transient_problem(const struct wrench__problem *why)
 {
 	pthread_mutex_lock(&lock);
-	bool fresh = problem_is_new(dir_episode, why);
+	bool fresh = problem_is_new(dir_episode, why, WRENCH_LOG_WARN);
 	dir_problem_logged |= fresh;
 	unsigned suppressed = take_suppressed(fresh);
 	pthread_mutex_unlock(&lock);
@@ -404,7 +409,7 @@ void wrench__cache_file_problem(const char *category, const struct wrench__ticke
 		/* A newer call may have found the file since we looked. */
 		if (e->version == t->version)
 			old = set_snapshot(e, NULL);
-		fresh = problem_is_new(e->episode, why);
+		fresh = problem_is_new(e->episode, why, why->level);
 	}
 	unsigned suppressed = take_suppressed(fresh);
 	pthread_mutex_unlock(&lock);

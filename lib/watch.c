@@ -219,13 +219,12 @@ static _Atomic uint64_t retry_at_ms; /* 0: no retry due */
 static int last_failure;             /* the errno last logged, to log it once */
 
 /* Something could not be watched: when to look again. Lock held. */
-static uint64_t schedule_retry(void)
+static void schedule_retry(void)
 {
 	retry_interval_ms = retry_interval_ms ? 2 * retry_interval_ms : RETRY_FIRST_MS;
 	if (retry_interval_ms > RETRY_MAX_MS)
 		retry_interval_ms = RETRY_MAX_MS;
 	atomic_store(&retry_at_ms, coarse_ms() + retry_interval_ms);
-	return retry_interval_ms;
 }
 
 /* Notes a WARN saying why detection cannot run as it should, once per

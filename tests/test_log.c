@@ -498,6 +498,23 @@ static void test_problem_messages_are_rate_limited(void **state)
 	assert_true(log_has(WRENCH_LOG_WARN, "problem message(s) were not logged", NULL));
 }
 
+/* Messages below the threshold are not logged, so they must not use up
+ * the rate limit: an agent asking for many categories without a file
+ * (each a DEBUG "does not exist") must not hide the next ERROR. */
+static void test_unseen_messages_do_not_use_up_the_rate_limit(void **state)
+{
+	struct scratch *s = *state;
+
+	for (int i = 0; i < 300; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "missing-%d", i);
+		assert_false(wrench_is_active(name, "step"));
+	}
+	write_file(s->dir, "bad", "step\n", 0666);
+	assert_false(wrench_is_active("bad", "step"));
+	assert_true(log_has(WRENCH_LOG_ERROR, "bad", "writable by group or others", NULL));
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -519,6 +536,7 @@ int main(void)
 	        TEST(test_control_characters_in_names_are_escaped_in_messages),
 	        TEST(test_a_problem_is_logged_once_however_often_its_file_changes),
 	        TEST(test_problem_messages_are_rate_limited),
+	        TEST(test_unseen_messages_do_not_use_up_the_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
