@@ -135,8 +135,9 @@ static size_t control_length(const unsigned char *s)
  * Copies RAW into OUT (of WRENCH_MAX_MESSAGE bytes) as one line that a
  * terminal shows as it is: a category, a feature or a file name may come
  * from the agent's input, and an escape sequence in it must not reach an
- * operator's terminal or forge a line of its own. A line break becomes a
- * space, as it always has; every other control byte becomes \xNN.
+ * operator's terminal or forge a line of its own. A line break or a tab
+ * becomes a space, as line breaks always have; every other control
+ * character becomes \xNN, byte by byte.
  */
 static void escape_controls(const char *raw, char *out)
 {
