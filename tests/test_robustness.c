@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -461,6 +462,35 @@ static void test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocki
 	assert_true(wrench_is_active(CAT, "step"));
 }
 
+static sigjmp_buf escape;
+
+static void jump_out(int sig)
+{
+	siglongjmp(escape, sig);
+}
+
+/* A handler of a kill line's signal that leaves with siglongjmp() (as a
+ * test harness catching SIGABRT does) must not leave the thread marked as
+ * inside a call: its later calls answer as before. */
+static void test_leaving_a_kill_with_siglongjmp_leaves_later_calls_working(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step kill=USR2\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+
+	struct sigaction sa = {.sa_handler = jump_out}, old;
+	assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
+	volatile int jumped = 0;
+	if (sigsetjmp(escape, 1) == 0)
+		(void)wrench_is_active(CAT, "step");
+	else
+		jumped = 1;
+	assert_int_equal(sigaction(SIGUSR2, &old, NULL), 0);
+	assert_int_equal(jumped, 1);
+	assert_true(wrench_is_active(OTHER, "step"));
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(int argc, char **argv)
@@ -482,6 +512,7 @@ int main(int argc, char **argv)
 	        TEST(test_a_failed_watch_does_not_stop_change_detection),
 	        TEST(test_change_detection_survives_the_main_thread_exiting),
 	        TEST(test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocking),
+	        TEST(test_leaving_a_kill_with_siglongjmp_leaves_later_calls_working),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
