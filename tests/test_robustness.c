@@ -177,7 +177,7 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* ---- item: transient errors are not cached ---------------------------------- */
+/* ---- transient errors are not cached ------------------------------------ */
 
 /* One EMFILE when the trigger file is opened: that call answers false, the
  * next one reads the unchanged file and answers true. */
@@ -275,7 +275,7 @@ static void test_failed_strdup_at_initialisation_does_not_disable_the_library(vo
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* ---- item: first use of many categories is O(N) ----------------------------- */
+/* ---- first use of many categories is O(N) ------------------------------- */
 
 /* Each new category used to copy the whole view, and walk the path from
  * "/" again: 100,000 categories took 303 s. A new category goes into the
@@ -322,7 +322,7 @@ static void test_new_categories_neither_copy_the_view_nor_walk_the_path_again(vo
 	assert_true(wrench_is_active(names[1], "step"));
 }
 
-/* ---- item: change detection does not stop for good -------------------------- */
+/* ---- change detection does not stop for good ---------------------------- */
 
 /* Watches cannot be set (a squatted name, a stalled mount, a limit): the
  * detection keeps running, calls stay cheap, and once watches can be set
@@ -365,15 +365,11 @@ static void test_a_failed_watch_does_not_stop_change_detection(void **state)
 	assert_false(wrench_is_active(OTHER, "step"));
 }
 
-struct after_main {
-	const char *dir;
-};
-
 /* Waits until the main thread is gone, then loads a category that was
  * never loaded: its watches are set from this thread. */
 static void *outlive_main(void *arg)
 {
-	const struct after_main *am = arg;
+	(void)arg;
 	/* Once the main thread is gone, /proc/self/fd is empty. */
 	char probe[64];
 	int fd = open("/", O_PATH | O_CLOEXEC);
@@ -390,7 +386,6 @@ static void *outlive_main(void *arg)
 	unsigned loads = atomic_load(&opened_by_name);
 	fprintf(stderr, "after the main thread exited: %u active, running %d, %u loads\n", active,
 	        running, loads);
-	(void)am;
 	/* _exit: the test's own state is left behind on purpose. */
 	_exit(active == 1000 && running && loads <= 2 ? 0 : 1);
 }
@@ -411,13 +406,12 @@ static void test_change_detection_survives_the_main_thread_exiting(void **state)
 	write_file(dir, OTHER, "step\n", 0600);
 	assert_true(wrench_is_active(CAT, "step"));
 
-	struct after_main am = {dir};
-	int status = run_in_child(main_thread_exits, &am);
+	int status = run_in_child(main_thread_exits, NULL);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* ---- item: a call from a signal handler ------------------------------------ */
+/* ---- a call from a signal handler --------------------------------------- */
 
 static volatile sig_atomic_t handler_ran, handler_answer;
 
