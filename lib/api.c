@@ -30,6 +30,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
  * so that the child finds them free and the state they guard whole. */
 static void fork_prepare(void)
 {
+	wrench__query_atfork_prepare();
 	wrench__watch_atfork_prepare();
 	wrench__view_atfork_prepare();
 	wrench__log_atfork_prepare();
@@ -42,6 +43,7 @@ static void fork_parent(void)
 	wrench__log_atfork_parent();
 	wrench__view_atfork_parent();
 	wrench__watch_atfork_parent();
+	wrench__query_atfork_parent();
 }
 
 static void fork_child(void)
@@ -52,6 +54,7 @@ static void fork_child(void)
 	wrench__log_atfork_child();
 	wrench__view_atfork_child();
 	wrench__watch_atfork_child();
+	wrench__query_atfork_child();
 }
 
 /* Set once init_once has run: the hot path skips pthread_once. */
@@ -91,20 +94,40 @@ static bool bad_argument(const char *category, const char *feature)
 	return true;
 }
 
-/* Everything but the switch, kept out of line so that the disabled path
- * is a load, a test and a return. */
-__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+WRENCH_TLS bool wrench__in_call;
+
+static bool answer(const char *category, const char *feature)
 {
 	bool active;
 
 	/* Once set up, a known failure point is answered at once. */
-	if (atomic_load_explicit(&initialized, memory_order_acquire) && category && feature &&
-	    wrench__fast_query(category, feature, &active))
+	bool tried =
+	        atomic_load_explicit(&initialized, memory_order_acquire) && category && feature;
+	if (tried && wrench__fast_query(category, feature, &active))
 		return active;
 	wrench__init();
 	if (bad_argument(category, feature))
 		return false;
-	return wrench__query(category, feature);
+	return wrench__query(category, feature, tried);
+}
+
+/* Everything but the switch, kept out of line so that the disabled path
+ * is a load, a test and a return. */
+__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+{
+	/* A signal handler that calls us while this thread is inside a call
+	 * would wait for a lock its own thread holds: it gets false instead.
+	 * One thread-local byte, no atomic: only this thread touches it; the
+	 * signal fences (no instruction) keep the compiler from moving the
+	 * stores across the call. */
+	if (wrench__in_call)
+		return false;
+	wrench__in_call = true;
+	atomic_signal_fence(memory_order_seq_cst);
+	bool active = answer(category, feature);
+	atomic_signal_fence(memory_order_seq_cst);
+	wrench__in_call = false;
+	return active;
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */

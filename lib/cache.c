@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -33,22 +34,39 @@ struct entry {
 	struct entry *next;
 	struct wrench__snapshot *snapshot; /* NULL while the file is unusable */
 	uint64_t version;                  /* changes whenever snapshot does */
-	uint64_t logged_problem;           /* mark of the last problem logged */
+	uint64_t episode;                  /* changes when the file loads again */
 	uint64_t logged_version;           /* mark of the last version loaded */
 	char category[];
 };
 
 /* Entries without a snapshot are dropped past this many, so that an agent
  * making up category names cannot grow the cache without bound. */
-#define MAX_ENTRIES 4096
+#define MAX_IDLE_ENTRIES 4096
+
+/* Problems logged lately: each is logged once while it lasts, however
+ * often its file changes or other problems come in between. */
+#define RECENT_PROBLEMS 64
+
+/* Past a burst, problem messages are logged at this rate at most, so that
+ * nobody can flood the log by making up new problems. */
+#define PROBLEM_BURST       100
+#define PROBLEMS_PER_SECOND 10
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **table;
 static size_t table_size, entry_count;
-static char *dir;             /* NULL: no usable directory */
+static size_t idle_count; /* entries without a snapshot */
+static char *dir;         /* NULL: no usable directory */
+static bool dir_pending;  /* NULL only for want of memory: copy it again */
+static atomic_bool told_dir_out_of_memory;
 static uint64_t generation;   /* bumped whenever cached state is dropped */
 static uint64_t last_version; /* entries take their versions from here */
-static uint64_t dir_logged_problem;
+static uint64_t dir_episode;  /* changes when a file loads after a dir problem */
+static bool dir_problem_logged;
+static uint64_t recent_problems[RECENT_PROBLEMS];
+static unsigned recent_next;
+static uint64_t problem_tokens_ms; /* the rate limit: when the bucket was full */
+static unsigned problems_suppressed;
 static bool seeded;
 static uint64_t seed;
 
@@ -59,11 +77,13 @@ static bool same_identity(const struct wrench__identity *a, const struct wrench_
 	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
 }
 
-/* A problem is logged again only when its message or its object changes. */
-static uint64_t problem_mark(const struct wrench__problem *why)
+/* A problem is its message (which names the path and the reason) in one
+ * episode of its file: not its ctime, which whoever owns a squatted file
+ * can change at will. */
+static uint64_t problem_mark(const struct wrench__problem *why, uint64_t episode)
 {
 	uint64_t h = wrench__hash_bytes(why->message, strlen(why->message), WRENCH__HASH_START);
-	h = wrench__hash_bytes(&why->where, sizeof(why->where), h);
+	h = wrench__hash_bytes(&episode, sizeof(episode), h);
 	return h ? h : 1;
 }
 
@@ -85,6 +105,10 @@ static struct wrench__snapshot *set_snapshot(struct entry *e, struct wrench__sna
 	e->snapshot = snapshot;
 	if (snapshot != old)
 		e->version = ++last_version;
+	if (old && !snapshot)
+		idle_count++;
+	else if (!old && snapshot)
+		idle_count--;
 	return old;
 }
 
@@ -133,6 +157,7 @@ static void drop_idle_entries(void)
 			*link = e->next;
 			free(e);
 			entry_count--;
+			idle_count--;
 		}
 	}
 }
@@ -145,7 +170,9 @@ static struct entry *entry_of(const char *category)
 			if (strcmp(e->category, category) == 0)
 				return e;
 	}
-	if (entry_count >= MAX_ENTRIES)
+	/* Counted, not looked for: a scan per new category made the first
+	 * use of many categories quadratic. */
+	if (idle_count >= MAX_IDLE_ENTRIES)
 		drop_idle_entries();
 	if (entry_count >= table_size && grow_table() < 0)
 		return NULL;
@@ -157,6 +184,7 @@ static struct entry *entry_of(const char *category)
 	e->version = ++last_version;
 	insert(e);
 	entry_count++;
+	idle_count++;
 	return e;
 }
 
@@ -209,31 +237,120 @@ static void drop_entries(void)
 	}
 	free(table);
 	table = NULL;
-	table_size = entry_count = 0;
-	dir_logged_problem = 0;
+	table_size = entry_count = idle_count = 0;
+	/* A new directory: its problems are news, whatever came before. */
+	memset(recent_problems, 0, sizeof(recent_problems));
+	problem_tokens_ms = 0;
 	generation++;
 }
 
-/* Answers whether WHY is new for its slot (and records it). Lock held. */
-static bool problem_is_new(uint64_t *slot, const struct wrench__problem *why)
+static uint64_t coarse_ms(void)
 {
-	uint64_t mark = problem_mark(why);
-	bool fresh = *slot != mark;
-	*slot = mark;
-	return fresh;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-bool wrench__cache_begin(const char *category, char *buf, size_t len, struct wrench__ticket *t)
+/* The rate limit, a token bucket: PROBLEM_BURST at once, then
+ * PROBLEMS_PER_SECOND. The bucket is full at problem_tokens_ms. Lock held. */
+static bool problem_rate_allows(void)
 {
+	const uint64_t per_token = 1000 / PROBLEMS_PER_SECOND;
+	uint64_t now = coarse_ms(), empty_ms = PROBLEM_BURST * per_token;
+
+	if (problem_tokens_ms + empty_ms < now)
+		problem_tokens_ms = now - empty_ms;
+	if (problem_tokens_ms + per_token > now)
+		return false;
+	problem_tokens_ms += per_token;
+	return true;
+}
+
+/* Answers whether WHY is to be logged at LEVEL, and records it: the level
+ * is wanted (a message nobody sees must not use up the rate limit), it is
+ * not one of the problems logged lately, and the rate limit allows it.
+ * Lock held. */
+static bool problem_is_new(uint64_t episode, const struct wrench__problem *why,
+                           enum wrench_log_level level)
+{
+	uint64_t mark = problem_mark(why, episode);
+
+	if (!wrench__log_wanted(level))
+		return false;
+	for (size_t i = 0; i < RECENT_PROBLEMS; i++)
+		if (recent_problems[i] == mark)
+			return false;
+	if (!problem_rate_allows()) {
+		problems_suppressed++;
+		return false;
+	}
+	recent_problems[recent_next++ % RECENT_PROBLEMS] = mark;
+	return true;
+}
+
+/* Says how many problems the rate limit held back, before the next one. */
+static void log_suppressed(unsigned suppressed)
+{
+	if (suppressed)
+		wrench__log(WRENCH_LOG_WARN,
+		            "%u problem message(s) were not logged: at most %d are logged at "
+		            "once, then %d a second",
+		            suppressed, PROBLEM_BURST, PROBLEMS_PER_SECOND);
+}
+
+static void log_problem(const struct wrench__problem *why, unsigned suppressed)
+{
+	log_suppressed(suppressed);
+	wrench__log(why->level, "%s", why->message);
+}
+
+/* Takes the count of problems held back, when WHY is to be logged. */
+static unsigned take_suppressed(bool fresh)
+{
+	unsigned n = fresh ? problems_suppressed : 0;
+	if (fresh)
+		problems_suppressed = 0;
+	return n;
+}
+
+static char *default_dir(bool *out_of_memory);
+
+/* The default directory could not be copied at initialisation: copies it
+ * now, outside the lock (it may log). Lock held on entry and on return. */
+static void retry_default_dir(void)
+{
+	bool out_of_memory;
+	uint64_t seen = generation;
+
+	pthread_mutex_unlock(&lock);
+	char *d = default_dir(&out_of_memory);
 	pthread_mutex_lock(&lock);
-	bool usable = dir && strlen(dir) < len;
-	if (usable)
+	if (dir_pending && generation == seen && !dir) {
+		dir = d;
+		dir_pending = out_of_memory;
+		d = NULL;
+	}
+	free(d);
+}
+
+int wrench__cache_begin(const char *category, char *buf, size_t len, struct wrench__ticket *t)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&lock);
+	if (!dir && dir_pending)
+		retry_default_dir();
+	if (!dir || strlen(dir) >= len)
+		rc = dir_pending ? -ENOMEM : -ENOENT;
+	else
 		memcpy(buf, dir, strlen(dir) + 1);
-	struct entry *e = usable ? entry_of(category) : NULL;
+	struct entry *e = rc == 0 ? entry_of(category) : NULL;
+	if (rc == 0 && !e)
+		rc = -ENOMEM;
 	t->generation = generation;
 	t->version = e ? e->version : 0;
 	pthread_mutex_unlock(&lock);
-	return e != NULL;
+	return rc;
 }
 
 /* The directory is gone or refused, and with it every trigger file. */
@@ -246,12 +363,40 @@ void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wren
 	pthread_mutex_lock(&lock);
 	if (t->generation == generation) {
 		drop_snapshots(&dropped, &count);
-		fresh = problem_is_new(&dir_logged_problem, why);
+		fresh = problem_is_new(dir_episode, why, why->level);
+		dir_problem_logged |= fresh;
 	}
+	unsigned suppressed = take_suppressed(fresh);
 	pthread_mutex_unlock(&lock);
 	put_dropped(dropped, count);
 	if (fresh)
-		wrench__log(why->level, "%s", why->message);
+		log_problem(why, suppressed);
+}
+
+void wrench__cache_transient_problem(const struct wrench__problem *why)
+{
+	pthread_mutex_lock(&lock);
+	bool fresh = problem_is_new(dir_episode, why, WRENCH_LOG_WARN);
+	dir_problem_logged |= fresh;
+	unsigned suppressed = take_suppressed(fresh);
+	pthread_mutex_unlock(&lock);
+	if (!fresh)
+		return;
+	log_suppressed(suppressed);
+	wrench__log(WRENCH_LOG_WARN,
+	            "%s: a passing shortage, not a property of the files; the call answers "
+	            "false and the next one tries again",
+	            why->message);
+}
+
+/* A file loaded: the directory is usable, and a problem with it logged
+ * before is logged again if it comes back. Lock held. */
+static void dir_is_usable(void)
+{
+	if (dir_problem_logged) {
+		dir_problem_logged = false;
+		dir_episode++;
+	}
 }
 
 void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
@@ -263,16 +408,17 @@ void wrench__cache_file_problem(const char *category, const struct wrench__ticke
 	pthread_mutex_lock(&lock);
 	struct entry *e = t->generation == generation ? entry_of(category) : NULL;
 	if (e) {
-		dir_logged_problem = 0;
+		dir_is_usable();
 		/* A newer call may have found the file since we looked. */
 		if (e->version == t->version)
 			old = set_snapshot(e, NULL);
-		fresh = problem_is_new(&e->logged_problem, why);
+		fresh = problem_is_new(e->episode, why, why->level);
 	}
+	unsigned suppressed = take_suppressed(fresh);
 	pthread_mutex_unlock(&lock);
 	wrench__snapshot_put(old);
 	if (fresh)
-		wrench__log(why->level, "%s", why->message);
+		log_problem(why, suppressed);
 }
 
 static struct wrench__snapshot *snapshot_new(const char *category, const char *path,
@@ -342,7 +488,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 
 	*stale = false;
 	pthread_mutex_lock(&lock);
-	dir_logged_problem = 0;
+	dir_is_usable();
 	struct entry *e = t->generation == generation ? entry_of(category) : NULL;
 	if (e)
 		s = cached(e, file, hash);
@@ -367,7 +513,7 @@ struct wrench__snapshot *wrench__cache_acquire(const char *category, const char 
 	bool tell = false;
 	if (e && !(s = cached(e, file, hash)) && e->version == t->version) {
 		old = set_snapshot(e, fresh);
-		e->logged_problem = 0;
+		e->episode = ++last_version; /* a problem that comes back is logged */
 		/* Parsing again after set_seed() or a directory problem is
 		 * not a new version: its bad lines were told already. */
 		uint64_t mark = wrench__hash_bytes(&file->id, sizeof(file->id), hash);
@@ -401,26 +547,40 @@ int wrench__check_dir_path(const char *path)
 	return 0;
 }
 
-/* The default directory: $WRENCH_DIR when set, else the built-in one. */
-static char *default_dir(void)
+/* The default directory: $WRENCH_DIR when set, else the built-in one.
+ * NULL when there is none (logged), or with *OUT_OF_MEMORY when it could
+ * not be copied (logged only when that is news: the next calls try again,
+ * and must not flood the log while memory stays short). */
+static char *default_dir(bool *out_of_memory)
 {
 	const char *env = secure_getenv("WRENCH_DIR");
+	char *copy;
 
-	if (!env || !*env)
-		return strdup(WRENCH_DEFAULT_DIR);
-	if (wrench__check_dir_path(env) < 0) {
+	*out_of_memory = false;
+	if (env && *env && wrench__check_dir_path(env) < 0) {
 		wrench__log(WRENCH_LOG_ERROR,
 		            "WRENCH_DIR=\"%.256s\" is not an absolute path without \"..\"; "
 		            "every failure point stays inactive",
 		            env);
 		return NULL;
 	}
-	return strdup(env);
+	copy = strdup(env && *env ? env : WRENCH_DEFAULT_DIR);
+	if (!copy) {
+		*out_of_memory = true;
+		if (!atomic_exchange(&told_dir_out_of_memory, true))
+			wrench__log(WRENCH_LOG_WARN,
+			            "out of memory copying the trigger directory's path; calls "
+			            "answer false until a call can copy it");
+	} else {
+		atomic_store(&told_dir_out_of_memory, false);
+	}
+	return copy;
 }
 
 int wrench__set_dir(const char *path)
 {
 	char *copy = NULL;
+	bool out_of_memory = false;
 
 	if (path) {
 		int rc = wrench__check_dir_path(path);
@@ -429,11 +589,14 @@ int wrench__set_dir(const char *path)
 		if (!(copy = strdup(path)))
 			return -ENOMEM;
 	} else {
-		copy = default_dir();
+		copy = default_dir(&out_of_memory);
+		if (out_of_memory)
+			return -ENOMEM;
 	}
 	pthread_mutex_lock(&lock);
 	free(dir);
 	dir = copy;
+	dir_pending = false;
 	drop_entries();
 	pthread_mutex_unlock(&lock);
 	wrench__watch_reset();
@@ -469,11 +632,13 @@ void wrench__set_seed(const uint64_t *value)
 void wrench__cache_init(void)
 {
 	uint64_t from_env;
-	char *d = default_dir();
+	bool out_of_memory;
+	char *d = default_dir(&out_of_memory);
 	bool use = wrench__seed_from_env(&from_env) == 0;
 
 	pthread_mutex_lock(&lock);
 	dir = d;
+	dir_pending = out_of_memory;
 	seeded = use;
 	seed = use ? from_env : 0;
 	pthread_mutex_unlock(&lock);

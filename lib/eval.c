@@ -186,12 +186,19 @@ static void act(struct wrench__rule *rule, void *data)
 	 * point firing with the log off must not pay for formatting. */
 	if (wrench__log_wanted(WRENCH_LOG_WARN))
 		log_fire(rule, ctx);
+	/* No lock is held while it sleeps or raises: a signal handler may
+	 * call the library then, or leave the call with siglongjmp() (a test
+	 * harness catching SIGABRT), which must not leave the thread marked
+	 * as inside a call for good. */
+	bool in_call = wrench__in_call;
+	wrench__in_call = false;
 	if (rule->has_slow)
 		sleep_for(rule->slow_ns);
 	/* If the process survives (a handler returned, or the signal is
 	 * ignored), the point still counts as failing. */
 	if (rule->kill_signal)
 		raise(rule->kill_signal);
+	wrench__in_call = in_call;
 }
 
 bool wrench__evaluate(struct wrench__rules *rules, int32_t first, const struct wrench__context *ctx)

@@ -408,9 +408,10 @@ struct wrench__ticket {
 	uint64_t version;    /* of the category's entry */
 };
 
-/* Copies the directory in force into DIR and takes a ticket for CATEGORY;
- * false when there is no usable directory. */
-bool wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
+/* Copies the directory in force into DIR and takes a ticket for CATEGORY.
+ * Returns 0, -ENOENT when there is no usable directory, or -ENOMEM (a
+ * passing shortage, which says nothing about the directory). */
+int wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
 
 /*
  * Returns a referenced snapshot of FILE, the category's trigger file: the
@@ -428,10 +429,14 @@ struct wrench__snapshot *wrench__snapshot_private(const char *category, const ch
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 
 /* The directory or the file is missing or refused: forget the counters
- * that depended on it, and log the problem once per change. */
+ * that depended on it, and log the problem once while it lasts (rate
+ * limited). */
 void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wrench__problem *why);
 void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
                                 const struct wrench__problem *why);
+/* A passing shortage (descriptors, memory, an interrupted call) stopped a
+ * load: nothing is forgotten or remembered; logged once, as WARN. */
+void wrench__cache_transient_problem(const struct wrench__problem *why);
 
 /* Reads the environment ($WRENCH_DIR, $WRENCH_SEED); called once. */
 void wrench__cache_init(void);
@@ -448,8 +453,9 @@ void wrench__cache_atfork_child(void);
 
 /* ---- query.c ----------------------------------------------------------- */
 
-/* The whole query behind wrench_is_active(), once its arguments are valid. */
-bool wrench__query(const char *category, const char *feature);
+/* The whole query behind wrench_is_active(), once its arguments are valid;
+ * FAST_TRIED: wrench__fast_query() was just asked and could not answer. */
+bool wrench__query(const char *category, const char *feature, bool fast_tried);
 /* The hot path alone: answers from what change detection knows current,
  * for non-NULL arguments (the category is checked). Returns false when it
  * cannot answer, and wrench__query must. */
@@ -463,6 +469,10 @@ enum wrench__outcome {
 	WRENCH__RETRY,         /* nothing that may be remembered: look again next time */
 };
 
+void wrench__query_atfork_prepare(void);
+void wrench__query_atfork_parent(void);
+void wrench__query_atfork_child(void);
+
 /* Loads CATEGORY with every check, through the cache of parsed files.
  * Returns a referenced snapshot, or NULL (the problem logged once). */
 struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
@@ -472,6 +482,10 @@ struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust
 
 /* Whether change detection runs; while it does not, every call loads. */
 bool wrench__watch_running(void);
+/* A number that stays the same while no change to the trigger directory
+ * or its ancestors has been seen; 0 when detection cannot tell (not
+ * running, or a watch failed). */
+uint64_t wrench__watch_epoch(void);
 /* Applies the changes reported since the last look: one read() when there
  * are none; in relaxed mode, only once per recheck period. */
 void wrench__watch_refresh(void);
@@ -540,5 +554,10 @@ void wrench__view_atfork_child(void);
 
 /* Runs the once-only setup (environment, fork handlers) if not done yet. */
 void wrench__init(void);
+/* Set while this thread is inside wrench_is_active(), so that a call from
+ * a signal handler that interrupted it answers false instead of waiting
+ * for a lock this thread holds. Cleared while a user's logger runs: no
+ * lock is held then, and a logger may call the library. */
+extern WRENCH_TLS bool wrench__in_call;
 
 #endif /* WRENCH_INTERNAL_H */

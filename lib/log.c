@@ -112,25 +112,66 @@ static void deliver(enum wrench_log_level level, const char *message)
 		return;
 	}
 	delivering = sink;
+	bool in_call = wrench__in_call;
+	wrench__in_call = false;
 	sink->fn(level, message, sink->ctx);
+	wrench__in_call = in_call;
 	delivering = NULL;
 	sink_put(sink);
 }
 
+/* Answers whether the byte at S starts a control character: C0, DEL, or
+ * C1 (U+0080 to U+009F) as UTF-8 spells it; returns its length, or 0. */
+static size_t control_length(const unsigned char *s)
+{
+	if (*s < 0x20 || *s == 0x7f)
+		return 1;
+	if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+/*
+ * Copies RAW into OUT (of WRENCH_MAX_MESSAGE bytes) as one line that a
+ * terminal shows as it is: a category, a feature or a file name may come
+ * from the agent's input, and an escape sequence in it must not reach an
+ * operator's terminal or forge a line of its own. A line break or a tab
+ * becomes a space, as line breaks always have; every other control
+ * character becomes \xNN, byte by byte.
+ */
+static void escape_controls(const char *raw, char *out)
+{
+	const unsigned char *s = (const unsigned char *)raw;
+	size_t n = 0;
+
+	for (; *s; s++) {
+		size_t len = control_length(s);
+		if (len == 0 || *s == '\n' || *s == '\r' || *s == '\t') {
+			if (n + 1 >= WRENCH_MAX_MESSAGE)
+				break;
+			out[n++] = len ? ' ' : (char)*s;
+			continue;
+		}
+		if (n + 4 * len >= WRENCH_MAX_MESSAGE)
+			break;
+		for (size_t i = 0; i < len; i++, n += 4)
+			snprintf(out + n, 5, "\\x%02x", s[i]);
+		s += len - 1;
+	}
+	out[n] = '\0';
+}
+
 void wrench__log(enum wrench_log_level level, const char *fmt, ...)
 {
-	char message[WRENCH_MAX_MESSAGE];
+	char raw[WRENCH_MAX_MESSAGE], message[WRENCH_MAX_MESSAGE];
 	va_list ap;
 
 	if (!wrench__log_wanted(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* A message is one line, whatever a file name contained. */
-	for (char *c = message; *c; c++)
-		if (*c == '\n' || *c == '\r')
-			*c = ' ';
+	escape_controls(raw, message);
 	deliver(level, message);
 }
 

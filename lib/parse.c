@@ -126,35 +126,68 @@ int wrench__parse_chance(const char *s, size_t len, double *p)
 	return 0;
 }
 
+/* The signals a kill line may send, by name: every one whose default action
+ * ends the process. The others are named too, so that a name is refused by
+ * the same rule as its number rather than as unknown. */
+static const struct {
+	const char *name;
+	int number;
+} signal_names[] = {
+        {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"ABRT", SIGABRT},     {"SEGV", SIGSEGV},
+        {"BUS", SIGBUS},   {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"HUP", SIGHUP},
+        {"ILL", SIGILL},   {"TRAP", SIGTRAP}, {"FPE", SIGFPE},       {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"STKFLT", SIGSTKFLT},
+        {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+        {"IO", SIGIO},     {"POLL", SIGPOLL}, {"PWR", SIGPWR},       {"SYS", SIGSYS},
+        {"STOP", SIGSTOP}, {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},     {"TTOU", SIGTTOU},
+        {"CONT", SIGCONT}, {"CHLD", SIGCHLD}, {"URG", SIGURG},       {"WINCH", SIGWINCH},
+};
+
+/* One rule for names and numbers: a kill line must end the process. A
+ * signal that stops it, continues it or is ignored by default would leave
+ * the call answering true with the agent stopped or unharmed; glibc keeps
+ * the numbers from 32 to SIGRTMIN - 1 for itself and raise() refuses them. */
+static bool signal_is_usable(uint64_t number)
+{
+	switch (number) {
+	case SIGSTOP:
+	case SIGTSTP:
+	case SIGTTIN:
+	case SIGTTOU:
+	case SIGCONT:
+	case SIGCHLD:
+	case SIGURG:
+	case SIGWINCH:
+		return false;
+	default:
+		return number >= 1 && number < (uint64_t)NSIG &&
+		       (number < 32 || number >= (uint64_t)SIGRTMIN);
+	}
+}
+
 int wrench__parse_signal(const char *s, size_t len, int *sig)
 {
-	static const struct {
-		const char *name;
-		int number;
-	} names[] = {{"KILL", SIGKILL}, {"ABRT", SIGABRT}, {"TERM", SIGTERM}, {"SEGV", SIGSEGV},
-	             {"BUS", SIGBUS},   {"INT", SIGINT},   {"QUIT", SIGQUIT}};
 	uint64_t number;
 
-	if (wrench__parse_uint(s, len, &number) == 0) {
-		/* glibc keeps the signals below SIGRTMIN for itself: raise()
-		 * refuses them. */
-		if (number < 1 || number >= (uint64_t)NSIG ||
-		    (number >= 32 && number < (uint64_t)SIGRTMIN))
-			return -ERANGE;
-		*sig = (int)number;
-		return 0;
-	}
-	if (len > 3 && strncasecmp(s, "SIG", 3) == 0) {
-		s += 3;
-		len -= 3;
-	}
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strlen(names[i].name) == len && strncasecmp(s, names[i].name, len) == 0) {
-			*sig = names[i].number;
-			return 0;
+	if (wrench__parse_uint(s, len, &number) < 0) {
+		bool named = false;
+		if (len > 3 && strncasecmp(s, "SIG", 3) == 0) {
+			s += 3;
+			len -= 3;
 		}
+		for (size_t i = 0; !named && i < sizeof(signal_names) / sizeof(signal_names[0]);
+		     i++) {
+			named = strlen(signal_names[i].name) == len &&
+			        strncasecmp(s, signal_names[i].name, len) == 0;
+			number = (uint64_t)signal_names[i].number;
+		}
+		if (!named)
+			return -EINVAL;
 	}
-	return -EINVAL;
+	if (!signal_is_usable(number))
+		return -ERANGE;
+	*sig = (int)number;
+	return 0;
 }
 
 /* Days since 1970-01-01 of a date in the proleptic Gregorian calendar
@@ -290,9 +323,10 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 		if (value && wrench__parse_signal(value, value_len, &rule->kill_signal) < 0)
 			return set_error(
 			        err, errlen,
-			        "\"%.*s\": not a usable signal (use KILL, ABRT, TERM, SEGV, "
-			        "BUS, INT, QUIT or a number from 1 to 31 or 34 to 64)",
-			        tok, t);
+			        "\"%.*s\": not a usable signal (one that ends the process: KILL, "
+			        "TERM, ABRT, SEGV, INT...; not STOP, TSTP, TTIN, TTOU, CONT, CHLD, "
+			        "URG, WINCH, 32, 33)",
+			        tok, t < 16 ? t : 16);
 		return 0;
 	case D_SLOW:
 		rule->has_slow = true;

@@ -8,7 +8,10 @@
  * checks every rule, reads the file, and parses it through the cache of
  * parsed files (cache.c).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +23,135 @@
  * that, the call evaluates its own reading without caching it. */
 #define MAX_STALE_RETRIES 4
 
+/* Errors that say nothing about the files, only that the process ran
+ * short for a moment: the call answers false and remembers nothing, so
+ * that the next one looks again. Cached, one EMFILE would leave a point
+ * inactive until its file changed. */
+static bool is_transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EINTR ||
+	       err == -EAGAIN || err == -ENOBUFS;
+}
+
+/*
+ * The trigger directory's descriptor from the last walk, kept while change
+ * detection has seen no change to it or its ancestors (EPOCH, from
+ * wrench__watch_epoch()). Walking from "/" costs a load a dozen system
+ * calls, most of the first use of a category: with it, the first use of
+ * 100,000 categories stays within a few times their second. The loads
+ * using it count themselves, so that it is closed only after the last.
+ */
+struct dir_handle {
+	int fd;
+	unsigned users; /* loads using it, plus one while it is cached */
+	uint64_t epoch;
+	char path[];
+};
+
+static pthread_mutex_t dir_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dir_handle *dir_cache;
+
+/* Drops one user of H, closing it after the last. Lock held; returns
+ * the handle to free once the lock is released, or NULL. */
+static struct dir_handle *drop_user(struct dir_handle *h)
+{
+	return h && --h->users == 0 ? h : NULL;
+}
+
+static void free_handle(struct dir_handle *h)
+{
+	if (h) {
+		close(h->fd);
+		free(h);
+	}
+}
+
+static void release_dir(struct dir_handle *h)
+{
+	pthread_mutex_lock(&dir_cache_lock);
+	struct dir_handle *gone = drop_user(h);
+	pthread_mutex_unlock(&dir_cache_lock);
+	free_handle(gone);
+}
+
+/* The cached handle of DIR if it is still current (one more user), else
+ * NULL, and a stale one is let go. */
+static struct dir_handle *cached_dir(const char *dir, uint64_t epoch)
+{
+	struct dir_handle *h = NULL, *gone = NULL;
+
+	pthread_mutex_lock(&dir_cache_lock);
+	if (dir_cache && epoch && dir_cache->epoch == epoch && strcmp(dir_cache->path, dir) == 0) {
+		h = dir_cache;
+		h->users++;
+	} else {
+		gone = drop_user(dir_cache);
+		dir_cache = NULL;
+	}
+	pthread_mutex_unlock(&dir_cache_lock);
+	free_handle(gone);
+	return h;
+}
+
+/* Caches FD, the checked descriptor of DIR, when change detection can
+ * tell when it stops being current: returns its handle (the caller one
+ * of its users), or NULL when the caller keeps FD. */
+static struct dir_handle *remember_dir(const char *dir, uint64_t epoch, int fd)
+{
+	size_t len = strlen(dir) + 1;
+	struct dir_handle *h = epoch ? malloc(sizeof(*h) + len) : NULL;
+
+	if (!h)
+		return NULL;
+	h->fd = fd;
+	h->users = 2;
+	h->epoch = epoch;
+	memcpy(h->path, dir, len);
+	pthread_mutex_lock(&dir_cache_lock);
+	struct dir_handle *gone = drop_user(dir_cache);
+	dir_cache = h;
+	pthread_mutex_unlock(&dir_cache_lock);
+	free_handle(gone);
+	return h;
+}
+
+void wrench__query_atfork_prepare(void)
+{
+	pthread_mutex_lock(&dir_cache_lock);
+}
+
+void wrench__query_atfork_parent(void)
+{
+	pthread_mutex_unlock(&dir_cache_lock);
+}
+
+/* The child starts its own change detection: what it knew is not current.
+ * The loads of the parent's other threads do not exist in the child, and
+ * the forking thread holds no handle (a load releases it before it logs,
+ * and only a logger could fork), so it is freed whatever its count. */
+void wrench__query_atfork_child(void)
+{
+	free_handle(dir_cache);
+	dir_cache = NULL;
+	pthread_mutex_unlock(&dir_cache_lock);
+}
+
+/* Opens the trigger directory DIR: the cached descriptor, or a new walk
+ * with every check. *HANDLE is what to release after, or NULL when the
+ * descriptor is the caller's to close. */
+static int open_dir(const char *dir, struct wrench__trust *trust, struct dir_handle **handle)
+{
+	uint64_t epoch = wrench__watch_epoch();
+
+	*handle = cached_dir(dir, epoch);
+	if (*handle)
+		return (*handle)->fd;
+	int fd = wrench__trust_open_dir(dir, trust);
+	if (fd >= 0)
+		*handle = remember_dir(dir, epoch, fd);
+	return fd;
+}
+
 /* Finds and reads the trigger file; NULL (problem handled) when there is
  * none to use. Sets *STALE when the cache moved on during the I/O. */
 static struct wrench__snapshot *load_once(const char *category, struct wrench__trust *trust,
@@ -30,23 +162,41 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	struct wrench__file file;
 
 	*stale = false;
+	*outcome = WRENCH__RETRY;
+	int rc = wrench__cache_begin(category, dir, sizeof(dir), &ticket);
+	if (rc == -ENOMEM) {
+		struct wrench__problem why = {.level = WRENCH_LOG_WARN};
+		snprintf(why.message, sizeof(why.message), "out of memory looking up category %s",
+		         category);
+		wrench__cache_transient_problem(&why);
+		return NULL;
+	}
 	*outcome = WRENCH__DIR_UNUSABLE;
-	if (!wrench__cache_begin(category, dir, sizeof(dir), &ticket))
+	if (rc < 0)
 		return NULL;
 	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
 	         category);
-	int dirfd = wrench__trust_open_dir(dir, trust);
+	struct dir_handle *handle;
+	int dirfd = open_dir(dir, trust, &handle);
+	if (dirfd < 0 && is_transient(dirfd)) {
+		wrench__cache_transient_problem(&trust->first);
+		*outcome = WRENCH__RETRY;
+		return NULL;
+	}
 	if (dirfd < 0) {
 		wrench__cache_dir_problem(&ticket, &trust->first);
 		return NULL;
 	}
-	int rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
+	rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
 	/* The counters are found next to the file, through the same walk. */
 	file.dirfd = dirfd;
 	file.dir = dir;
 	struct wrench__snapshot *snapshot = NULL;
 	*outcome = WRENCH__LOADED;
-	if (rc < 0) {
+	if (rc < 0 && is_transient(rc)) {
+		wrench__cache_transient_problem(&trust->first);
+		*outcome = WRENCH__RETRY;
+	} else if (rc < 0) {
 		wrench__cache_file_problem(category, &ticket, &trust->first);
 		*outcome = WRENCH__FILE_UNUSABLE;
 	} else if (last_try) {
@@ -55,7 +205,10 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	} else {
 		snapshot = wrench__cache_acquire(category, path, &ticket, &file, stale);
 	}
-	close(dirfd);
+	if (handle)
+		release_dir(handle);
+	else
+		close(dirfd);
 	free(file.data);
 	return snapshot;
 }
@@ -178,12 +331,13 @@ bool wrench__fast_query(const char *category, const char *feature, bool *active)
 	return wrench__watch_running() && answer_from_view(category, feature, active);
 }
 
-bool wrench__query(const char *category, const char *feature)
+bool wrench__query(const char *category, const char *feature, bool fast_tried)
 {
 	enum wrench__outcome outcome;
 	bool active;
 
-	if (wrench__fast_query(category, feature, &active))
+	/* FAST_TRIED: the caller just asked the view, which did not know. */
+	if (!fast_tried && wrench__fast_query(category, feature, &active))
 		return active;
 	struct wrench__snapshot *snapshot = wrench__watch_load(category, &outcome);
 	if (!snapshot)

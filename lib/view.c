@@ -2,9 +2,14 @@
  * The view: what the change detection knows to be current, published for
  * the hot path to read without a lock.
  *
- * A view is immutable: a table from category to the snapshot of its
- * trigger file (or to "no usable file"), plus whether the directory itself
- * is unusable. A change builds a new view and publishes it. Each thread
+ * A view is a table from category to the snapshot of its trigger file (or
+ * to "no usable file"), plus whether the directory itself is unusable.
+ * What a view says of a category never changes: a change builds a new
+ * view and publishes it. A view only grows in place: a category it did
+ * not know is added to it while it has room, so that the first use of N
+ * categories costs O(N) in all, not a copy of the view each (100,000
+ * categories took 303 s). A reader sees the new slot or an empty one,
+ * and an empty one sends it to the slow path, which is right. Each thread
  * keeps a reference to the view it last used, so that reading the view a
  * thread already holds costs no write to shared memory: two threads at
  * the same failure point never contend. A thread takes the lock only when
@@ -31,7 +36,9 @@ struct wrench__view {
 	bool dir_unusable;
 	size_t mask; /* slots - 1; the table is at most half full */
 	size_t count;
-	struct known **slot;
+	/* Written under view_lock, read without it: a slot goes from empty
+	 * to a category, published with release, and never back. */
+	struct known *_Atomic *slot;
 };
 
 #define MAX_REMEMBERED 1024
@@ -58,17 +65,22 @@ static void view_put(struct wrench__view *v)
 	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i <= v->mask; i++)
-		known_put(v->slot[i]);
+		known_put(atomic_load_explicit(&v->slot[i], memory_order_relaxed));
 	free(v->slot);
 	free(v);
+}
+
+static struct known *slot_at(const struct wrench__view *v, size_t i)
+{
+	return atomic_load_explicit(&v->slot[i], memory_order_acquire);
 }
 
 static size_t find_slot(const struct wrench__view *v, const char *category, uint64_t hash)
 {
 	size_t i = hash & v->mask;
-	while (v->slot[i] &&
-	       (v->slot[i]->hash != hash || strcmp(v->slot[i]->category, category) != 0))
-		i = (i + 1) & v->mask;
+	for (struct known *k; (k = slot_at(v, i)) != NULL; i = (i + 1) & v->mask)
+		if (k->hash == hash && strcmp(k->category, category) == 0)
+			break;
 	return i;
 }
 
@@ -80,7 +92,7 @@ static struct wrench__view *view_new(size_t count)
 
 	while (size < 2 * count)
 		size *= 2;
-	if (!v || !(v->slot = calloc(size, sizeof(struct known *)))) {
+	if (!v || !(v->slot = calloc(size, sizeof(*v->slot)))) {
 		free(v);
 		return NULL;
 	}
@@ -90,22 +102,33 @@ static struct wrench__view *view_new(size_t count)
 	return v;
 }
 
-/* Adds K (taking a reference); V has room and does not hold K's name. */
+/* Adds K (taking a reference); V has room and does not hold K's name.
+ * The release store publishes K whole to readers of V. */
 static void view_add(struct wrench__view *v, struct known *k)
 {
 	atomic_fetch_add(&k->refs, 1);
-	v->slot[find_slot(v, k->category, k->hash)] = k;
+	atomic_store_explicit(&v->slot[find_slot(v, k->category, k->hash)], k,
+	                      memory_order_release);
 	v->count++;
 }
 
-/* A copy of OLD without SKIP (NULL: none), with room for one more. */
+/* Answers whether V can take one more category in place. */
+static bool has_room(const struct wrench__view *v)
+{
+	return 2 * (v->count + 1) <= v->mask + 1;
+}
+
+/* A copy of OLD without SKIP (NULL: none), with room for as many again,
+ * so that the categories added next go in place. */
 static struct wrench__view *view_copy(const struct wrench__view *old, const struct known *skip)
 {
-	struct wrench__view *v = view_new(old ? old->count + 1 : 1);
+	struct wrench__view *v = view_new(old ? 2 * (old->count + 1) : 1);
 
-	for (size_t i = 0; v && old && i <= old->mask; i++)
-		if (old->slot[i] && old->slot[i] != skip)
-			view_add(v, old->slot[i]);
+	for (size_t i = 0; v && old && i <= old->mask; i++) {
+		struct known *k = slot_at(old, i);
+		if (k && k != skip)
+			view_add(v, k);
+	}
 	return v;
 }
 
@@ -120,13 +143,6 @@ static void publish(struct wrench__view *v)
 int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
 {
 	size_t len = strlen(category) + 1;
-
-	/* Each change copies the view, so an agent making up category names
-	 * must not grow it without end: past the cap, names without a file
-	 * are not remembered, and each call for them looks for the file. */
-	struct wrench__view *now = atomic_load(&current);
-	if (!snapshot && now && now->count >= MAX_REMEMBERED)
-		return 0;
 	struct known *k = malloc(sizeof(*k) + len);
 
 	if (!k)
@@ -140,12 +156,23 @@ int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
 
 	pthread_mutex_lock(&view_lock);
 	struct wrench__view *old = atomic_load(&current);
-	const struct known *replaced = old ? old->slot[find_slot(old, category, k->hash)] : NULL;
-	struct wrench__view *v = view_copy(old, replaced);
-	if (v) {
-		view_add(v, k);
-		publish(v);
+	struct wrench__view *v = old;
+	/* An agent making up category names must not grow the view without
+	 * end: past the cap, names without a file are not remembered, and
+	 * each call for them looks for the file. */
+	if (!snapshot && old && old->count >= MAX_REMEMBERED)
+		goto out;
+	const struct known *replaced = old ? slot_at(old, find_slot(old, category, k->hash)) : NULL;
+	/* A category the view did not know goes in place; anything else
+	 * changes what the view says, and makes a new one. */
+	if (!old || replaced || old->dir_unusable || !has_room(old)) {
+		v = view_copy(old, replaced);
+		if (v)
+			publish(v);
 	}
+	if (v)
+		view_add(v, k);
+out:
 	pthread_mutex_unlock(&view_lock);
 	known_put(k); /* the view holds its own reference */
 	return v ? 0 : -ENOMEM;
@@ -183,7 +210,7 @@ void wrench__view_forget(const char *category)
 	pthread_mutex_lock(&view_lock);
 	struct wrench__view *old = atomic_load(&current);
 	struct known *k =
-	        old ? old->slot[find_slot(old, category, wrench__hash_string(category))] : NULL;
+	        old ? slot_at(old, find_slot(old, category, wrench__hash_string(category))) : NULL;
 	if (k)
 		publish(view_copy(old, k));
 	pthread_mutex_unlock(&view_lock);
@@ -240,7 +267,7 @@ bool wrench__view_lookup(const struct wrench__view *v, const char *category,
 		*snapshot = NULL;
 		return true;
 	}
-	struct known *k = v->slot[find_slot(v, category, wrench__hash_string(category))];
+	struct known *k = slot_at(v, find_slot(v, category, wrench__hash_string(category)));
 	if (!k)
 		return false;
 	*snapshot = k->snapshot;

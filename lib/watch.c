@@ -69,7 +69,8 @@ static uint64_t *counter_of(const char *category)
 
 /* A message for the log, told once the lock is released: a logger may
  * call the library, which takes the lock. */
-static char note[128];
+static char note[256];
+static enum wrench_log_level note_level;
 
 static _Atomic unsigned recheck_ms;
 static _Atomic uint64_t next_check_ms;
@@ -83,7 +84,7 @@ static void unlock_and_tell(void)
 	note[0] = '\0';
 	pthread_mutex_unlock(&watch_lock);
 	if (message[0])
-		wrench__log(WRENCH_LOG_INFO, "%s", message);
+		wrench__log(note_level, "%s", message);
 	wrench__ring_tell();
 }
 
@@ -103,12 +104,44 @@ static void forget_category(const char *category)
 	wrench__view_forget(category);
 }
 
+/* Where WD is, or would go, in watches, which is kept sorted by wd: the
+ * kernel hands out increasing numbers, so a new watch is nearly always
+ * appended, and a lookup among the watches of thousands of trigger files
+ * is a binary search, not a scan per load. */
+static size_t watch_position(int wd)
+{
+	size_t lo = 0, hi = watch_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (watches[mid].wd < wd)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static struct watch *find_watch(int wd)
 {
-	for (size_t i = 0; i < watch_count; i++)
-		if (watches[i].wd == wd)
-			return &watches[i];
-	return NULL;
+	size_t i = watch_position(wd);
+	return i < watch_count && watches[i].wd == wd ? &watches[i] : NULL;
+}
+
+/* A slot for the new watch WD, in order; the caller made room. */
+static struct watch *insert_watch(int wd)
+{
+	size_t i = watch_position(wd);
+	memmove(&watches[i + 1], &watches[i], (watch_count - i) * sizeof(*watches));
+	watch_count++;
+	return &watches[i];
+}
+
+static void remove_watch(const struct watch *w)
+{
+	size_t i = (size_t)(w - watches);
+	memmove(&watches[i], &watches[i + 1], (watch_count - i - 1) * sizeof(*watches));
+	watch_count--;
 }
 
 static void apply(const struct inotify_event *ev)
@@ -124,7 +157,7 @@ static void apply(const struct inotify_event *ev)
 		enum wrench__opened what = w->what;
 		char name[NAME_MAX + 1];
 		memcpy(name, w->name, sizeof(name));
-		*w = watches[--watch_count];
+		remove_watch(w);
 		if (what == WRENCH__FILE)
 			forget_category(name);
 		else
@@ -176,31 +209,122 @@ static void poll_events(void)
 	}
 }
 
-/* Starts change detection; on failure every call checks by itself. */
+static uint64_t coarse_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * What cannot be watched is tried again later, never given up for good:
+ * a limit reached (descriptors, watches, memory) is lifted, a squatted
+ * name is removed. Meanwhile calls stay cheap, and what could not be
+ * watched is looked at again after the back-off: from RETRY_FIRST_MS,
+ * doubling while it keeps failing, up to RETRY_MAX_MS.
+ */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS   10000
+
+static uint64_t retry_interval_ms;   /* 0: nothing failed lately */
+static _Atomic uint64_t retry_at_ms; /* 0: no retry due */
+static int last_failure;             /* the errno last logged, to log it once */
+
+/* Something could not be watched: when to look again. Lock held. */
+static void schedule_retry(void)
+{
+	retry_interval_ms = retry_interval_ms ? 2 * retry_interval_ms : RETRY_FIRST_MS;
+	if (retry_interval_ms > RETRY_MAX_MS)
+		retry_interval_ms = RETRY_MAX_MS;
+	atomic_store(&retry_at_ms, coarse_ms() + retry_interval_ms);
+}
+
+/* Notes a WARN saying why detection cannot run as it should, once per
+ * reason, so that a failure that lasts does not flood the log. Lock held. */
+static void note_failure(int err, const char *what, const char *consequence)
+{
+	if (err == last_failure)
+		return;
+	last_failure = err;
+	note_level = WRENCH_LOG_WARN;
+	snprintf(note, sizeof(note),
+	         "change detection: %s failed (%s%s); %s, and it is tried again in %llu ms, "
+	         "then less often while it fails",
+	         what, strerror(err), err == ENOENT ? ": is /proc mounted?" : "", consequence,
+	         (unsigned long long)retry_interval_ms);
+}
+
+/* Starts change detection; on failure every call checks by itself until
+ * a later call starts it. Lock held. */
 static void start(void)
 {
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	atomic_store(&state, inotify_fd >= 0 ? RUNNING : FAILED);
-	if (inotify_fd < 0)
-		snprintf(note, sizeof(note),
-		         "no change detection (inotify: %s): every call reads "
-		         "the files",
-		         strerror(errno));
+	if (inotify_fd >= 0)
+		return;
+	int err = errno;
+	schedule_retry();
+	note_failure(err, "inotify_init1", "every call reads the files meanwhile");
 }
 
+/* A retry is due: start again, or look again at what could not be
+ * watched. Lock held. */
+static void retry_if_due(void)
+{
+	uint64_t due = atomic_load_explicit(&retry_at_ms, memory_order_relaxed);
+
+	if (!due || coarse_ms() < due)
+		return;
+	atomic_store(&retry_at_ms, 0);
+	if (atomic_load(&state) == FAILED)
+		start();
+	else
+		forget_everything();
+}
+
+/* This inotify instance can serve no more (the application closed its
+ * descriptor): everything is forgotten, and detection starts afresh at
+ * the retry. Lock held. */
 static void stop(const char *why)
 {
 	wrench__ring_stop();
-	snprintf(note, sizeof(note), "change detection stopped (%s): every call reads the files",
-	         why);
 	forget_everything();
-	close(inotify_fd); /* and with it every watch */
+	if (inotify_fd >= 0)
+		close(inotify_fd); /* and with it every watch */
 	inotify_fd = -1;
 	watch_count = 0;
 	atomic_store(&state, FAILED);
+	schedule_retry();
+	note_level = WRENCH_LOG_INFO;
+	snprintf(note, sizeof(note),
+	         "change detection restarts (%s): every call reads the files until then", why);
 }
 
-/* The trust checks' hook: watch each descriptor before it is checked. */
+/* A watch on the descriptor itself, not its path: the path may lead
+ * elsewhere now. Through /proc/thread-self, which lasts as long as the
+ * calling thread: /proc/self is gone once the main thread has called
+ * pthread_exit(). Kernels before 3.17 have only /proc/self. */
+static int add_watch_on_fd(int fd, uint32_t mask)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd);
+	int wd = inotify_add_watch(inotify_fd, proc, mask);
+	if (wd < 0 && errno == ENOENT && access("/proc/thread-self", F_OK) < 0) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		wd = inotify_add_watch(inotify_fd, proc, mask);
+	}
+	return wd;
+}
+
+/* What one load found while it set its watches. */
+struct load_watches {
+	int failed; /* 0, or the errno of a watch that could not be set */
+};
+
+/* The trust checks' hook: watch each descriptor before it is checked. A
+ * watch that cannot be set leaves detection running for everything else;
+ * the load that needed it is remembered until the retry only. */
 static void watch_opened(int fd, enum wrench__opened what, const char *next, void *ctx)
 {
 	static const uint32_t masks[] = {
@@ -208,17 +332,14 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 	        [WRENCH__DIR] = DIR_EVENTS,
 	        [WRENCH__FILE] = FILE_EVENTS,
 	};
-	char proc[64];
-	(void)ctx;
+	struct load_watches *load = ctx;
 
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) != RUNNING)
 		goto out;
-	/* The descriptor, not its path: the path may lead elsewhere now. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	int wd = inotify_add_watch(inotify_fd, proc, masks[what]);
+	int wd = add_watch_on_fd(fd, masks[what]);
 	if (wd < 0) {
-		stop(strerror(errno));
+		load->failed = errno;
 		goto out;
 	}
 	struct watch *w = find_watch(wd);
@@ -226,14 +347,16 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 		size_t capacity = watch_capacity ? 2 * watch_capacity : 16;
 		struct watch *more = realloc(watches, capacity * sizeof(*more));
 		if (!more) {
-			stop("out of memory");
+			/* Its events cannot be told from a stranger's. */
+			inotify_rm_watch(inotify_fd, wd);
+			load->failed = ENOMEM;
 			goto out;
 		}
 		watches = more;
 		watch_capacity = capacity;
 	}
 	if (!w)
-		w = &watches[watch_count++];
+		w = insert_watch(wd);
 	w->wd = wd;
 	w->what = what;
 	snprintf(w->name, sizeof(w->name), "%s", next ? next : "");
@@ -246,11 +369,15 @@ bool wrench__watch_running(void)
 	return atomic_load_explicit(&state, memory_order_relaxed) == RUNNING;
 }
 
-static uint64_t coarse_ms(void)
+/* Every change to the directory or an ancestor goes through
+ * forget_everything(), which counts it. */
+uint64_t wrench__watch_epoch(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&watch_lock);
+	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&retry_at_ms);
+	uint64_t epoch = sure ? changes + 1 : 0;
+	pthread_mutex_unlock(&watch_lock);
+	return epoch;
 }
 
 void wrench__watch_refresh(void)
@@ -272,9 +399,24 @@ void wrench__watch_refresh(void)
 		poll_events();
 	else if (atomic_load(&state) == RUNNING)
 		wrench__ring_refresh(inotify_fd, poll_events);
+	retry_if_due();
 	if (ms)
 		atomic_store_explicit(&next_check_ms, now + ms, memory_order_relaxed);
 	unlock_and_tell();
+}
+
+/* A load could not set every watch it needed: what it found is kept
+ * until the retry, which loads again and tries the watch again; the
+ * first failure of a kind is logged. Lock held. */
+static void watch_failed(int err)
+{
+	/* A retry already due keeps its time: loads that keep failing
+	 * must not put it off for ever. */
+	if (!atomic_load(&retry_at_ms))
+		schedule_retry();
+	note_failure(err, "inotify_add_watch",
+	             "a change to what could not be watched is seen at the next try, not at "
+	             "once");
 }
 
 struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome)
@@ -282,10 +424,13 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == UNTRIED)
 		start();
+	else
+		retry_if_due();
 	uint64_t before = changes, before_category = *counter_of(category);
 	unlock_and_tell();
 
-	struct wrench__trust trust = {.opened = watch_opened};
+	struct load_watches load = {0};
+	struct wrench__trust trust = {.opened = watch_opened, .opened_ctx = &load};
 	struct wrench__snapshot *snapshot = wrench__load(category, &trust, outcome);
 
 	/* What was loaded is current unless a change came in meanwhile:
@@ -299,6 +444,10 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 		else
 			wrench__ring_refresh(inotify_fd, poll_events);
 		bool unchanged = changes == before && *counter_of(category) == before_category;
+		if (load.failed)
+			watch_failed(load.failed);
+		else if (unchanged && *outcome != WRENCH__RETRY && !atomic_load(&retry_at_ms))
+			retry_interval_ms = 0; /* all is watched again */
 		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
 		else if (unchanged && *outcome != WRENCH__RETRY)
@@ -362,6 +511,9 @@ void wrench__watch_atfork_child(void)
 		close(inotify_fd);
 	inotify_fd = -1;
 	watch_count = 0;
+	retry_interval_ms = 0;
+	atomic_store(&retry_at_ms, 0);
+	last_failure = 0;
 	changes++;
 	atomic_store(&state, UNTRIED);
 	wrench__view_forget_all();

@@ -418,6 +418,105 @@ static void test_missing_file_or_directory_is_silent_by_default(void **state)
 	assert_int_equal(log_capture_count(), 0);
 }
 
+/* A logger that fails the test when a message holds a control byte. */
+static void no_control_bytes(enum wrench_log_level level, const char *message, void *ctx)
+{
+	unsigned *escaped = ctx;
+	(void)level;
+	for (const unsigned char *c = (const unsigned char *)message; *c; c++)
+		if (*c < 0x20 || *c == 0x7f || (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f))
+			fail_msg("a message holds control byte 0x%02x: %s", *c, message);
+	*escaped += strstr(message, "\\x1b[2J") != NULL;
+}
+
+/* A category may come from the agent's input: ESC, BEL and C1 bytes in it
+ * (or in a feature) must not reach the terminal of whoever reads the log. */
+static void test_control_characters_in_names_are_escaped_in_messages(void **state)
+{
+	struct scratch *s = *state;
+	static const char category[] = "agent\x1b[2J\x07\xc2\x9b";
+	unsigned escaped = 0;
+
+	write_file(s->dir, category, "step\n", 0600);
+	wrench_set_logger(no_control_bytes, &escaped);
+	assert_true(wrench_is_active(category, "step"));
+	assert_false(wrench_is_active("a/b", "feature\x1b[2J\x07"));
+	wrench_set_logger(NULL, NULL);
+	/* The WARN of the firing line and the ERROR of the bad argument. */
+	assert_int_equal(escaped, 2);
+}
+
+/* Whoever owns a squatted or refused file can change its ctime at will:
+ * each change used to log the problem again (22,538 ERROR lines in a few
+ * seconds). A problem is its path and reason: logged once while it lasts,
+ * even when it alternates with another. */
+static void test_a_problem_is_logged_once_however_often_its_file_changes(void **state)
+{
+	struct scratch *s = *state;
+	char path[512];
+
+	need_strict_visibility();
+	trigger(state, "step\n");
+	path_in(s->dir, CAT, path, sizeof(path));
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(chmod(path, i % 2 ? 0666 : 0646), 0);
+		assert_false(wrench_is_active(CAT, "step"));
+	}
+	if (log_count(WRENCH_LOG_ERROR, "writable by group or others") != 2) {
+		log_dump();
+		fail_msg("want one ERROR for each of the two problems");
+	}
+	/* Fixed, then broken again: that is news. */
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(log_count(WRENCH_LOG_ERROR, "writable by group or others"), 3);
+}
+
+/* Distinct problems made up faster than anybody reads them are rate
+ * limited, and the next one logged says how many were held back. */
+static void test_problem_messages_are_rate_limited(void **state)
+{
+	struct scratch *s = *state;
+	enum { MADE_UP = 160 };
+
+	for (int i = 0; i < MADE_UP; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "bad-%d", i);
+		write_file(s->dir, name, "step\n", 0666);
+		assert_false(wrench_is_active(name, "step"));
+	}
+	size_t logged = log_count(WRENCH_LOG_ERROR, "writable by group or others");
+	if (logged < 100 || logged >= MADE_UP) {
+		log_dump();
+		fail_msg("%zu of %d distinct problems logged; want the first 100 and not all",
+		         logged, MADE_UP);
+	}
+	sleep_us(1100 * 1000);
+	write_file(s->dir, "late", "step\n", 0666);
+	assert_false(wrench_is_active("late", "step"));
+	assert_true(log_has(WRENCH_LOG_ERROR, "late", "writable by group or others", NULL));
+	assert_true(log_has(WRENCH_LOG_WARN, "problem message(s) were not logged", NULL));
+}
+
+/* Messages below the threshold are not logged, so they must not use up
+ * the rate limit: an agent asking for many categories without a file
+ * (each a DEBUG "does not exist") must not hide the next ERROR. */
+static void test_unseen_messages_do_not_use_up_the_rate_limit(void **state)
+{
+	struct scratch *s = *state;
+
+	for (int i = 0; i < 300; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "missing-%d", i);
+		assert_false(wrench_is_active(name, "step"));
+	}
+	write_file(s->dir, "bad", "step\n", 0666);
+	assert_false(wrench_is_active("bad", "step"));
+	assert_true(log_has(WRENCH_LOG_ERROR, "bad", "writable by group or others", NULL));
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -436,6 +535,10 @@ int main(void)
 	        TEST(test_error_threshold_hides_warnings),
 	        TEST(test_debug_threshold_reports_a_missing_file),
 	        TEST(test_missing_file_or_directory_is_silent_by_default),
+	        TEST(test_control_characters_in_names_are_escaped_in_messages),
+	        TEST(test_a_problem_is_logged_once_however_often_its_file_changes),
+	        TEST(test_problem_messages_are_rate_limited),
+	        TEST(test_unseen_messages_do_not_use_up_the_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

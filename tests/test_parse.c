@@ -235,6 +235,48 @@ static void test_kill_refuses_the_signals_the_c_library_reserves(void **state)
 	}
 }
 
+/* A kill line must end the agent. By number or by name, a signal that
+ * stops it (kill=19 left the agent stopped), continues it or is ignored by
+ * default (kill=17 answered true and did nothing) is refused, and the
+ * message lists what is accepted. */
+static void test_kill_refuses_signals_that_do_not_end_the_process(void **state)
+{
+	(void)state;
+	static const char *const refused[] = {
+	        "STOP", "SIGSTOP", "TSTP", "TTIN", "TTOU", "CONT", "CHLD", "URG", "WINCH",
+	        "19",   "20",      "21",   "22",   "18",   "17",   "23",   "28",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "step kill=%s", refused[i]);
+		assert_rejected(line, "KILL, TERM");
+		assert_rejected(line, "not STOP");
+	}
+}
+
+static void test_kill_accepts_every_signal_that_ends_the_process_by_name_or_number(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		int sig;
+	} cases[] = {
+	        {"HUP", SIGHUP},   {"USR1", SIGUSR1},        {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},
+	        {"ALRM", SIGALRM}, {"sigvtalrm", SIGVTALRM}, {"SYS", SIGSYS},   {"XCPU", SIGXCPU},
+	        {"IO", SIGIO},     {"PWR", SIGPWR},          {"1", SIGHUP},     {"10", SIGUSR1},
+	        {"29", SIGIO},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char line[64];
+		struct wrench__rule rule;
+		snprintf(line, sizeof(line), "step kill=%s", cases[i].name);
+		assert_accepted(line, &rule);
+		if (rule.kill_signal != cases[i].sig)
+			fail_msg("\"%s\" gave signal %d, want %d", line, rule.kill_signal,
+			         cases[i].sig);
+	}
+}
+
 static void test_fail_and_kill_cannot_be_combined(void **state)
 {
 	(void)state;
@@ -567,6 +609,9 @@ int main(void)
 	        cmocka_unit_test(test_kill_accepts_signal_names_and_numbers),
 	        cmocka_unit_test(test_kill_rejects_unknown_signals),
 	        cmocka_unit_test(test_kill_refuses_the_signals_the_c_library_reserves),
+	        cmocka_unit_test(test_kill_refuses_signals_that_do_not_end_the_process),
+	        cmocka_unit_test(
+	                test_kill_accepts_every_signal_that_ends_the_process_by_name_or_number),
 	        cmocka_unit_test(test_fail_and_kill_cannot_be_combined),
 	        cmocka_unit_test(test_slow_accepts_durations_up_to_an_hour),
 	        cmocka_unit_test(test_slow_rejects_bad_durations),

@@ -1,0 +1,522 @@
+/*
+ * What the library does when the process runs short or is interrupted:
+ * a passing shortage (EMFILE, ENOMEM) is never remembered as "no trigger"
+ * or "directory unusable", change detection survives a watch that cannot
+ * be set and a main thread that exits, and a call from a signal handler
+ * answers false instead of deadlocking.
+ *
+ * The failures are injected, not provoked: this executable is linked with
+ * --wrap for openat, malloc, calloc, strdup, inotify_add_watch and read
+ * (see tests/CMakeLists.txt), so the library's calls go through the
+ * wrappers below, which fail when the test asks them to.
+ */
+#include "support.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAT   "agent"
+#define OTHER "other"
+
+/* ---- the wrappers ----------------------------------------------------------- */
+
+/* What to fail, for the thread that asked: the next COUNT calls (for
+ * openat, only those that open NAME), with ERR. */
+struct injection {
+	unsigned count;
+	int err;
+	const char *name;
+	size_t size; /* malloc: only allocations of this size (0: any) */
+};
+
+static _Thread_local struct injection fail_openat, fail_malloc, fail_calloc, fail_strdup;
+/* Every thread: the test counts a detection that keeps failing. */
+static _Atomic unsigned fail_watch;
+static _Atomic unsigned opened_by_name; /* openat() calls for opened_name */
+static const char *_Atomic opened_name;
+static _Thread_local bool raise_in_read;
+
+int __real_openat(int dirfd, const char *path, int flags, ...);
+int __wrap_openat(int dirfd, const char *path, int flags, ...);
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
+int __real_inotify_add_watch(int fd, const char *path, uint32_t mask);
+int __wrap_inotify_add_watch(int fd, const char *path, uint32_t mask);
+ssize_t __real_read(int fd, void *buf, size_t count);
+ssize_t __wrap_read(int fd, void *buf, size_t count);
+ssize_t __real___read_chk(int fd, void *buf, size_t count, size_t buflen);
+ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen);
+
+/* Answers whether this call is one to fail, counting it. */
+static bool injected(struct injection *what)
+{
+	if (what->count == 0)
+		return false;
+	what->count--;
+	errno = what->err;
+	return true;
+}
+
+int __wrap_openat(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	const char *counted = atomic_load(&opened_name);
+	/* Loads only: the category's counters, opened for writing, share its
+	 * name. */
+	if (counted && strcmp(path, counted) == 0 && (flags & O_ACCMODE) == O_RDONLY)
+		atomic_fetch_add(&opened_by_name, 1);
+	if (fail_openat.count && strcmp(path, fail_openat.name) == 0 && injected(&fail_openat))
+		return -1;
+	return __real_openat(dirfd, path, flags, mode);
+}
+
+void *__wrap_malloc(size_t size)
+{
+	if ((fail_malloc.size == 0 || fail_malloc.size == size) && injected(&fail_malloc))
+		return NULL;
+	return __real_malloc(size);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	if (injected(&fail_calloc))
+		return NULL;
+	return __real_calloc(n, size);
+}
+
+char *__wrap_strdup(const char *s)
+{
+	if (injected(&fail_strdup))
+		return NULL;
+	return __real_strdup(s);
+}
+
+int __wrap_inotify_add_watch(int fd, const char *path, uint32_t mask)
+{
+	if (atomic_load(&fail_watch)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return __real_inotify_add_watch(fd, path, mask);
+}
+
+/* The signal comes while the library is inside read(): in the steady
+ * state, the read of the change detection, under its lock. */
+static void maybe_raise(void)
+{
+	if (raise_in_read) {
+		raise_in_read = false;
+		raise(SIGUSR1);
+	}
+}
+
+ssize_t __wrap_read(int fd, void *buf, size_t count)
+{
+	maybe_raise();
+	return __real_read(fd, buf, count);
+}
+
+ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen)
+{
+	maybe_raise();
+	return __real___read_chk(fd, buf, count, buflen);
+}
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+/* Nothing injected: a name left over would point into a freed test's
+ * scratch directory. */
+static void inject_nothing(void)
+{
+	fail_openat = fail_malloc = fail_calloc = fail_strdup = (struct injection){0};
+	atomic_store(&fail_watch, 0);
+	atomic_store(&opened_name, NULL);
+}
+
+static int setup(void **state)
+{
+	inject_nothing();
+	return scratch_setup(state);
+}
+
+static int teardown(void **state)
+{
+	inject_nothing();
+	return scratch_teardown(state);
+}
+
+/* The last component of PATH. */
+static const char *base_name(const char *path)
+{
+	return strrchr(path, '/') + 1;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- transient errors are not cached ------------------------------------ */
+
+/* One EMFILE when the trigger file is opened: that call answers false, the
+ * next one reads the unchanged file and answers true. */
+static void test_emfile_opening_the_file_is_not_remembered_as_no_trigger(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+
+	fail_openat = (struct injection){.count = 1, .err = EMFILE, .name = CAT};
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(fail_openat.count, 0);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(count_active(CAT, "step", 10), 10);
+	if (log_count(WRENCH_LOG_WARN, "Too many open files") != 1) {
+		log_dump();
+		fail_msg("the shortage was not logged exactly once");
+	}
+}
+
+/* One EMFILE while the directory is walked must not switch off every
+ * category. */
+static void test_emfile_walking_the_directory_is_not_remembered_as_unusable(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+
+	fail_openat = (struct injection){.count = 1, .err = EMFILE, .name = base_name(dir)};
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(fail_openat.count, 0);
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_true(wrench_is_active(OTHER, "step"));
+}
+
+/* The read buffer cannot be had once: not "no trigger" either. */
+static void test_failed_read_buffer_is_not_remembered_as_no_trigger(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+
+	fail_malloc =
+	        (struct injection){.count = 1, .err = ENOMEM, .size = WRENCH_MAX_FILE_SIZE + 1};
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_int_equal(fail_malloc.count, 0);
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+/* A failed allocation when the cache looks a category up is not "the
+ * directory is unusable", which switched off every category. */
+static void test_allocation_failure_in_the_cache_does_not_switch_everything_off(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	fail_calloc = (struct injection){.count = 1, .err = ENOMEM};
+	assert_false(wrench_is_active(OTHER, "step"));
+	assert_int_equal(fail_calloc.count, 0);
+	assert_true(wrench_is_active(OTHER, "step"));
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_true(log_has(WRENCH_LOG_WARN, "out of memory", OTHER, NULL));
+}
+
+/* Run in a fresh process (the setup runs once per process): the copy of
+ * the directory's path fails at initialisation. Exits 0 when the library
+ * recovers, 1 when it stays disabled. */
+static int strdup_fails_at_initialisation(void)
+{
+	fail_strdup = (struct injection){.count = 1, .err = ENOMEM};
+	unsigned active = count_active(CAT, "step", 3);
+	fprintf(stderr, "%u of 3 calls answered true after a failed strdup\n", active);
+	return fail_strdup.count == 0 && active >= 2 ? 0 : 1;
+}
+
+static char self[4096];
+
+static void exec_strdup_scenario(void *arg)
+{
+	setenv("WRENCH_DIR", arg, 1);
+	execl(self, self, "strdup-fails-at-initialisation", (char *)NULL);
+	_exit(127);
+}
+
+static void test_failed_strdup_at_initialisation_does_not_disable_the_library(void **state)
+{
+	const char *dir = scratch_dir(state);
+	write_file(dir, CAT, "step\n", 0600);
+	int status = run_in_child(exec_strdup_scenario, (void *)dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- first use of many categories is O(N) ------------------------------- */
+
+/* Each new category used to copy the whole view, and walk the path from
+ * "/" again: 100,000 categories took 303 s. A new category goes into the
+ * view in place (the view in force stays the same), and the checked
+ * directory is reused while nothing on the way to it changes. */
+static void test_new_categories_neither_copy_the_view_nor_walk_the_path_again(void **state)
+{
+	const char *dir = scratch_dir(state);
+	enum { CATEGORIES = 200 };
+	char names[CATEGORIES][16];
+
+	need_strict_visibility();
+	for (int i = 0; i < CATEGORIES; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%d", i);
+		write_file(dir, names[i], "step\n", 0600);
+	}
+	assert_true(wrench_is_active(names[0], "step"));
+	struct wrench__view *view = wrench__view_acquire(false);
+	assert_non_null(view);
+	uint64_t serial = wrench__view_serial(view);
+
+	atomic_store(&opened_by_name, 0);
+	atomic_store(&opened_name, base_name(dir));
+	unsigned active = 0, copies = 0;
+	for (int i = 1; i < CATEGORIES; i++) {
+		active += wrench_is_active(names[i], "step");
+		view = wrench__view_acquire(false);
+		copies += wrench__view_serial(view) != serial;
+		serial = wrench__view_serial(view);
+	}
+	assert_int_equal(active, CATEGORIES - 1);
+	/* The table doubles now and then: a handful of copies, not one each. */
+	if (copies > 8)
+		fail_msg("%u new views for %d new categories", copies, CATEGORIES - 1);
+	if (atomic_load(&opened_by_name) > 1)
+		fail_msg("the directory was walked %u times for %d new categories",
+		         atomic_load(&opened_by_name), CATEGORIES - 1);
+	assert_int_equal(count_active(names[CATEGORIES - 1], "step", 10), 10);
+
+	/* A change on the way to the directory is still seen at once. */
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_false(wrench_is_active(names[1], "step"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	assert_true(wrench_is_active(names[1], "step"));
+}
+
+/* ---- change detection does not stop for good ---------------------------- */
+
+/* Watches cannot be set (a squatted name, a stalled mount, a limit): the
+ * detection keeps running, calls stay cheap, and once watches can be set
+ * again a change is seen at once. */
+static void test_a_failed_watch_does_not_stop_change_detection(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	atomic_store(&fail_watch, 1);
+	atomic_store(&opened_by_name, 0);
+	atomic_store(&opened_name, OTHER);
+	assert_int_equal(count_active(OTHER, "step", 1000), 1000);
+	assert_true(wrench__watch_running());
+	/* At most a load per retry, not one per call. */
+	if (atomic_load(&opened_by_name) > 20)
+		fail_msg("%u loads in 1000 calls while watches failed",
+		         atomic_load(&opened_by_name));
+	if (!log_has(WRENCH_LOG_WARN, "inotify_add_watch", "No space left on device", NULL)) {
+		log_dump();
+		fail_msg("no WARN saying why watches could not be set");
+	}
+
+	/* What was watched before still is. */
+	char path[512];
+	assert_int_equal(unlink(path_in(dir, CAT, path, sizeof(path))), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+
+	/* After the retry, the file is watched: its removal is seen at once. */
+	atomic_store(&fail_watch, 0);
+	sleep_ms(300);
+	assert_true(wrench_is_active(OTHER, "step"));
+	atomic_store(&opened_by_name, 0);
+	assert_int_equal(count_active(OTHER, "step", 100), 100);
+	assert_int_equal(atomic_load(&opened_by_name), 0);
+	assert_int_equal(unlink(path_in(dir, OTHER, path, sizeof(path))), 0);
+	assert_false(wrench_is_active(OTHER, "step"));
+}
+
+/* Waits until the main thread is gone, then loads a category that was
+ * never loaded: its watches are set from this thread. */
+static void *outlive_main(void *arg)
+{
+	(void)arg;
+	/* Once the main thread is gone, /proc/self/fd is empty. */
+	char probe[64];
+	int fd = open("/", O_PATH | O_CLOEXEC);
+	snprintf(probe, sizeof(probe), "/proc/self/fd/%d", fd);
+	for (int i = 0; i < 500 && access(probe, F_OK) == 0; i++)
+		sleep_ms(10);
+	if (access(probe, F_OK) == 0)
+		_exit(3); /* the main thread did not go */
+	close(fd);
+	atomic_store(&opened_by_name, 0);
+	atomic_store(&opened_name, OTHER);
+	unsigned active = count_active(OTHER, "step", 1000);
+	bool running = wrench__watch_running();
+	unsigned loads = atomic_load(&opened_by_name);
+	fprintf(stderr, "after the main thread exited: %u active, running %d, %u loads\n", active,
+	        running, loads);
+	/* _exit: the test's own state is left behind on purpose. */
+	_exit(active == 1000 && running && loads <= 2 ? 0 : 1);
+}
+
+static void main_thread_exits(void *arg)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, outlive_main, arg) != 0)
+		_exit(4);
+	pthread_exit(NULL);
+}
+
+static void test_change_detection_survives_the_main_thread_exiting(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	int status = run_in_child(main_thread_exits, NULL);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- a call from a signal handler --------------------------------------- */
+
+static volatile sig_atomic_t handler_ran, handler_answer;
+
+static void call_from_handler(int sig)
+{
+	(void)sig;
+	handler_answer = wrench_is_active(CAT, "step");
+	handler_ran = 1;
+}
+
+/* In a child, so that a deadlock ends with SIGALRM instead of hanging. */
+static void signal_during_a_call(void *arg)
+{
+	const char *dir = arg;
+	char path[512];
+	struct sigaction sa = {.sa_handler = call_from_handler};
+	sigaction(SIGUSR1, &sa, NULL);
+	alarm(10);
+	/* A child starts its own detection: the first call loads; in the
+	 * second, the first read() is the detection's, under its lock. A
+	 * change in between makes the second call read inotify with the
+	 * io_uring ring too, which otherwise spares it the read(). */
+	if (!wrench_is_active(CAT, "step"))
+		_exit(2);
+	if (chmod(path_in(dir, CAT, path, sizeof(path)), 0600) < 0)
+		_exit(3);
+	raise_in_read = true;
+	bool outer = wrench_is_active(CAT, "step");
+	_exit(handler_ran && !handler_answer && outer && !raise_in_read ? 0 : 1);
+}
+
+static void test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocking(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	int status = run_in_child(signal_during_a_call, (void *)dir);
+	if (WIFSIGNALED(status))
+		fail_msg("the child was killed by signal %d (SIGALRM: the handler's call "
+		         "deadlocked)",
+		         WTERMSIG(status));
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* And the thread answers as before once the handler has returned. */
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+static sigjmp_buf escape;
+
+static void jump_out(int sig)
+{
+	siglongjmp(escape, sig);
+}
+
+/* A handler of a kill line's signal that leaves with siglongjmp() (as a
+ * test harness catching SIGABRT does) must not leave the thread marked as
+ * inside a call: its later calls answer as before. */
+static void test_leaving_a_kill_with_siglongjmp_leaves_later_calls_working(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	/* after=1: the call that loads does not fire; the next one fires on
+	 * the hot path, which holds nothing that a jump out would leak. */
+	write_file(dir, CAT, "step kill=USR2 after=1\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_false(wrench_is_active(CAT, "step"));
+
+	struct sigaction sa = {.sa_handler = jump_out}, old;
+	assert_int_equal(sigaction(SIGUSR2, &sa, &old), 0);
+	volatile int jumped = 0;
+	if (sigsetjmp(escape, 1) == 0)
+		(void)wrench_is_active(CAT, "step");
+	else
+		jumped = 1;
+	assert_int_equal(sigaction(SIGUSR2, &old, NULL), 0);
+	assert_int_equal(jumped, 1);
+	assert_true(wrench_is_active(OTHER, "step"));
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "strdup-fails-at-initialisation") == 0)
+		return strdup_fails_at_initialisation();
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return 1;
+	self[n] = '\0';
+
+	const struct CMUnitTest tests[] = {
+	        TEST(test_emfile_opening_the_file_is_not_remembered_as_no_trigger),
+	        TEST(test_emfile_walking_the_directory_is_not_remembered_as_unusable),
+	        TEST(test_failed_read_buffer_is_not_remembered_as_no_trigger),
+	        TEST(test_allocation_failure_in_the_cache_does_not_switch_everything_off),
+	        TEST(test_failed_strdup_at_initialisation_does_not_disable_the_library),
+	        TEST(test_new_categories_neither_copy_the_view_nor_walk_the_path_again),
+	        TEST(test_a_failed_watch_does_not_stop_change_detection),
+	        TEST(test_change_detection_survives_the_main_thread_exiting),
+	        TEST(test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocking),
+	        TEST(test_leaving_a_kill_with_siglongjmp_leaves_later_calls_working),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
