@@ -1101,7 +1101,7 @@ test_check_flags_an_oversized_file() {
 	mkd
 	yes pad | head -c 65537 > "$D/c"
 	chmod 0600 "$D/c"
-	check_flags "$D/c" "is 65537 bytes, more than the 65536 allowed"
+	check_flags "$D/c" "is 65537 bytes, more than the 65535 allowed"
 }
 
 test_check_flags_a_nul_byte() {
