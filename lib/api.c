@@ -136,11 +136,11 @@ static bool argument_problem(const char *category, const char *feature, char *bu
 		         "an invalid category (it must be one file name: not empty, not . or "
 		         ".., no /, at most NAME_MAX bytes)");
 	else if ((problem = wrench__category_problem(category)))
-		snprintf(buf, len, "a category that %s, which names no trigger file", problem);
+		snprintf(buf, len, "a category that %s: no trigger file is read for it", problem);
 	else if (!feature)
 		snprintf(buf, len, "a NULL feature");
 	else if ((problem = wrench__feature_problem(feature)))
-		snprintf(buf, len, "a feature that %s, which no line of a trigger file can match",
+		snprintf(buf, len, "a feature that %s: no line of a trigger file can name it",
 		         problem);
 	else
 		return false;

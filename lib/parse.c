@@ -41,7 +41,7 @@ static size_t space_length(const char *s, size_t len)
 		return 0;
 	if ((u[0] == 0xe1 && u[1] == 0x9a && u[2] == 0x80) ||
 	    (u[0] == 0xe2 && u[1] == 0x80 &&
-	     (u[2] <= 0x8a || u[2] == 0xa8 || u[2] == 0xa9 || u[2] == 0xaf)) ||
+	     ((u[2] >= 0x80 && u[2] <= 0x8a) || u[2] == 0xa8 || u[2] == 0xa9 || u[2] == 0xaf)) ||
 	    (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0x9f) ||
 	    (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80))
 		return 3;

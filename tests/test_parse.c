@@ -193,12 +193,12 @@ static void test_unicode_white_space_separates_directives(void **state)
 
 /* Look-alikes that Go does not trim stay part of the word: U+200B (zero
  * width space), U+180E, a lone 0x85 or 0xa0 byte (not UTF-8), and a cut
- * sequence at the end of the line. */
+ * sequence at the end of the line or before an ASCII byte. */
 static void test_characters_go_does_not_trim_stay_in_the_feature(void **state)
 {
 	(void)state;
-	static const char *const kept[] = {"a\xe2\x80\x8b", "a\xe1\xa0\x8e", "a\x85",
-	                                   "a\xa0",         "a\xc2",         "a\xe2\x80"};
+	static const char *const kept[] = {"a\xe2\x80\x8b", "a\xe1\xa0\x8e", "a\x85",     "a\xa0",
+	                                   "a\xc2",         "a\xe2\x80",     "a\xe2\x80m"};
 	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
 		struct wrench__rules *rules = parse_rules(kept[i]);
 		assert_int_equal(rules->count, 1);
