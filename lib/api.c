@@ -111,7 +111,7 @@ static void quote(const char *s, char *out, size_t len)
 		return;
 	}
 	out[n++] = '"';
-	for (size_t i = 0; s[i] && i < 64 && n + 8 < len; i++) {
+	for (size_t i = 0; i < 64 && s[i] && n + 8 < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\')
 			n += (size_t)snprintf(out + n, len - n, "\\%c", c);

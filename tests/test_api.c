@@ -360,14 +360,8 @@ static void test_empty_feature_answers_false_with_one_error(void **state)
  * the category's file was loaded already. */
 static void test_features_that_cannot_match_are_each_logged_once(void **state)
 {
-	static const char *const bad[] = {" step",
-	                                  "step ",
-	                                  "step\xc2\xa0",
-	                                  "st\x01"
-	                                  "ep",
-	                                  "st ep",
-	                                  "#step",
-	                                  "step\n"};
+	static const char *const bad[] = {" step", "step ", "step\xc2\xa0", "st\001ep",
+	                                  "st ep", "#step", "step\n"};
 	static const char *const shown[] = {"\" step\"",     "\"step \"", "\"step\\xc2\\xa0\"",
 	                                    "\"st\\x01ep\"", "\"st ep\"", "\"#step\"",
 	                                    "\"step\\x0a\""};
