@@ -76,3 +76,11 @@ cmake --build "$prefix/consumer-build" > "$prefix/consumer-build.log" || {
 "$prefix/consumer-build/consumer"
 "$prefix/consumer-build/consumer_static"
 "$prefix/consumer-build/own_strlcpy"
+
+# Under /usr/local (staged here with DESTDIR) the install says that
+# ldconfig must run before a program finds the library.
+DESTDIR="$prefix/staged" cmake --install "$build" --prefix /usr/local > "$prefix/staged.log"
+grep -q 'libwrench.so.1 was installed in /usr/local/lib.*run ldconfig' "$prefix/staged.log" || {
+	echo "an install into /usr/local does not say that ldconfig must run" >&2
+	exit 1
+}
