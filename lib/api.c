@@ -155,10 +155,15 @@ static bool bad_argument(const char *category, const char *feature)
 
 	if (!argument_problem(category, feature, problem, sizeof(problem)))
 		return false;
+	enum wrench_log_level level =
+	        first_time_told(category, feature) ? WRENCH_LOG_ERROR : WRENCH_LOG_DEBUG;
+	/* A bad call in a loop is cheap when its repeats are filtered out. */
+	if (!wrench__log_wanted(level))
+		return true;
 	quote(category, c, sizeof(c));
 	quote(feature, f, sizeof(f));
-	wrench__log(first_time_told(category, feature) ? WRENCH_LOG_ERROR : WRENCH_LOG_DEBUG,
-	            "wrench_is_active(%s, %s) was given %s; it answers false", c, f, problem);
+	wrench__log(level, "wrench_is_active(%s, %s) was given %s; it answers false", c, f,
+	            problem);
 	return true;
 }
 
