@@ -405,9 +405,14 @@ static double heap_per_line(const char *dir)
 	return (double)(after - before) / ((BIG_FILES - 1) * BIG_LINES);
 }
 
+/* Set by --quick: repetitions of 2 ms are too short and too noisy for a
+ * figure to be held against a target, so none is judged. */
+static bool quick;
+
 static void verdict(const char *target, double value, double limit, const char *unit)
 {
-	printf("  %-58s %8.2f%-3s %s\n", target, value, unit, value <= limit ? "met" : "MISSED");
+	const char *result = quick ? "not judged (--quick)" : value <= limit ? "met" : "MISSED";
+	printf("  %-58s %8.2f%-3s %s\n", target, value, unit, result);
 }
 
 /* Which path strict mode takes: the library holds an io_uring descriptor
@@ -471,7 +476,8 @@ static void measure_ring_off(struct row *rows, size_t nrows, struct row *two, ch
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--quick") == 0)
+	quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	if (quick)
 		run_ms = 2;
 	/* A WARN per fire would measure stderr, not the library. */
 	setenv("WRENCH_LOG", "off", 0);

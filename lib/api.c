@@ -7,6 +7,8 @@
  * has had its chance to set it.
  */
 #include <pthread.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -20,9 +22,11 @@ static bool switch_is_on(void)
 	return __atomic_load_n(&wrench__switch, __ATOMIC_RELAXED);
 }
 
-/* The first bad argument in a process is an ERROR; repeats in a hot loop
- * are DEBUG so that they cannot flood the log. */
-static atomic_bool told_bad_argument;
+/* The bad arguments already logged as an ERROR, by hash: a failure point
+ * in a loop logs once, and a program that makes up names cannot grow the
+ * memory used (past the table's size, new ones are DEBUG). */
+#define TOLD_SLOTS 64
+static _Atomic uint64_t told[TOLD_SLOTS];
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -74,23 +78,96 @@ void wrench__init(void)
 	pthread_once(&once, init_once);
 }
 
-static bool bad_argument(const char *category, const char *feature)
+static uint64_t hash_name(const char *name, uint64_t h)
 {
-	const char *problem = NULL;
+	unsigned char is_null = name == NULL;
+
+	h = wrench__hash_bytes(&is_null, 1, h);
+	return name ? wrench__hash_bytes(name, strlen(name) + 1, h) : h;
+}
+
+/* Answers whether this pair of arguments is seen bad for the first time. */
+static bool first_time_told(const char *category, const char *feature)
+{
+	uint64_t h = hash_name(feature, hash_name(category, WRENCH__HASH_START));
+
+	h = h ? h : 1; /* 0 marks a free slot */
+	for (size_t i = 0; i < TOLD_SLOTS; i++) {
+		_Atomic uint64_t *slot = &told[(h + i) % TOLD_SLOTS];
+		uint64_t seen = atomic_load_explicit(slot, memory_order_relaxed);
+		if (seen == 0 && atomic_compare_exchange_strong(slot, &seen, h))
+			return true;
+		if (seen == h)
+			return false;
+	}
+	return false;
+}
+
+/* Writes S quoted into OUT, at most its first 64 bytes, every byte that
+ * is not printable ASCII as \xHH: a control character or invisible white
+ * space in a name is the very thing the reader must see. */
+static void quote(const char *s, char *out, size_t len)
+{
+	size_t n = 0;
+
+	if (!s) {
+		snprintf(out, len, "NULL");
+		return;
+	}
+	out[n++] = '"';
+	for (size_t i = 0; i < 64 && s[i] && n + 8 < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(out + n, len - n, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			n += (size_t)snprintf(out + n, len - n, "\\x%02x", c);
+		else
+			out[n++] = (char)c;
+	}
+	snprintf(out + n, len - n, "%s\"", strnlen(s, 65) > 64 ? "..." : "");
+}
+
+/* Writes into BUF why the arguments can never make the call fire; false
+ * when they can. */
+static bool argument_problem(const char *category, const char *feature, char *buf, size_t len)
+{
+	const char *problem;
 
 	if (!category)
-		problem = "a NULL category";
-	else if (!feature)
-		problem = "a NULL feature";
+		snprintf(buf, len, "a NULL category");
 	else if (!wrench__category_is_valid(category))
-		problem = "an invalid category (it must be one file name: not empty, not ., .. "
-		          "or " WRENCH_STATE_DIR ", no /, at most NAME_MAX bytes)";
-	if (!problem)
+		snprintf(buf, len,
+		         "an invalid category (it must be one file name: not empty, not ., .. "
+		         "or " WRENCH_STATE_DIR ", no /, at most NAME_MAX bytes)");
+	else if ((problem = wrench__category_problem(category)))
+		snprintf(buf, len, "a category that %s: no trigger file is read for it", problem);
+	else if (!feature)
+		snprintf(buf, len, "a NULL feature");
+	else if ((problem = wrench__feature_problem(feature)))
+		snprintf(buf, len, "a feature that %s: no line of a trigger file can name it",
+		         problem);
+	else
 		return false;
-	bool first = !atomic_exchange(&told_bad_argument, true);
-	wrench__log(first ? WRENCH_LOG_ERROR : WRENCH_LOG_DEBUG,
-	            "wrench_is_active(\"%.64s\", \"%.64s\") was given %s; it answers false",
-	            category ? category : "(null)", feature ? feature : "(null)", problem);
+	return true;
+}
+
+/* Validates the arguments on the slow path only: the hot path answers
+ * from the lines that match, and declines a feature that none does. */
+static bool bad_argument(const char *category, const char *feature)
+{
+	char problem[200], c[300], f[300];
+
+	if (!argument_problem(category, feature, problem, sizeof(problem)))
+		return false;
+	enum wrench_log_level level =
+	        first_time_told(category, feature) ? WRENCH_LOG_ERROR : WRENCH_LOG_DEBUG;
+	/* A bad call in a loop is cheap when its repeats are filtered out. */
+	if (!wrench__log_wanted(level))
+		return true;
+	quote(category, c, sizeof(c));
+	quote(feature, f, sizeof(f));
+	wrench__log(level, "wrench_is_active(%s, %s) was given %s; it answers false", c, f,
+	            problem);
 	return true;
 }
 

@@ -41,8 +41,11 @@ static inline uint64_t wrench__hash_string(const char *s)
 	return h;
 }
 
-/* Trigger files larger than this are refused: they are hand-written lists. */
-#define WRENCH_MAX_FILE_SIZE 65536 /* 64 KiB */
+/* Trigger files larger than this are refused: they are hand-written lists.
+ * One byte less than 64 KiB: Go's bufio.Scanner, which Juju's agents read
+ * the files with, fails on a line of 65536 bytes or more, so a larger file
+ * could mean something here and nothing to them. */
+#define WRENCH_MAX_FILE_SIZE 65535
 
 /* Longest message handed to a logger; longer ones are cut. */
 #define WRENCH_MAX_MESSAGE 1024
@@ -157,6 +160,17 @@ bool wrench__next_token(const char *line, size_t len, size_t *pos, const char **
  */
 int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out);
 void wrench__rules_free(struct wrench__rules *rules);
+
+/*
+ * Why a wrench_is_active() argument can never match a trigger file, as a
+ * phrase ("is empty", "contains white space", ...), or NULL when it can.
+ * A feature can never match when it is empty, starts with #, or contains
+ * white space or a control character; a category (already a valid file
+ * name) when it starts or ends with white space or contains a control
+ * character.
+ */
+const char *wrench__feature_problem(const char *feature);
+const char *wrench__category_problem(const char *category);
 
 /* Parsers of the directive values, shared with the wrench command. */
 int wrench__parse_uint(const char *s, size_t len, uint64_t *out);

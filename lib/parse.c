@@ -20,9 +20,32 @@
 #define NS_PER_S    1000000000ull
 #define MAX_SLOW_NS (3600 * NS_PER_S)
 
-static bool is_space(char c)
+/*
+ * The length of the white space character at S (LEN > 0 bytes), or 0.
+ * White space is exactly what Go's strings.TrimSpace removes (Unicode's
+ * White_Space, as unicode.IsSpace), so that a line means the same to
+ * Juju's Go agents: ASCII space, tab, CR, VT and FF, and the UTF-8 forms
+ * of U+0085, U+00A0, U+1680, U+2000 to U+200A, U+2028, U+2029, U+202F,
+ * U+205F and U+3000. A byte that is not valid UTF-8 is not white space,
+ * as in Go.
+ */
+static size_t space_length(const char *s, size_t len)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+	const unsigned char *u = (const unsigned char *)s;
+
+	if (u[0] == ' ' || (u[0] >= '\t' && u[0] <= '\r'))
+		return 1;
+	if (len >= 2 && u[0] == 0xc2 && (u[1] == 0x85 || u[1] == 0xa0))
+		return 2;
+	if (len < 3)
+		return 0;
+	if ((u[0] == 0xe1 && u[1] == 0x9a && u[2] == 0x80) ||
+	    (u[0] == 0xe2 && u[1] == 0x80 &&
+	     ((u[2] >= 0x80 && u[2] <= 0x8a) || u[2] == 0xa8 || u[2] == 0xa9 || u[2] == 0xaf)) ||
+	    (u[0] == 0xe2 && u[1] == 0x81 && u[2] == 0x9f) ||
+	    (u[0] == 0xe3 && u[1] == 0x80 && u[2] == 0x80))
+		return 3;
+	return 0;
 }
 
 static bool is_digit(char c)
@@ -435,20 +458,32 @@ bool wrench__next_token(const char *line, size_t len, size_t *pos, const char **
 {
 	size_t i = *pos;
 
-	while (i < len && is_space(line[i]))
-		i++;
+	size_t n;
+
+	while (i < len && (n = space_length(line + i, len - i)) > 0)
+		i += n;
 	/* A '#' that starts a token starts a comment: the rest is not read. */
 	if (i == len || line[i] == '#') {
 		*pos = len;
 		return false;
 	}
 	size_t start = i;
-	while (i < len && !is_space(line[i]))
+	while (i < len && space_length(line + i, len - i) == 0)
 		i++;
 	*tok = line + start;
 	*tok_len = i - start;
 	*pos = i;
 	return true;
+}
+
+/* The first control character of S (LEN bytes), or NULL. White space
+ * ends a token, so a control character here is not white space. */
+static const char *find_control(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return s + i;
+	return NULL;
 }
 
 int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, char *err,
@@ -461,6 +496,16 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
 	memset(rule, 0, sizeof(*rule));
 	if (!wrench__next_token(line, len, &pos, &rule->feature, &tok_len))
 		return 0;
+	/* No program names a failure point with a control character, and
+	 * wrench_is_active() refuses such a feature: say so at the line. */
+	const char *control = find_control(rule->feature, tok_len);
+	if (control) {
+		snprintf(err, errlen,
+		         "the feature contains a control character (byte 0x%02x at column %zu); "
+		         "features are printable text",
+		         (unsigned)(unsigned char)*control, (size_t)(control - line) + 1);
+		return -1;
+	}
 	/* The counters are keyed by the tokens, so that white space and
 	 * comments can change without restarting them. */
 	uint64_t h = wrench__hash_bytes(rule->feature, tok_len, WRENCH__HASH_START);
@@ -473,11 +518,42 @@ int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, 
 	return check_combination(rule, seen, err, errlen) < 0 ? -1 : 1;
 }
 
+const char *wrench__feature_problem(const char *feature)
+{
+	size_t len = strlen(feature);
+
+	if (len == 0)
+		return "is empty";
+	if (feature[0] == '#')
+		return "starts with #, which starts a comment";
+	for (size_t i = 0; i < len; i++)
+		if (space_length(feature + i, len - i) > 0)
+			return "contains white space, which separates the words of a line";
+	if (find_control(feature, len))
+		return "contains a control character";
+	return NULL;
+}
+
+const char *wrench__category_problem(const char *category)
+{
+	size_t len = strlen(category);
+
+	/* A white space character at the end is one to three bytes long. */
+	for (size_t k = 1; k <= 3 && k <= len; k++)
+		if (space_length(category + len - k, k) == k)
+			return "ends with white space";
+	if (len > 0 && space_length(category, len) > 0)
+		return "starts with white space";
+	if (find_control(category, len))
+		return "contains a control character";
+	return NULL;
+}
+
 /* The length of the token at S: up to white space or LEN. */
 static size_t token_length(const char *s, size_t len)
 {
 	size_t i = 0;
-	while (i < len && !is_space(s[i]))
+	while (i < len && space_length(s + i, len - i) == 0)
 		i++;
 	return i;
 }

@@ -312,6 +312,13 @@ static bool answer_from_view(const char *category, const char *feature, bool *ac
 			return false;
 		}
 		int32_t first = found ? wrench__rules_find(found->rules, feature) : -1;
+		/* A feature that no line can match is the slow path's to report;
+		 * checked only here, where no line matched, to keep hits cheap. */
+		if (first < 0 && wrench__feature_problem(feature)) {
+			if (nested)
+				wrench__view_release(view);
+			return false;
+		}
 		if (!nested && memo_copy(m->category, category) && memo_copy(m->feature, feature)) {
 			m->view = serial;
 			m->snapshot = found;

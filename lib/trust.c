@@ -457,15 +457,19 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
  * Opens DIRFD/NAME and fstats it. A file replaced by a rename (the right
  * way to rewrite a trigger file) between our open and our fstat shows no
  * link left: that is the old version, gone; open again to get the new one.
- * Returns the descriptor, or a negative errno (-ENOENT when it kept
- * vanishing).
+ * Returns the descriptor, or a negative errno; *VANISHED tells an -ENOENT
+ * of a file that was there and went from one that was never seen.
  */
-static int open_current(int dirfd, const char *name, struct stat *st, struct wrench__trust *t)
+static int open_current(int dirfd, const char *name, struct stat *st, bool *vanished,
+                        struct wrench__trust *t)
 {
+	*vanished = true;
 	for (int attempt = 0; attempt < MAX_REPLACED_RETRIES; attempt++) {
 		int fd = openat(dirfd, name, FILE_OPEN_FLAGS);
-		if (fd < 0)
+		if (fd < 0) {
+			*vanished = attempt > 0;
 			return -errno;
+		}
 		if (t->opened)
 			t->opened(fd, WRENCH__FILE, name, t->opened_ctx);
 		if (fstat(fd, st) < 0) {
@@ -484,11 +488,12 @@ int wrench__trust_read_file(int dirfd, const char *name, const char *path,
                             struct wrench__file *file, struct wrench__trust *t)
 {
 	struct stat st = {0};
+	bool vanished;
 
 	file->data = NULL;
 	file->len = 0;
-	int fd = open_current(dirfd, name, &st, t);
-	if (fd == -ENOENT)
+	int fd = open_current(dirfd, name, &st, &vanished, t);
+	if (fd == -ENOENT && vanished)
 		return refuse(t, -ENOENT, WRENCH_LOG_DEBUG, NULL, path,
 		              "%s does not exist (it was removed while it was opened)", path);
 	if (fd < 0)

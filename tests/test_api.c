@@ -343,6 +343,99 @@ static void test_every_is_exact_across_threads(void **state)
 	assert_int_equal(hammer_together("step"), THREADS * CALLS / 4);
 }
 
+/* ---- arguments that can never match a line ---------------------------------- */
+
+/* Fails unless exactly one ERROR contains NEEDLE. */
+static void assert_one_error(const char *needle)
+{
+	if (log_count(WRENCH_LOG_ERROR, needle) != 1) {
+		log_dump();
+		fail_msg("want exactly one ERROR containing %s", needle);
+	}
+}
+
+/* In Go a blank line matches the empty feature; here it answers false,
+ * and the caller is told once. */
+static void test_empty_feature_answers_false_with_one_error(void **state)
+{
+	trigger(state, "step\n\n   \n");
+	assert_true(wrench_is_active(CAT, "step")); /* the file is loaded and known */
+	assert_int_equal(count_active(CAT, "", 100), 0);
+	assert_one_error("wrench_is_active(\"" CAT "\", \"\") was given a feature that is empty");
+	assert_int_equal(log_count(WRENCH_LOG_ERROR, ""), 1);
+}
+
+/* Each distinct bad feature is told once, its bytes escaped, whether or not
+ * the category's file was loaded already. */
+static void test_features_that_cannot_match_are_each_logged_once(void **state)
+{
+	static const char *const bad[] = {" step", "step ", "step\xc2\xa0", "st\001ep",
+	                                  "st ep", "#step", "step\n"};
+	static const char *const shown[] = {"\" step\"",     "\"step \"", "\"step\\xc2\\xa0\"",
+	                                    "\"st\\x01ep\"", "\"st ep\"", "\"#step\"",
+	                                    "\"step\\x0a\""};
+	trigger(state, "step\n");
+	assert_false(wrench_is_active("other", "step"));
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			assert_false(wrench_is_active(CAT, bad[i]));
+			assert_false(wrench_is_active("other", bad[i]));
+		}
+	}
+	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		char needle[128];
+		snprintf(needle, sizeof(needle), "(\"" CAT "\", %s) was given a feature that",
+		         shown[i]);
+		assert_one_error(needle);
+	}
+	assert_int_equal(log_count(WRENCH_LOG_ERROR, ""), 2 * sizeof(bad) / sizeof(bad[0]));
+	/* The good feature still fires. */
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
+/* A category with white space at either end or a control character names
+ * no file that the wrench command writes: told, not looked up. */
+static void test_categories_that_cannot_match_are_logged(void **state)
+{
+	struct scratch *s = *state;
+	write_file(s->dir, CAT " ", "step\n", 0600);
+	write_file(s->dir, "\t" CAT, "step\n", 0600);
+	write_file(s->dir, CAT "\x1b", "step\n", 0600);
+
+	assert_int_equal(count_active(CAT " ", "step", 10), 0);
+	assert_int_equal(count_active("\t" CAT, "step", 10), 0);
+	assert_int_equal(count_active(CAT "\x1b", "step", 10), 0);
+	assert_one_error("(\"" CAT
+	                 " \", \"step\") was given a category that ends with white space");
+	assert_one_error("(\"\\x09" CAT
+	                 "\", \"step\") was given a category that starts with white");
+	assert_one_error("(\"" CAT
+	                 "\\x1b\", \"step\") was given a category that contains a control");
+}
+
+/* A program that makes up bad names cannot make the library remember
+ * them all, nor flood the log when it repeats them. */
+static void test_many_bad_features_are_logged_at_most_once_each(void **state)
+{
+	trigger(state, "step\n");
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 1000; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "bad %d", i);
+			assert_false(wrench_is_active(CAT, name));
+		}
+		size_t errors = log_count(WRENCH_LOG_ERROR, "was given a feature that");
+		if (round == 0 && (errors == 0 || errors > 1000))
+			fail_msg("%zu ERRORs for 1000 distinct bad features", errors);
+		if (round == 1 && log_capture_count() != 0) {
+			log_dump();
+			fail_msg("repeating the same bad features logged %zu more messages",
+			         log_capture_count());
+		}
+		log_capture_reset();
+	}
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -369,6 +462,11 @@ int main(void)
 	        TEST(test_many_missing_categories_do_not_grow_memory_without_bound),
 	        TEST(test_times_is_exact_across_threads),
 	        TEST(test_every_is_exact_across_threads),
+	        TEST(test_empty_feature_answers_false_with_one_error),
+	        TEST(test_features_that_cannot_match_are_each_logged_once),
+	        TEST(test_categories_that_cannot_match_are_logged),
+	        /* Last: it fills the memory of bad arguments already told. */
+	        TEST(test_many_bad_features_are_logged_at_most_once_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -132,7 +132,7 @@ static void test_sparse_2_gib_file_is_refused_by_its_size(void **state)
 
 	assert_false_within("cat", "feat", 2000000000u);
 	assert_false(wrench_is_active("cat", "feat"));
-	assert_error_logged(path, "2147483648 bytes", "more than the 65536 allowed");
+	assert_error_logged(path, "2147483648 bytes", "more than the 65535 allowed");
 	if (log_count(WRENCH_LOG_ERROR, "NUL") != 0) {
 		log_dump();
 		fail_msg("the 2 GiB file was read before its size refused it");
@@ -158,7 +158,7 @@ static void test_single_line_of_1_mib_is_refused(void **state)
 
 	assert_false_within("cat", "feat", 5000000000u);
 	assert_false(wrench_is_active("cat", "feat"));
-	assert_error_logged(path, "1048576 bytes", "more than the 65536 allowed");
+	assert_error_logged(path, "1048576 bytes", "more than the 65535 allowed");
 }
 
 /* 100,000 lines cannot fit in 64 KiB: each needs its newline. */
@@ -227,9 +227,9 @@ static void test_16384_distinct_features_in_64_kib_all_work(void **state)
 	assert_no_error();
 }
 
-/* The most lines 64 KiB holds: 65,535 empty ones, then a feature without a
- * newline on line 65,536. */
-static void test_65536_lines_in_64_kib_the_last_one_works(void **state)
+/* The most lines the size limit allows: 65,534 empty ones, then a feature
+ * without a newline on line 65,535. */
+static void test_65535_lines_in_the_size_limit_the_last_one_works(void **state)
 {
 	char *text = malloc(WRENCH_MAX_FILE_SIZE + 1);
 	assert_non_null(text);
@@ -240,7 +240,7 @@ static void test_65536_lines_in_64_kib_the_last_one_works(void **state)
 	free(text);
 
 	assert_true(wrench_is_active("cat", "z"));
-	assert_true(log_has(WRENCH_LOG_WARN, "cat/z fired (line 65536 ", (const char *)NULL));
+	assert_true(log_has(WRENCH_LOG_WARN, "cat/z fired (line 65535 ", (const char *)NULL));
 	assert_no_error();
 }
 
@@ -304,9 +304,11 @@ static void test_invalid_utf8_in_comments_is_ignored(void **state)
 
 	assert_true(wrench_is_active("cat", "feat"));
 	assert_false(wrench_is_active("cat", "\xff\xfe\xc3\x28"));
-	assert_false(wrench_is_active("cat", "#\x80\xbf"));
 	assert_false(wrench_is_active("cat", "caf\xe9"));
 	assert_no_error();
+	/* A comment names no feature, and a call that asks for one is told. */
+	assert_false(wrench_is_active("cat", "#\x80\xbf"));
+	assert_error_logged("\"#\\x80\\xbf\"", "starts with #");
 }
 
 /* A category is a file name: any bytes but "/" and NUL. */
@@ -351,8 +353,10 @@ static void test_file_with_only_carriage_returns_is_one_line(void **state)
 
 	assert_true(wrench_is_active("cat", "x"));
 	assert_false(wrench_is_active("cat", "fail"));
-	assert_false(wrench_is_active("cat", "x\rfail"));
 	assert_no_error();
+	assert_false(wrench_is_active("cat", "x\rfail"));
+	assert_error_logged("\"x\\x0dfail\"", "contains white space");
+	log_capture_reset();
 
 	/* "b" is no directive: the one line is malformed, and names nothing. */
 	assert_false(wrench_is_active("bad", "a"));
@@ -660,7 +664,7 @@ int main(void)
 	        HOSTILE_TEST(test_single_line_of_1_mib_is_refused),
 	        HOSTILE_TEST(test_100000_short_lines_are_refused_by_size),
 	        HOSTILE_TEST(test_16384_distinct_features_in_64_kib_all_work),
-	        HOSTILE_TEST(test_65536_lines_in_64_kib_the_last_one_works),
+	        HOSTILE_TEST(test_65535_lines_in_the_size_limit_the_last_one_works),
 	        HOSTILE_TEST(test_thousands_of_lines_for_one_feature_reach_the_last),
 	        HOSTILE_TEST(test_invalid_utf8_feature_works_for_its_exact_bytes),
 	        HOSTILE_TEST(test_invalid_utf8_in_comments_is_ignored),

@@ -430,20 +430,27 @@ static void no_control_bytes(enum wrench_log_level level, const char *message, v
 }
 
 /* A category may come from the agent's input: ESC, BEL and C1 bytes in it
- * (or in a feature) must not reach the terminal of whoever reads the log. */
+ * (or in a feature, or in the path of the trigger directory) must not
+ * reach the terminal of whoever reads the log. */
 static void test_control_characters_in_names_are_escaped_in_messages(void **state)
 {
 	struct scratch *s = *state;
 	static const char category[] = "agent\x1b[2J\x07\xc2\x9b";
+	char dir[512];
 	unsigned escaped = 0;
 
-	write_file(s->dir, category, "step\n", 0600);
+	path_in(s->dir, "d\x1b[2J", dir, sizeof(dir));
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_file(dir, CAT, "step\n", 0600);
+	assert_int_equal(wrench_set_dir(dir), 0);
 	wrench_set_logger(no_control_bytes, &escaped);
-	assert_true(wrench_is_active(category, "step"));
+	/* The WARN of the firing line names its file. */
+	assert_true(wrench_is_active(CAT, "step"));
+	/* Neither can ever match: the ERROR of each names the call's strings. */
+	assert_false(wrench_is_active(category, "step"));
 	assert_false(wrench_is_active("a/b", "feature\x1b[2J\x07"));
 	wrench_set_logger(NULL, NULL);
-	/* The WARN of the firing line and the ERROR of the bad argument. */
-	assert_int_equal(escaped, 2);
+	assert_int_equal(escaped, 3);
 }
 
 /* Whoever owns a squatted or refused file can change its ctime at will:

@@ -156,6 +156,79 @@ static void test_surrounding_white_space_is_ignored(void **state)
 	wrench__rules_free(rules);
 }
 
+/* Every character Go's strings.TrimSpace removes, in UTF-8. */
+static const char *const go_spaces[] = {
+        "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81",
+        "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86",
+        "\xe2\x80\x87", "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8",
+        "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80",
+};
+
+/* A line means what it means to Juju's Go agents: "bar<U+00A0>" is "bar". */
+static void test_unicode_white_space_is_trimmed_as_go_trims_it(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(go_spaces) / sizeof(go_spaces[0]); i++) {
+		char line[64];
+		snprintf(line, sizeof(line), "%s\t%sbar%s %s", go_spaces[i], go_spaces[i],
+		         go_spaces[i], go_spaces[i]);
+		struct wrench__rules *rules = parse_rules(line);
+		assert_int_equal(rules->error_count, 0);
+		assert_int_equal(rules->count, 1);
+		if (strcmp(rules->rule[0].feature, "bar") != 0)
+			fail_msg("white space %zu was not trimmed from \"%s\"", i, line);
+		wrench__rules_free(rules);
+		assert_ignored(go_spaces[i]);
+	}
+}
+
+/* Inside a line, the same characters separate the words. */
+static void test_unicode_white_space_separates_directives(void **state)
+{
+	(void)state;
+	struct wrench__rules *rules = parse_rules("bar\xc2\xa0times=2\xe3\x80\x80"
+	                                          "every=3\n"
+	                                          "baz\xe2\x80\x89#\xc2\xa0"
+	                                          "comment\n");
+	assert_int_equal(rules->error_count, 0);
+	assert_int_equal(rules->count, 2);
+	assert_string_equal(rules->rule[0].feature, "bar");
+	assert_int_equal(rules->rule[0].times, 2);
+	assert_int_equal(rules->rule[0].every, 3);
+	assert_string_equal(rules->rule[1].feature, "baz");
+	wrench__rules_free(rules);
+}
+
+/* Look-alikes that Go does not trim stay part of the word: U+200B (zero
+ * width space), U+180E, a lone 0x85 or 0xa0 byte (not UTF-8), and a cut
+ * sequence at the end of the line or before an ASCII byte. */
+static void test_characters_go_does_not_trim_stay_in_the_feature(void **state)
+{
+	(void)state;
+	static const char *const kept[] = {"a\xe2\x80\x8b", "a\xe1\xa0\x8e", "a\x85",     "a\xa0",
+	                                   "a\xc2",         "a\xe2\x80",     "a\xe2\x80m"};
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		struct wrench__rules *rules = parse_rules(kept[i]);
+		assert_int_equal(rules->count, 1);
+		assert_string_equal(rules->rule[0].feature, kept[i]);
+		wrench__rules_free(rules);
+	}
+}
+
+/* No program names a failure point with a control character. */
+static void test_feature_with_a_control_character_is_rejected(void **state)
+{
+	(void)state;
+	assert_rejected("a\x01"
+	                "b",
+	                "control character (byte 0x01 at column 2)");
+	assert_rejected("  bell\x07 fail", "byte 0x07 at column 7");
+	assert_rejected("del\x7f", "byte 0x7f");
+	assert_rejected("esc\x1b[0m", "control character");
+	/* In a comment, anything goes. */
+	assert_ignored("# \x01\x02\x7f");
+}
+
 static void test_crlf_line_endings_are_accepted(void **state)
 {
 	(void)state;
@@ -604,6 +677,10 @@ int main(void)
 	        cmocka_unit_test(test_comment_after_white_space_ends_the_line),
 	        cmocka_unit_test(test_hash_inside_a_token_is_part_of_the_feature),
 	        cmocka_unit_test(test_surrounding_white_space_is_ignored),
+	        cmocka_unit_test(test_unicode_white_space_is_trimmed_as_go_trims_it),
+	        cmocka_unit_test(test_unicode_white_space_separates_directives),
+	        cmocka_unit_test(test_characters_go_does_not_trim_stay_in_the_feature),
+	        cmocka_unit_test(test_feature_with_a_control_character_is_rejected),
 	        cmocka_unit_test(test_crlf_line_endings_are_accepted),
 	        cmocka_unit_test(test_kill_defaults_to_sigkill),
 	        cmocka_unit_test(test_kill_accepts_signal_names_and_numbers),

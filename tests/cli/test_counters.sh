@@ -227,8 +227,11 @@ test_eval_previews_from_the_counters_without_changing_them() {
 
 test_hits_escapes_control_characters() {
 	mkdir -m 0700 "$D"
-	printf 'a\033]0;owned\007b\n' > "$D/cat"
-	chmod 0600 "$D/cat"
+	# A feature with a control character is a malformed line: the category,
+	# a file name, is where such bytes can still reach the output.
+	name=$(printf 'a\033]0;owned\007b')
+	printf 'feat\n' > "$D/$name"
+	chmod 0600 "$D/$name"
 	w hits
 	expect_rc 0
 	grep -q 'a\\x1b]0;owned\\x07b' "$t/out" || fail "hits: $(od -c "$t/out" | head -3)"

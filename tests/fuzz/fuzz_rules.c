@@ -146,9 +146,44 @@ struct expected {
 	bool process_scope;
 };
 
-static bool is_blank(char c)
+/*
+ * The white space at S, as its length in bytes (0: none): the characters
+ * with Unicode's White_Space property, which Go's strings.TrimSpace
+ * removes, in UTF-8. Decoded to a code point here and looked up, where the
+ * library matches bytes; an overlong form is no character, as in Go.
+ */
+static size_t blank_length(const char *s, size_t len)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+	static const uint32_t white_space[] = {
+	        0x09,   0x0a,   0x0b,   0x0c,   0x0d,   0x20,   0x85,   0xa0,   0x1680,
+	        0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008,
+	        0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+	};
+	const unsigned char *u = (const unsigned char *)s;
+	uint32_t code;
+	size_t n;
+
+	if (u[0] < 0x80) {
+		code = u[0];
+		n = 1;
+	} else if ((u[0] & 0xe0) == 0xc0 && len >= 2 && (u[1] & 0xc0) == 0x80) {
+		code = (uint32_t)(u[0] & 0x1f) << 6 | (u[1] & 0x3f);
+		n = 2;
+		if (code < 0x80)
+			return 0;
+	} else if ((u[0] & 0xf0) == 0xe0 && len >= 3 && (u[1] & 0xc0) == 0x80 &&
+	           (u[2] & 0xc0) == 0x80) {
+		code = (uint32_t)(u[0] & 0x0f) << 12 | (uint32_t)(u[1] & 0x3f) << 6 | (u[2] & 0x3f);
+		n = 3;
+		if (code < 0x800)
+			return 0;
+	} else {
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(white_space) / sizeof(white_space[0]); i++)
+		if (code == white_space[i])
+			return n;
+	return 0;
 }
 
 static bool is_digit(char c)
@@ -160,14 +195,14 @@ static bool is_digit(char c)
 static bool next_word(const char *line, size_t len, size_t *pos, const char **word,
                       size_t *word_len)
 {
-	size_t i = *pos;
+	size_t i = *pos, n;
 
-	while (i < len && is_blank(line[i]))
-		i++;
+	while (i < len && (n = blank_length(line + i, len - i)) > 0)
+		i += n;
 	if (i == len || line[i] == '#')
 		return false;
 	*word = line + i;
-	while (i < len && !is_blank(line[i]))
+	while (i < len && blank_length(line + i, len - i) == 0)
 		i++;
 	*word_len = (size_t)(line + i - *word);
 	*pos = i;
@@ -376,6 +411,10 @@ static int expect_line(const char *line, size_t len, struct expected *e)
 	memset(e, 0, sizeof(*e));
 	if (!next_word(line, len, &pos, &e->feature, &e->feature_len))
 		return 0;
+	/* A feature is printable: a control character in it refuses the line. */
+	for (size_t i = 0; i < e->feature_len; i++)
+		if ((unsigned char)e->feature[i] < 0x20 || e->feature[i] == 0x7f)
+			return -1;
 	while (next_word(line, len, &pos, &word, &word_len))
 		if (!expect_directive(e, word, word_len, &seen))
 			return -1;
@@ -491,8 +530,12 @@ static void check_rule(const struct wrench__rule *rule, unsigned lines, unsigned
 {
 	CHECK(rule->line >= 1 && rule->line <= lines && rule->line > previous_line);
 	CHECK(rule->feature[0] != '\0' && rule->feature[0] != '#');
-	for (const char *c = rule->feature; *c; c++)
-		CHECK(!is_blank(*c) && *c != '\n');
+	size_t len = strlen(rule->feature);
+	for (size_t i = 0; i < len; i++)
+		CHECK(blank_length(rule->feature + i, len - i) == 0 &&
+		      (unsigned char)rule->feature[i] >= 0x20 && rule->feature[i] != 0x7f);
+	/* Every feature a line names is one wrench_is_active() accepts. */
+	CHECK(wrench__feature_problem(rule->feature) == NULL);
 	if (rule->every)
 		CHECK(rule->first >= 1 && rule->first <= rule->every);
 	else
