@@ -273,6 +273,9 @@ int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
  * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
  * paste. Returns the length needed, as snprintf() does. */
 size_t wrench__shell_quote(const char *s, char *buf, size_t size);
+/* Quotes, with wrench__shell_quote, every PATH in the fix part ("; fix: ...")
+ * of MESSAGE (SIZE bytes), in place. */
+void wrench__quote_fix(char *message, size_t size, const char *path);
 
 /*
  * Opens, checks and reads the trigger file NAME inside the directory DIRFD;

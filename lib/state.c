@@ -211,10 +211,11 @@ void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *
 
 /* ---- opening, checking and creating the files ------------------------- */
 
-__attribute__((format(printf, 5, 6))) static int problem(struct wrench__problem *why, int err,
+/* Records a problem of PATH; every PATH in its fix is quoted for the shell. */
+__attribute__((format(printf, 6, 7))) static int problem(struct wrench__problem *why, int err,
                                                          enum wrench_log_level level,
-                                                         const struct stat *st, const char *fmt,
-                                                         ...)
+                                                         const struct stat *st, const char *path,
+                                                         const char *fmt, ...)
 {
 	va_list ap;
 
@@ -229,6 +230,7 @@ __attribute__((format(printf, 5, 6))) static int problem(struct wrench__problem 
 	va_start(ap, fmt);
 	vsnprintf(why->message, sizeof(why->message), fmt, ap);
 	va_end(ap);
+	wrench__quote_fix(why->message, sizeof(why->message), path);
 	return err < 0 ? err : -EIO; /* a problem is never success */
 }
 
@@ -239,12 +241,12 @@ static int check_owner_mode(const struct stat *st, const struct wrench__state_wh
 	uid_t uid = w->for_uid ? w->uid : geteuid();
 
 	if (st->st_uid != 0 && st->st_uid != uid)
-		return problem(why, -EPERM, WRENCH_LOG_ERROR, st,
+		return problem(why, -EPERM, WRENCH_LOG_ERROR, st, path,
 		               "%s is owned by uid %u, not by root or uid %u; fix: rm -r %s "
 		               "(wrench recreates it)",
 		               path, (unsigned)st->st_uid, (unsigned)uid, path);
 	if (st->st_mode & (S_IWGRP | S_IWOTH))
-		return problem(why, -EPERM, WRENCH_LOG_ERROR, st,
+		return problem(why, -EPERM, WRENCH_LOG_ERROR, st, path,
 		               "%s is writable by group or others (mode %04o); fix: chmod go-w %s",
 		               path, (unsigned)(st->st_mode & 07777), path);
 	return 0;
@@ -259,24 +261,33 @@ static int open_state_dir(const struct wrench__state_where *w, const char *path,
 	        openat(w->dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0 && errno == ENOENT && w->create) {
-		if (mkdirat(w->dirfd, WRENCH_STATE_DIR, 0700) < 0 && errno != EEXIST)
-			return problem(why, -errno, WRENCH_LOG_WARN, NULL,
+		/* Mode 0711: an agent that is not the directory's owner may
+		 * reach its own file by name, never list or write the others. */
+		if (mkdirat(w->dirfd, WRENCH_STATE_DIR, 0711) < 0 && errno != EEXIST)
+			return problem(why, -errno, WRENCH_LOG_WARN, NULL, path,
 			               "cannot create %s: %s; fix: run the wrench command as root "
 			               "(with --owner USER for an agent running as USER)",
 			               path, strerror(errno));
 		fd = openat(w->dirfd, WRENCH_STATE_DIR,
 		            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0 && w->chown && fchown(fd, w->owner, w->group) < 0) {
+		/* The directory is the wrench directory's owner's, whoever made
+		 * it: given to one agent of a shared directory, it would be
+		 * refused by every other (and by root's agents). The files in
+		 * it are each category's agent's. */
+		struct stat parent;
+		if (fd >= 0 && fstat(w->dirfd, &parent) == 0 && parent.st_uid != geteuid() &&
+		    fchown(fd, parent.st_uid, parent.st_gid) < 0) {
 			int err = errno;
 			close(fd);
-			return problem(why, -err, WRENCH_LOG_WARN, NULL, "cannot chown %s: %s",
-			               path, strerror(err));
+			return problem(why, -err, WRENCH_LOG_WARN, NULL, path,
+			               "cannot chown %s: %s", path, strerror(err));
 		}
 	}
 	if (fd < 0 && errno == ENOENT)
-		return problem(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, "%s does not exist", path);
+		return problem(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, path, "%s does not exist",
+		               path);
 	if (fd < 0)
-		return problem(why, -errno, WRENCH_LOG_ERROR, NULL,
+		return problem(why, -errno, WRENCH_LOG_ERROR, NULL, path,
 		               "cannot open %s: %s; fix: rm -r %s (wrench recreates it)", path,
 		               strerror(errno), path);
 	int rc = fstat(fd, &st) < 0 ? -errno : check_owner_mode(&st, w, path, why);
@@ -296,10 +307,10 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
 	struct header h;
 
 	if (fstat(fd, &st) < 0)
-		return problem(why, -errno, WRENCH_LOG_ERROR, NULL, "cannot stat %s: %s", path,
-		               strerror(errno));
+		return problem(why, -errno, WRENCH_LOG_ERROR, NULL, path, "cannot stat %s: %s",
+		               path, strerror(errno));
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
-		return problem(why, -EPERM, WRENCH_LOG_ERROR, &st,
+		return problem(why, -EPERM, WRENCH_LOG_ERROR, &st, path,
 		               "%s is not a regular file with one link; fix: rm -r %s (wrench "
 		               "recreates it)",
 		               path, path);
@@ -309,7 +320,7 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
 	if ((size_t)st.st_size != STATE_SIZE || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
 	    h.magic != STATE_MAGIC || h.version != STATE_VERSION || h.slots != STATE_SLOTS ||
 	    h.size != STATE_SIZE)
-		return problem(why, -EBADMSG, WRENCH_LOG_ERROR, &st,
+		return problem(why, -EBADMSG, WRENCH_LOG_ERROR, &st, path,
 		               "%s is damaged (%lld bytes, expected %zu with a version %u header); "
 		               "fix: rm %s (its counters start again from zero)",
 		               path, (long long)st.st_size, STATE_SIZE, STATE_VERSION, path);
@@ -335,7 +346,7 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 			break;
 	}
 	if (fd < 0)
-		return problem(why, -errno, WRENCH_LOG_WARN, NULL,
+		return problem(why, -errno, WRENCH_LOG_WARN, NULL, path,
 		               "cannot create %s: %s; fix: free space, or run the wrench command "
 		               "as root (with --owner USER for an agent running as USER)",
 		               path, strerror(errno));
@@ -352,7 +363,7 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 	if (rc == -EEXIST)
 		return 0; /* another process created it first: use theirs */
 	if (rc < 0)
-		return problem(why, rc, WRENCH_LOG_WARN, NULL,
+		return problem(why, rc, WRENCH_LOG_WARN, NULL, path,
 		               "cannot create %s: %s; fix: free space, or run the wrench command "
 		               "as root (with --owner USER for an agent running as USER)",
 		               path, strerror(-rc));
@@ -385,10 +396,11 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 	int err = errno;
 	close(sdfd);
 	if (fd < 0 && err == ENOENT)
-		return problem(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, "%s does not exist", path);
+		return problem(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, path, "%s does not exist",
+		               path);
 	if (fd < 0)
 		return problem(why, -err, err == ELOOP ? WRENCH_LOG_ERROR : WRENCH_LOG_WARN, NULL,
-		               "cannot open %s: %s; fix: %s", path, strerror(err),
+		               path, "cannot open %s: %s; fix: %s", path, strerror(err),
 		               err == ELOOP || err == ENXIO || err == EISDIR
 		                       ? "remove it (wrench recreates it)"
 		                       : "set the trigger with wrench --owner USER, USER being "
@@ -404,12 +416,12 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 	 * none can leak to a child. */
 	close(fd);
 	if (map == MAP_FAILED)
-		return problem(why, -err, WRENCH_LOG_WARN, NULL, "cannot map %s: %s", path,
+		return problem(why, -err, WRENCH_LOG_WARN, NULL, path, "cannot map %s: %s", path,
 		               strerror(err));
 	struct wrench__state *state = malloc(sizeof(*state));
 	if (!state) {
 		munmap(map, STATE_SIZE);
-		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, "out of memory");
+		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, path, "out of memory");
 	}
 	state->map = map;
 	state->slot = (struct wrench__counters *)((char *)map + sizeof(struct header));
@@ -476,12 +488,14 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char 
 		return NULL;
 	}
 	size_t left = wrench__state_attach(state, rules);
-	if (left && first_telling(category, left))
+	if (left && first_telling(category, left)) {
+		char word[2 * NAME_MAX + 3];
+		wrench__shell_quote(category, word, sizeof(word));
 		wrench__log(WRENCH_LOG_WARN,
 		            "%s/%s/%s has no free slot for %zu line(s) of %s; they are counted "
 		            "per process; fix: wrench reset %s",
-		            dir, WRENCH_STATE_DIR, category, left, category, category);
-	else if (!left)
+		            dir, WRENCH_STATE_DIR, category, left, category, word);
+	} else if (!left)
 		first_telling(category, 0);
 	return state;
 }

@@ -78,7 +78,7 @@ size_t wrench__shell_quote(const char *s, char *buf, size_t size)
  * ";", "$(...)" or a newline, so each PATH in the fix part of MESSAGE
  * becomes one quoted word. A fix cut short by the size leaves its quote
  * open, which the shell refuses as a whole rather than run a part of. */
-static void quote_fix(char *message, size_t size, const char *path)
+void wrench__quote_fix(char *message, size_t size, const char *path)
 {
 	char *fix = strstr(message, "; fix: ");
 	char out[WRENCH_MAX_MESSAGE], quoted[WRENCH_MAX_MESSAGE];
@@ -122,7 +122,7 @@ __attribute__((format(printf, 6, 7))) static int refuse(struct wrench__trust *t,
 	va_start(ap, fmt);
 	vsnprintf(problem.message, sizeof(problem.message), fmt, ap);
 	va_end(ap);
-	quote_fix(problem.message, sizeof(problem.message), path);
+	wrench__quote_fix(problem.message, sizeof(problem.message), path);
 	if (t->report)
 		t->report(&problem, t->ctx);
 	if (t->problems++ == 0) {

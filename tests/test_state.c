@@ -379,6 +379,29 @@ static void test_state_owned_by_another_user_falls_back(void **state)
 	assert_per_process_fallback(state, "owned by uid 4242");
 }
 
+/* The fix of a state problem is a command to paste: a path with a space or
+ * "$(...)" in it is one quoted word. */
+static void test_fix_of_a_state_problem_is_quoted_for_the_shell(void **state)
+{
+	char dir[512], sdir[600], path[700];
+
+	path_in(scratch_dir(state), "d $(touch x)", dir, sizeof(dir));
+	make_dir_with_mode(dir, 0700);
+	assert_int_equal(wrench_set_dir(dir), 0);
+	write_file(dir, CAT, "step times=1\n", 0600);
+	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
+	path_in(dir, WRENCH_STATE_DIR, sdir, sizeof(sdir));
+	assert_int_equal(chmod(path_in(sdir, CAT, path, sizeof(path)), 0660), 0);
+	write_file(dir, CAT, "step times=1\nother\n", 0600);
+	log_capture_reset();
+	count_active(CAT, "step", 1);
+	if (!log_has(WRENCH_LOG_WARN, "fix: chmod go-w '", "$(touch x)/.wrench-state/" CAT "'",
+	             (const char *)NULL)) {
+		log_dump();
+		fail_msg("the fix does not quote the path");
+	}
+}
+
 static void test_state_that_cannot_be_created_falls_back(void **state)
 {
 	char sdir[512];
@@ -516,6 +539,7 @@ int main(void)
 	        TEST(test_damaged_state_falls_back_to_per_process_counting),
 	        TEST(test_group_writable_state_falls_back_to_per_process_counting),
 	        TEST(test_state_owned_by_another_user_falls_back),
+	        TEST(test_fix_of_a_state_problem_is_quoted_for_the_shell),
 	        TEST(test_state_that_cannot_be_created_falls_back),
 	        TEST(test_agent_that_may_not_create_the_state_counts_per_process),
 	        TEST(test_symlinked_state_is_not_followed),

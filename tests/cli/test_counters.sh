@@ -27,6 +27,22 @@ chmod 0755 "$scratch"
 unset WRENCH_DIR WRENCH_SEED WRENCH_LOG
 uid=$(id -u)
 
+# An agent running as another user must reach what it runs, from a build
+# anywhere (a root user's clone in /root is mode 0700): the reader and the
+# library it was built with are copied where it can.
+reader_copy=$scratch/reader
+libdir=$scratch/lib
+mkdir -m 0755 "$libdir"
+cp "$reader" "$reader_copy" && chmod 0755 "$reader_copy"
+library=$(ldd "$reader" | awk '/libwrench/ { print $3 }')
+cp "$library" "$libdir/libwrench.so.1" && chmod 0644 "$libdir/libwrench.so.1"
+
+# The reader run as nobody, with its copied library.
+agent_as_nobody() {
+	setpriv --reuid nobody --regid nogroup --clear-groups \
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$@"
+}
+
 fail() {
 	echo "  FAIL: $*"
 	failed_here=1
@@ -301,10 +317,34 @@ test_owner_gets_the_state_files() {
 	[ "$(stat -c %U "$D/.wrench-state")" = nobody ] || fail "state directory not nobody's"
 	[ "$(stat -c %U%a "$D/.wrench-state/cat")" = nobody600 ] || fail "state file: $(stat -c %U%a "$D/.wrench-state/cat")"
 	# The agent, running as nobody, counts in it.
-	got=$(setpriv --reuid nobody --regid nogroup --clear-groups "$reader" --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
+	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
 	[ "$got" = 10 ] || fail "agent as nobody answered $got: $(cat "$t/agent.err")"
 	w --owner nobody hits cat
 	grep -q 'fires=1' "$t/out" || fail "hits: $(cat "$t/out")"
+}
+
+# --owner in a shared directory (root's, used by other agents too): the
+# counters' directory stays the directory owner's, so that every agent of
+# the directory still trusts it; the category's file is the agent's.
+test_owner_in_a_shared_directory_leaves_the_counters_usable_by_all() {
+	[ "$uid" -eq 0 ] || skip "skipped: needs root (chown to nobody)"
+	mkdir -m 0755 "$D"
+	w --owner nobody set cat step times=1
+	expect_rc 0
+	[ "$(stat -c %U%a "$D/.wrench-state")" = root711 ] ||
+		fail "state directory: $(stat -c %U%a "$D/.wrench-state")"
+	[ "$(stat -c %U%a "$D/.wrench-state/cat")" = nobody600 ] ||
+		fail "state file: $(stat -c %U%a "$D/.wrench-state/cat")"
+	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
+	[ "$got" = 10 ] || fail "agent as nobody answered $got: $(cat "$t/agent.err")"
+	# A root agent of another category counts machine-wide in the same
+	# directory: its times=1 line fires once over two runs.
+	w set other step times=1
+	got=""
+	for _ in 1 2; do
+		got="$got$("$reader" --sequence 1 "$D" other step 2>> "$t/agent.err" | tr -d '\n')"
+	done
+	[ "$got" = 10 ] || fail "root agent answered $got: $(cat "$t/agent.err")"
 }
 
 # ---- Runner -----------------------------------------------------------------------
