@@ -295,7 +295,8 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 		char *wrench = wrench_command(c->o);
 		wrench__format_time(rule.until, when, sizeof(when));
 		/* A feature is one token: it cannot hold "; fix: ". */
-		if (asprintf(&expired, "%.*s expired at %s and never fires; fix: %s clear --expired",
+		if (asprintf(&expired,
+		             "%.*s expired at %s and never fires; fix: %s clear --expired",
 		             (int)strcspn(rule.feature, " \t\r\v\f"), rule.feature, when,
 		             wrench ? wrench : "wrench") < 0)
 			expired = NULL;

@@ -285,15 +285,23 @@ static bool chance(const char *s, size_t len, struct expected *e)
 
 static bool signal_value(const char *s, size_t len, int *sig)
 {
+	/* signal(7): the signals whose default action ends the process (Term
+	 * or Core); those that stop, continue or are ignored are refused, by
+	 * name and by number, and so are glibc's own 32 and 33. */
 	static const struct {
 		const char *name;
 		int number;
-	} names[] = {{"KILL", SIGKILL}, {"ABRT", SIGABRT}, {"TERM", SIGTERM}, {"SEGV", SIGSEGV},
-	             {"BUS", SIGBUS},   {"INT", SIGINT},   {"QUIT", SIGQUIT}};
+	} names[] = {{"HUP", 1},     {"INT", 2},   {"QUIT", 3},  {"ILL", 4},     {"TRAP", 5},
+	             {"ABRT", 6},    {"BUS", 7},   {"FPE", 8},   {"KILL", 9},    {"USR1", 10},
+	             {"SEGV", 11},   {"USR2", 12}, {"PIPE", 13}, {"ALRM", 14},   {"TERM", 15},
+	             {"STKFLT", 16}, {"XCPU", 24}, {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27},
+	             {"IO", 29},     {"POLL", 29}, {"PWR", 30},  {"SYS", 31}};
 	uint64_t number;
 
 	if (whole_number(s, len, &number)) {
-		if ((number < 1 || number > 31) && (number < 34 || number > 64))
+		bool ends = (number >= 1 && number <= 16) || (number >= 24 && number <= 27) ||
+		            (number >= 29 && number <= 31) || (number >= 34 && number <= 64);
+		if (!ends)
 			return false;
 		*sig = (int)number;
 		return true;
