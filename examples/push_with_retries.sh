@@ -4,11 +4,12 @@
 # "push-fails first=2 every=3": two pushes fail out of every three.
 #
 # Run 1 has up to 5 attempts, run 2 only 2 (a hook short of time), run 3
-# up to 5 again. With counters kept per process, each run starts the
-# pattern afresh: runs 1 and 3 fail twice and then push, run 2 fails twice
-# and gives up. With counters that advance across processes, runs 1 and 2
-# are the same, but run 3 continues the pattern where run 2 left it (the
-# sixth call, which does not fail) and pushes at its first attempt.
+# up to 5 again. The line's counters are machine-wide (the default), so
+# the pattern advances across the runs: run 1 fails twice and then pushes,
+# run 2 fails twice and gives up, and run 3 continues the pattern where run 2
+# left it (the sixth call, which does not fail) and pushes at its first
+# attempt. With "scope=process" on the line, each run would start the
+# pattern afresh: runs 1 and 3 would fail twice and then push.
 #
 # Uses the installed wrench module, else the one in python/src; the library
 # is the installed libwrench.so.1, or the one WRENCH_LIBRARY names.
