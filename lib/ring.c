@@ -25,8 +25,9 @@
  * A caller may be between its loads of ring memory while another thread
  * retires the ring, so that memory is never unmapped: retiring replaces
  * it, in one mmap(MAP_FIXED), by a page of zeroes that stays (the
- * generation, odd by then, tells the caller not to trust them). A page of
- * address space per retired ring, bounded by MAX_RINGS.
+ * generation, odd by then, tells the caller not to trust them); its
+ * submission entries are replaced likewise. Two pages of address space per
+ * retired ring, bounded by MAX_RINGS.
  *
  * Every way the ring can be unavailable, or stop working, turns it off for
  * the process, with one INFO line; strict mode then reads inotify on each
@@ -158,7 +159,13 @@ static void retire(bool fd_ours)
 	 * ring would stay mapped: wasted, not unsafe. */
 	(void)mmap(ring.sq.ring_ptr, ring.sq.ring_sz, PROT_READ,
 	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	munmap(ring.sq.sqes, ring.sq.ring_entries * sizeof(struct io_uring_sqe));
+	/* The submission entries too, rather than unmapped: a later ring's
+	 * memory must never land where this one's entries were written, so
+	 * that no address the hot path reads was ever written by the library
+	 * (ThreadSanitizer, which cannot see the kernel's writes, would take
+	 * the new ring's words for the old entries). */
+	(void)mmap(ring.sq.sqes, ring.sq.ring_entries * sizeof(struct io_uring_sqe), PROT_NONE,
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	if (fd_ours)
 		close(ring.ring_fd);
 	memset(&ring, 0, sizeof(ring));
@@ -403,7 +410,7 @@ static void start(int inotify_fd, void (*read_events)(void))
 	}
 	if (rings_made >= MAX_RINGS) {
 		turn_off("io_uring turned off: %d rings were made in this process (the threads "
-		         "that own one keep exiting, and each leaves a page of address space "
+		         "that own one keep exiting, and each leaves two pages of address space "
 		         "behind); strict mode reads the inotify descriptor on each call",
 		         MAX_RINGS);
 		read_events();

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,7 +120,9 @@ def test_set_dir_none_goes_back_to_the_default(wrench_dir) -> None:
 
 
 def test_set_dir_forgets_counters(wrench_dir) -> None:
-    wrench_dir.write("my-charm", "push-fails first=2 every=3\n")
+    # Per-process counters (machine-wide ones outlive the process and the
+    # call, by design: see test_counters_are_machine_wide).
+    wrench_dir.write("my-charm", "push-fails first=2 every=3 scope=process\n")
     assert sequence("my-charm", "push-fails", 2) == "TT"
     wrench.set_dir(wrench_dir.path)
     assert sequence("my-charm", "push-fails", 3) == "TTF"
@@ -145,7 +149,7 @@ def test_set_dir_type_and_nul_checks() -> None:
 
 
 def test_same_seed_same_decisions(wrench_dir) -> None:
-    wrench_dir.write("my-charm", "coin chance=50%\n")
+    wrench_dir.write("my-charm", "coin chance=50% scope=process\n")
     wrench.set_seed(7)
     first = sequence("my-charm", "coin", 64)
     wrench.set_seed(7)
@@ -156,11 +160,25 @@ def test_same_seed_same_decisions(wrench_dir) -> None:
 
 
 def test_set_seed_forgets_counters(wrench_dir) -> None:
-    wrench_dir.write("my-charm", "push-fails first=1 every=2\n")
+    wrench_dir.write("my-charm", "push-fails first=1 every=2 scope=process\n")
     assert sequence("my-charm", "push-fails", 1) == "T"
     wrench.set_seed(1)
     assert sequence("my-charm", "push-fails", 2) == "TF"
     wrench.set_seed(None)
+
+
+def test_counters_are_machine_wide(wrench_dir) -> None:
+    # The same line, counted by separate processes: the pattern goes on.
+    wrench_dir.write("my-charm", "push-fails first=2 every=3\n")
+    script = (
+        "import sys, wrench; wrench.set_dir(sys.argv[1]); "
+        "print('T' if wrench.is_active('my-charm', 'push-fails') else 'F')"
+    )
+    got = "".join(
+        subprocess.run([sys.executable, "-c", script, str(wrench_dir.path)],
+                       check=True, capture_output=True, text=True).stdout.strip()
+        for _ in range(6))
+    assert got == "TTFTTF"
 
 
 @pytest.mark.parametrize("bad, error", [(-1, ValueError), (2**64, ValueError), (True, TypeError), (1.5, TypeError), ("7", TypeError)])

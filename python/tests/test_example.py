@@ -45,13 +45,14 @@ def test_push_example_retries_and_recovers() -> None:
     # Run 2 runs out of attempts.
     assert failures(by_run[2]) == 2
     assert "== hook run 2 exited 1" in by_run[2]
-    # Run 3 recovers: after two failures when counters are per process,
-    # at once when they advance across processes.
-    assert failures(by_run[3]) in (0, 2)
-    assert any(line.endswith("pushed app.conf") for line in by_run[3])
-    # Each failure was announced by the library through the logging bridge.
-    fired = result.stdout.count("wrench: my-charm/push-fails fired")
-    assert fired == sum(failures(lines) for lines in by_run.values())
+    # Run 3 recovers at once: the machine-wide counters carry the pattern
+    # over from run 2, and its first call is the sixth, which does not fail.
+    assert failures(by_run[3]) == 0
+    assert "my-charm: attempt 1: pushed app.conf" in by_run[3]
+    # The library announced the line's first fire in each run that failed,
+    # through the logging bridge (later fires of a line are summed).
+    for run in (1, 2):
+        assert sum("wrench: my-charm/push-fails fired" in line for line in by_run[run]) == 1
 
 
 def _library_env() -> dict[str, str]:

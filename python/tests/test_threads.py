@@ -14,27 +14,38 @@ CALLS = 300
 class Counting(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.fired = 0
+        self.fired: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if "my-charm/push-fails fired" in record.getMessage():
-            self.fired += 1  # handle() holds the handler's lock
+        message = record.getMessage()
+        if " fired (line " in message:
+            self.fired.append(message)  # handle() holds the handler's lock
 
 
 def test_threads_share_the_counters_and_every_message_arrives(wrench_dir) -> None:
-    wrench_dir.write("my-charm", "push-fails first=2 every=3\n")
+    # One counted line for all the threads, and a line per thread and call:
+    # the first fire of each line is logged, so every one of those is a
+    # message that must arrive (later fires of one line are summed).
+    lines = [f"own-{t}-{i}" for t in range(THREADS) for i in range(CALLS)]
+    wrench_dir.write("my-charm", "push-fails first=2 every=3\n" + "\n".join(lines) + "\n")
     handler = Counting()
     logger = logging.getLogger("wrench")
     logger.addHandler(handler)
     results: list[int] = []
+    own: list[int] = []
     start = threading.Barrier(THREADS)
 
-    def caller() -> None:
+    def caller(t: int) -> None:
         start.wait()
-        fired = sum(wrench.is_active("my-charm", "push-fails") for _ in range(CALLS))
+        fired = 0
+        mine = 0
+        for i in range(CALLS):
+            fired += wrench.is_active("my-charm", "push-fails")
+            mine += wrench.is_active("my-charm", f"own-{t}-{i}")
         results.append(fired)
+        own.append(mine)
 
-    threads = [threading.Thread(target=caller) for _ in range(THREADS)]
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(THREADS)]
     try:
         for thread in threads:
             thread.start()
@@ -45,7 +56,12 @@ def test_threads_share_the_counters_and_every_message_arrives(wrench_dir) -> Non
     assert not any(thread.is_alive() for thread in threads)
     # Two calls out of every three, counted across all the threads.
     assert sum(results) == THREADS * CALLS * 2 // 3
-    assert handler.fired == sum(results)
+    assert sum(own) == THREADS * CALLS
+    # Every line's first fire, each message once.
+    logged = [m for m in handler.fired if m.startswith("my-charm/own-")]
+    assert len(logged) == THREADS * CALLS
+    assert len(set(logged)) == len(logged)
+    assert any(m.startswith("my-charm/push-fails fired") for m in handler.fired)
 
 
 def test_control_calls_race_queries_safely(wrench_dir, scratch) -> None:
