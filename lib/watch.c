@@ -303,10 +303,20 @@ static void stop(const char *why)
 /* A watch on the descriptor itself, not its path: the path may lead
  * elsewhere now. Through /proc/thread-self, which lasts as long as the
  * calling thread: /proc/self is gone once the main thread has called
- * pthread_exit(). Kernels before 3.17 have only /proc/self. */
+ * pthread_exit(). Kernels before 3.17 have only /proc/self.
+ *
+ * Always with IN_MASK_ADD. Every walk sets again the watches of the
+ * ancestors it passes, and without it the kernel replaces a watch's mask
+ * by clearing it first: an event that comes in that instant (the trigger
+ * directory recreated in /tmp while another thread walks through /tmp) is
+ * dropped, never queued, and nothing would tell us to look again. Adding
+ * to the mask leaves it whole; a name watched in two roles hears the
+ * events of both, which apply() sorts out. */
 static int add_watch_on_fd(int fd, uint32_t mask)
 {
 	char proc[64];
+
+	mask |= IN_MASK_ADD;
 
 	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd);
 	int wd = inotify_add_watch(inotify_fd, proc, mask);
