@@ -432,9 +432,16 @@ static int make_change(const char *dir, unsigned step, int *expect, int *kind)
 	case 10:
 		*kind = 6;
 		*expect = 0;
-		/* The machine-wide counters live inside the directory. */
-		remove_state_dir(dir);
-		return rmdir(dir);
+		/* The machine-wide counters live inside the directory; a load
+		 * still under way may create them again: remove and retry. */
+		for (int tries = 0; tries < 100; tries++) {
+			remove_state_dir(dir);
+			if (rmdir(dir) == 0)
+				return 0;
+			if (errno != ENOTEMPTY)
+				return -1;
+		}
+		return -1;
 	default:
 		*kind = 7;
 		*expect = 0;
