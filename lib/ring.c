@@ -115,6 +115,34 @@ __attribute__((no_sanitize("thread"))) static unsigned ring_word(const unsigned 
 	return word;
 }
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WRENCH_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WRENCH_TSAN 1
+#endif
+
+#ifdef WRENCH_TSAN
+/*
+ * In a ThreadSanitizer build only: its runtime reads these suppressions,
+ * built in so that every process of the tests has them, whatever it can
+ * read. liburing maps and unmaps rings with its own system calls, not
+ * through libc, so ThreadSanitizer never learns that a ring's memory is
+ * new: where an earlier mapping of the process was (a state file, say), it
+ * pairs liburing's reads of the ring (inlined from its header, or expanded
+ * from its macros in ring_drain()) with that mapping's creation by another
+ * thread. The memory is the kernel's, written by the kernel, which
+ * ThreadSanitizer cannot see either.
+ */
+__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void);
+__attribute__((visibility("default"))) const char *__tsan_default_suppressions(void)
+{
+	return "race:liburing.h\nrace:ring_drain\n";
+}
+#endif
+
 bool wrench__ring_quiet(void)
 {
 	uint64_t g = atomic_load_explicit(&gen, memory_order_acquire);
@@ -277,7 +305,7 @@ static int build(int inotify_fd, const char **step)
  * queued after the read wakes the poll again rather than merging into one
  * already read), and arms the poll again if the kernel ended it. The
  * owner only, generation odd. Returns 0 or a negative errno. */
-static int drain(int inotify_fd, void (*read_events)(void))
+static int ring_drain(int inotify_fd, void (*read_events)(void))
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
@@ -309,7 +337,7 @@ static int drain(int inotify_fd, void (*read_events)(void))
 static int drain_until_clean(int inotify_fd, void (*read_events)(void))
 {
 	for (int round = 0; round < 64; round++) {
-		int rc = drain(inotify_fd, read_events);
+		int rc = ring_drain(inotify_fd, read_events);
 		if (rc < 0)
 			return rc;
 		if (ring_memory_clean())
@@ -452,7 +480,7 @@ static void start(int inotify_fd, void (*read_events)(void))
 		}
 		self_tested = true;
 	}
-	rc = drain(inotify_fd, read_events);
+	rc = ring_drain(inotify_fd, read_events);
 	if (rc == -ESHUTDOWN)
 		return;
 	if (rc < 0)
@@ -469,7 +497,7 @@ static void start(int inotify_fd, void (*read_events)(void))
 static void owner_drain(int inotify_fd, void (*read_events)(void))
 {
 	gen_make_odd();
-	int rc = drain(inotify_fd, read_events);
+	int rc = ring_drain(inotify_fd, read_events);
 	if (rc == -ESHUTDOWN)
 		return;
 	if (rc < 0)
