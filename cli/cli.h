@@ -142,7 +142,6 @@ int cmd_eval(const struct options *o, const char *category, const char *feature)
 int cmd_hits(const struct options *o, const char *category);
 int cmd_wait(const struct options *o, const char *category, const char *feature);
 int cmd_reset(const struct options *o, const char *category, const char *feature);
-int cmd_clear_expired(const struct options *o);
 
 /* ---- counters.c: the machine-wide counters ------------------------------- */
 

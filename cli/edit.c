@@ -302,33 +302,33 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 	return rc;
 }
 
-int cmd_clear_expired(const struct options *o)
+/* clear --expired, for one entry: a trigger file loses its expired lines. */
+static int clear_expired_lines(const struct options *o, const struct target *target,
+                               const char *name, int64_t now)
 {
-	struct target target;
-	int rc = open_target(o, false, &target);
+	struct stat st;
 
-	if (rc == -ENOENT)
+	if (strncmp(name, ".#", 2) == 0 || !wrench__category_is_valid(name) ||
+	    fstatat(target->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 		return EXIT_OK;
-	if (rc != 0)
+	struct rewrite r = {.expired_at = now};
+	return edit(o, target, name, NULL, &r);
+}
+
+/* clear, for one entry: removed, unless it is a directory. */
+static int clear_entry(const struct options *o, const struct target *target, const char *name)
+{
+	struct stat st;
+
+	/* Directories are not trigger files: they stay. */
+	if (fstatat(target->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+		return EXIT_OK;
+	if (unlinkat(target->fd, name, 0) < 0 && errno != ENOENT) {
+		char path[PATH_MAX + NAME_MAX + 2];
+		cannot(o, -errno, "remove", trigger_path(o, name, path, sizeof(path)));
 		return EXIT_USAGE;
-	int dirfd = target.fd;
-	char **names = list_names(dirfd);
-	rc = names ? EXIT_OK : EXIT_USAGE;
-	if (!names)
-		note("cannot read %s: %s", o->dir, strerror(errno));
-	int64_t now = now_seconds();
-	for (size_t i = 0; names && names[i]; i++) {
-		struct stat st;
-		if (strncmp(names[i], ".#", 2) == 0 || !wrench__category_is_valid(names[i]) ||
-		    fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		struct rewrite r = {.expired_at = now};
-		int step = edit(o, &target, names[i], NULL, &r);
-		rc = rc ? rc : step;
 	}
-	free_names(names);
-	close(dirfd);
-	return rc;
+	return EXIT_OK;
 }
 
 int cmd_clear(const struct options *o)
@@ -340,25 +340,21 @@ int cmd_clear(const struct options *o)
 		return EXIT_OK;
 	if (rc != 0)
 		return EXIT_USAGE;
-	int dirfd = target.fd;
-	char **names = list_names(dirfd);
+	char **names = list_names(target.fd);
 	rc = names ? EXIT_OK : EXIT_USAGE;
 	if (!names)
 		note("cannot read %s: %s", o->dir, strerror(errno));
+	int64_t now = now_seconds();
 	for (size_t i = 0; names && names[i]; i++) {
-		struct stat st;
-		/* Directories are not trigger files: they stay. */
-		if (fstatat(dirfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
-			continue;
-		if (unlinkat(dirfd, names[i], 0) < 0 && errno != ENOENT) {
-			char path[PATH_MAX + NAME_MAX + 2];
-			cannot(o, -errno, "remove", trigger_path(o, names[i], path, sizeof(path)));
-			rc = EXIT_USAGE;
-		}
+		int step = o->expired ? clear_expired_lines(o, &target, names[i], now)
+		                      : clear_entry(o, &target, names[i]);
+		rc = rc ? rc : step;
 	}
-	/* No trigger file is left: neither are the counters of its lines. */
-	tidy_all_counters(o, dirfd);
+	/* No trigger file is left: neither are the counters of its lines
+	 * (--expired removed those of each line it removed). */
+	if (!o->expired)
+		tidy_all_counters(o, target.fd);
 	free_names(names);
-	close(dirfd);
+	close(target.fd);
 	return rc;
 }

@@ -160,7 +160,7 @@ static int run_clear(const struct options *o, char **args, int nargs)
 {
 	(void)args;
 	(void)nargs;
-	return o->expired ? cmd_clear_expired(o) : cmd_clear(o);
+	return cmd_clear(o);
 }
 
 static int run_list(const struct options *o, char **args, int nargs)
