@@ -78,29 +78,44 @@ struct wrench__rules *parse_keyed(const char *text, size_t len)
 
 /* ---- removing what no line counts in any more --------------------------- */
 
+/* The slots of a category's lines that still exist. */
 struct live {
-	const struct wrench__rules *rules;
+	struct wrench__counters **slot;
+	size_t count;
 };
 
-static void free_if_gone(struct wrench__counters *slot, void *ctx)
+static void free_if_gone(struct wrench__state *state, struct wrench__counters *slot, void *ctx)
 {
 	const struct live *live = ctx;
-	uint64_t key = atomic_load(&slot->key);
 
-	for (size_t i = 0; live->rules && i < live->rules->count; i++)
-		if (live->rules->rule[i].key == key && !live->rules->rule[i].process_scope)
+	for (size_t i = 0; i < live->count; i++)
+		if (live->slot[i] == slot)
 			return;
-	wrench__slot_reset(slot, true);
+	wrench__slot_reset(state, slot, true);
 }
 
-/* Removes the state file of CATEGORY. */
-static void remove_counters(int dirfd, const char *category)
+/* Frees the slots of CATEGORY's lines but those of RULES (NULL: all). */
+static void free_gone_lines(const struct options *o, int dirfd, const char *category,
+                            const struct wrench__rules *rules)
 {
-	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sdfd < 0)
+	struct wrench__state *state = open_counters(o, dirfd, category, false);
+	struct live live = {0};
+
+	if (!state)
 		return;
-	unlinkat(sdfd, category, 0);
-	close(sdfd);
+	live.slot = rules ? calloc(rules->count + 1, sizeof(*live.slot)) : NULL;
+	if (rules && !live.slot) {
+		note("out of memory");
+		wrench__state_close(state);
+		return;
+	}
+	for (size_t i = 0; rules && i < rules->count; i++)
+		if (!rules->rule[i].process_scope)
+			live.slot[live.count++] =
+			        wrench__state_slot(state, rules->rule[i].key, false);
+	wrench__state_each(state, free_if_gone, &live);
+	free(live.slot);
+	wrench__state_close(state);
 }
 
 void tidy_counters(const struct options *o, int dirfd, const char *category)
@@ -114,7 +129,7 @@ void tidy_counters(const struct options *o, int dirfd, const char *category)
 	if (rc == -ENOENT) {
 		/* No trigger file: its counters go with it. */
 		free(file.data);
-		remove_counters(dirfd, category);
+		free_gone_lines(o, dirfd, category, NULL);
 		return;
 	}
 	if (rc < 0) {
@@ -123,25 +138,56 @@ void tidy_counters(const struct options *o, int dirfd, const char *category)
 	}
 	struct wrench__rules *rules = parse_keyed(file.data, file.len);
 	free(file.data);
-	struct wrench__state *state = rules ? open_counters(o, dirfd, category, false) : NULL;
-	if (state) {
-		struct live live = {rules};
-		wrench__state_each(state, free_if_gone, &live);
-	}
-	wrench__state_close(state);
+	if (rules)
+		free_gone_lines(o, dirfd, category, rules);
 	wrench__rules_free(rules);
+}
+
+/* The hashes of the names in the trigger directory, sorted. */
+struct names {
+	uint64_t *hash;
+	size_t count;
+};
+
+static int by_value(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void free_if_nameless(struct wrench__state *state, struct wrench__counters *slot, void *ctx)
+{
+	const struct names *names = ctx;
+	uint64_t category = atomic_load(&slot->category);
+
+	if (!bsearch(&category, names->hash, names->count, sizeof(uint64_t), by_value))
+		wrench__slot_reset(state, slot, true);
 }
 
 void tidy_all_counters(const struct options *o, int dirfd)
 {
-	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sdfd < 0)
+	char **list = list_names(dirfd);
+	struct names names = {0};
+
+	if (!list)
 		return;
-	char **names = list_names(sdfd);
-	close(sdfd);
-	for (size_t i = 0; names && names[i]; i++)
-		tidy_counters(o, dirfd, names[i]);
-	free_names(names);
+	while (list[names.count])
+		names.count++;
+	names.hash = calloc(names.count + 1, sizeof(uint64_t));
+	for (size_t i = 0; names.hash && list[i]; i++) {
+		names.hash[i] = wrench__state_category_hash(list[i]);
+		if (strncmp(list[i], ".#", 2) != 0 && wrench__category_is_valid(list[i]))
+			tidy_counters(o, dirfd, list[i]);
+	}
+	/* What is left of categories that have no file any more. */
+	struct wrench__state *state = names.hash ? open_counters(o, dirfd, NULL, false) : NULL;
+	if (state) {
+		qsort(names.hash, names.count, sizeof(uint64_t), by_value);
+		wrench__state_each(state, free_if_nameless, &names);
+	}
+	wrench__state_close(state);
+	free(names.hash);
+	free_names(list);
 }
 
 /* ---- re-arming ------------------------------------------------------------ */
@@ -172,7 +218,7 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
 			continue;
 		struct wrench__counters *slot = wrench__state_slot(state, rules->rule[i].key, true);
 		if (slot)
-			wrench__slot_reset(slot, false);
+			wrench__slot_reset(state, slot, false);
 	}
 	wrench__state_close(state);
 	wrench__rules_free(plain);

@@ -126,14 +126,17 @@ static void print_hit_json(struct hits *h, const char *category, const char *sho
 }
 
 static void print_hit(struct hits *h, const char *category, const struct wrench__rule *rule,
-                      const char *text, size_t len, const struct wrench__counters *c)
+                      const char *text, size_t len, const struct wrench__state *state,
+                      const struct wrench__counters *c)
 {
 	struct hit x = {0};
 	struct buffer line = {0};
 
 	if (c) {
-		x.calls = atomic_load(&c->calls);
-		x.fires = atomic_load(&c->fires);
+		struct wrench__totals totals;
+		wrench__state_totals(state, c, &totals);
+		x.calls = totals.calls;
+		x.fires = totals.fires;
 		x.last_ns = atomic_load(&c->last_fire_ns);
 		x.pid = atomic_load(&c->last_pid);
 	}
@@ -168,7 +171,7 @@ static void hits_line(const char *text, size_t len, bool has_newline, bool names
 	if (f->next >= f->rules->count || f->rules->rule[f->next].line != f->line)
 		return;
 	const struct wrench__rule *rule = &f->rules->rule[f->next++];
-	print_hit(f->h, f->category, rule, text, len, counters_of(f->state, rule));
+	print_hit(f->h, f->category, rule, text, len, f->state, counters_of(f->state, rule));
 }
 
 static void hits_category(struct hits *h, int dirfd, const char *category)
@@ -243,7 +246,10 @@ static uint64_t fires_of(const struct options *o, const char *category, const ch
 	for (int32_t i = rules ? wrench__rules_find(rules, feature) : -1; i >= 0;
 	     i = rules->rule[i].next_same) {
 		const struct wrench__counters *c = counters_of(state, &rules->rule[i]);
-		fires += c ? atomic_load(&c->fires) : 0;
+		struct wrench__totals totals = {0};
+		if (c)
+			wrench__state_totals(state, c, &totals);
+		fires += totals.fires;
 	}
 	wrench__state_close(state);
 	wrench__rules_free(rules);
@@ -316,7 +322,7 @@ static void reset_category(const struct options *o, int dirfd, const char *categ
 			continue;
 		struct wrench__counters *c = counters_of(state, rule);
 		if (c)
-			wrench__slot_reset(c, false);
+			wrench__slot_reset(state, c, false);
 	}
 	wrench__state_close(state);
 	wrench__rules_free(rules);

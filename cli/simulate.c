@@ -68,9 +68,11 @@ static void start_from_counters(const struct options *o, int dirfd, const char *
 		        rule->process_scope ? NULL : wrench__state_slot(state, rule->key, false);
 		if (!slot)
 			continue;
-		atomic_store(&rule->counters->calls, atomic_load(&slot->calls));
-		atomic_store(&rule->counters->draws, atomic_load(&slot->draws));
-		atomic_store(&rule->counters->fires, atomic_load(&slot->fires));
+		struct wrench__totals totals;
+		wrench__state_totals(state, slot, &totals);
+		atomic_store(&rule->counters->calls, totals.calls);
+		atomic_store(&rule->counters->draws, totals.draws);
+		atomic_store(&rule->counters->fires, totals.fires);
 	}
 	wrench__state_close(state);
 }

@@ -35,6 +35,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static void fork_prepare(void)
 {
 	wrench__query_atfork_prepare();
+	wrench__state_atfork_prepare();
 	wrench__watch_atfork_prepare();
 	wrench__view_atfork_prepare();
 	wrench__log_atfork_prepare();
@@ -47,6 +48,7 @@ static void fork_parent(void)
 	wrench__log_atfork_parent();
 	wrench__view_atfork_parent();
 	wrench__watch_atfork_parent();
+	wrench__state_atfork_parent();
 	wrench__query_atfork_parent();
 }
 

@@ -437,7 +437,8 @@ static struct wrench__snapshot *snapshot_new(const char *category, const char *p
 	atomic_init(&s->refs, 1);
 	/* The counters are attached once, here: a call then only counts. */
 	if (file->dir)
-		s->state = wrench__state_load(file->dirfd, file->dir, category, s->rules);
+		s->state =
+		        wrench__state_load(file->dirfd, file->dir, file->epoch, category, s->rules);
 	s->id = file->id;
 	s->content_hash = hash;
 	s->seeded = use_seed;

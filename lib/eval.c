@@ -8,6 +8,7 @@
  * memory either way, and no system call.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,28 @@ void wrench__set_fire_log_period_ns(int64_t ns)
 	atomic_store(&fire_log_period_ns, ns);
 }
 
+/* This CPU's shard of a line no count decides. Threads on one CPU may
+ * share it (they still add atomically); threads on two never fight over
+ * one cache line, which costs a contended point ten times its price.
+ * glibc reads the CPU from the thread's rseq area: no system call. */
+static struct wrench__shard *shard_of(const struct wrench__rule *rule)
+{
+	int cpu = sched_getcpu();
+	return rule->shard + (size_t)(cpu > 0 ? cpu % WRENCH__SHARDS : 0) * WRENCH__SLOTS;
+}
+
+/* A line whose decision depends on no count: the shard counts it. */
+static bool counted_apart_fires(const struct wrench__rule *rule)
+{
+	struct wrench__shard *s = shard_of(rule);
+
+	atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+	if (rule->has_chance && (wrench__draw(rule, false, 0) >> 11) >= rule->chance_threshold)
+		return false;
+	atomic_fetch_add_explicit(&s->fires, 1, memory_order_relaxed);
+	return true;
+}
+
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 {
 	struct wrench__counters *c = rule->counters;
@@ -31,6 +54,9 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 	/* Only lines with until= read a clock, the vDSO's coarse one. */
 	if (rule->until && wrench__coarse_now_ns() / 1000000000 >= rule->until)
 		return false;
+	/* Seeded draws are numbered by the slot's count of draws. */
+	if (rule->shard && !(seeded && rule->has_chance))
+		return counted_apart_fires(rule);
 	uint64_t n = atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed) + 1;
 	if (n <= rule->after)
 		return false;

@@ -6,6 +6,7 @@
 #ifndef WRENCH_INTERNAL_H
 #define WRENCH_INTERNAL_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -68,15 +69,30 @@ void wrench__log_atfork_child(void);
 /* One line's counters: a slot of a state file, mapped shared, or a line's
  * own. 64 bytes, one cache line; the layout is the file format. */
 struct wrench__counters {
-	_Atomic uint64_t key;   /* the line it counts (0: never used, 1: freed) */
-	_Atomic uint64_t calls; /* calls that reached the line */
-	_Atomic uint64_t draws; /* chance draws made */
+	_Atomic uint64_t key;      /* the line it counts (0: never used, 1: freed) */
+	_Atomic uint64_t category; /* the hash of its category's name; 0: not yet */
+	_Atomic uint64_t calls;    /* calls that reached the line */
+	_Atomic uint64_t draws;    /* chance draws made */
 	_Atomic uint64_t fires;
 	_Atomic int64_t last_fire_ns; /* CLOCK_REALTIME of the last fire; 0: none */
 	_Atomic uint32_t last_pid;    /* the process that fired last */
 	uint32_t reserved32;
-	uint64_t reserved[2];
+	uint64_t reserved;
 };
+
+/* A line's calls and fires counted on one CPU: lines whose decisions do not
+ * depend on a count add there, so that threads firing one point on several
+ * CPUs do not fight over one cache line. A slot's totals add them all. */
+struct wrench__shard {
+	_Atomic uint64_t calls;
+	_Atomic uint64_t fires;
+};
+
+/* A state file's table: more lines than the trigger files of a directory
+ * count (100,000 categories of one line fill it to 40%), and the shard
+ * tables that follow it. CPUs past the shards share them, correctly. */
+#define WRENCH__SLOTS  (1u << 18)
+#define WRENCH__SHARDS 8u
 
 /* ---- parse.c: the trigger-file grammar --------------------------------- */
 
@@ -105,6 +121,10 @@ struct wrench__rule {
 	 * the line's entry of its rules' LOCAL when it counts per process.
 	 * wrench__parse_line() leaves it NULL for its caller to set. */
 	struct wrench__counters *counters;
+	/* With a slot, for a line no count decides (no after=, every= or
+	 * times=): its shard on the first CPU; the others follow, one table
+	 * of slots apart. NULL: everything counts in COUNTERS. */
+	struct wrench__shard *shard;
 	/* This process's fire log (eval.c): fires not yet logged, and when
 	 * the next summary may be written (0: no fire logged yet). */
 	_Atomic uint64_t log_pending;
@@ -237,6 +257,7 @@ struct wrench__file {
 	 * directory, whose state sub-directory holds the line counters. */
 	int dirfd;
 	const char *dir;
+	uint64_t epoch; /* wrench__watch_epoch() when DIRFD was opened; 0: none */
 };
 
 /*
@@ -292,10 +313,20 @@ int wrench__trust_read_file(int dirfd, const char *name, const char *path,
  * state directory. */
 bool wrench__category_is_valid(const char *name);
 
+/* Errors that say nothing about the files, only that the process ran
+ * short for a moment: the call answers false and remembers nothing, so
+ * that the next one looks again. Cached, one EMFILE would leave a point
+ * inactive until its file changed. */
+static inline bool wrench__is_transient(int err)
+{
+	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EINTR ||
+	       err == -EAGAIN || err == -ENOBUFS;
+}
+
 /* ---- state.c: the machine-wide state files -------------------------- */
 
 /* The sub-directory of the trigger directory that holds the state files,
- * one per category; it is no category. */
+ * one per agent user; it is no category. */
 #define WRENCH_STATE_DIR ".wrench-state"
 
 struct wrench__state;
@@ -314,10 +345,11 @@ struct wrench__state_where {
 };
 
 /*
- * Opens (creating it when WHERE allows) the state file of CATEGORY and maps
- * it. Returns 0 and *OUT, or a negative errno with the problem in WHY
- * (WHY->level DEBUG for a state that does not exist and was not to be
- * created).
+ * Opens the counters of CATEGORY: the state file of the agent's user in the
+ * trigger directory (created when WHERE allows), mapped, seen through
+ * CATEGORY's slots; a NULL CATEGORY sees every slot. Returns 0 and *OUT, or
+ * a negative errno with the problem in WHY (WHY->level DEBUG for a state
+ * that does not exist and was not to be created).
  */
 int wrench__state_open(const struct wrench__state_where *where, const char *category,
                        struct wrench__state **out, struct wrench__problem *why);
@@ -327,8 +359,8 @@ void wrench__state_close(struct wrench__state *state);
  * identical lines, so that two identical lines are two lines. */
 int wrench__rules_set_keys(struct wrench__rules *rules);
 
-/* The slot of KEY; CLAIM: take a free one when there is none. NULL when
- * there is none (or no free one left). */
+/* The slot of the line KEY of the state's category; CLAIM: take a free one
+ * when there is none. NULL when there is none (or no free one left). */
 struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t key, bool claim);
 
 /* Points the counters of RULES' lines at their slots, claiming free ones.
@@ -338,19 +370,33 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 
 /* The library's side: attaches RULES to the state of CATEGORY in the
  * trusted directory DIRFD (DIR for messages), creating it when it may.
+ * EPOCH (wrench__watch_epoch(), 0: none) says whether the directory is
+ * unchanged since the last load, when its mapped state can be used again.
  * Returns the state for the snapshot to hold (NULL: counted per process,
  * and said once). */
-struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char *category,
-                                         struct wrench__rules *rules);
+struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t epoch,
+                                         const char *category, struct wrench__rules *rules);
 
-/* Calls FN for each slot in use; the command's garbage removal. */
-typedef void wrench__slot_fn(struct wrench__counters *slot, void *ctx);
+/* A slot's counts, its shards added. */
+struct wrench__totals {
+	uint64_t calls, draws, fires;
+};
+void wrench__state_totals(const struct wrench__state *state, const struct wrench__counters *slot,
+                          struct wrench__totals *out);
+
+/* Calls FN for each slot in use of the state's category (every slot in use
+ * without one); the command's garbage removal. */
+typedef void wrench__slot_fn(struct wrench__state *state, struct wrench__counters *slot, void *ctx);
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx);
-/* Zeroes SLOT's counters (a re-arm), or frees it too (FREE). */
-void wrench__slot_reset(struct wrench__counters *slot, bool free_it);
+/* Zeroes SLOT's counters (a re-arm), or frees it too (FREE_IT). */
+void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *slot, bool free_it);
+/* The hash a slot keeps of its category's name. */
+uint64_t wrench__state_category_hash(const char *category);
 
 /* This process's id, without a system call once known. */
 uint32_t wrench__pid(void);
+void wrench__state_atfork_prepare(void);
+void wrench__state_atfork_parent(void);
 void wrench__state_atfork_child(void);
 /* CLOCK_REALTIME_COARSE in ns: read through the vDSO, no system call. */
 int64_t wrench__coarse_now_ns(void);

@@ -23,16 +23,6 @@
  * that, the call evaluates its own reading without caching it. */
 #define MAX_STALE_RETRIES 4
 
-/* Errors that say nothing about the files, only that the process ran
- * short for a moment: the call answers false and remembers nothing, so
- * that the next one looks again. Cached, one EMFILE would leave a point
- * inactive until its file changed. */
-static bool is_transient(int err)
-{
-	return err == -EMFILE || err == -ENFILE || err == -ENOMEM || err == -EINTR ||
-	       err == -EAGAIN || err == -ENOBUFS;
-}
-
 /*
  * The trigger directory's descriptor from the last walk, kept while change
  * detection has seen no change to it or its ancestors (EPOCH, from
@@ -139,16 +129,16 @@ void wrench__query_atfork_child(void)
 /* Opens the trigger directory DIR: the cached descriptor, or a new walk
  * with every check. *HANDLE is what to release after, or NULL when the
  * descriptor is the caller's to close. */
-static int open_dir(const char *dir, struct wrench__trust *trust, struct dir_handle **handle)
+static int open_dir(const char *dir, struct wrench__trust *trust, struct dir_handle **handle,
+                    uint64_t *epoch)
 {
-	uint64_t epoch = wrench__watch_epoch();
-
-	*handle = cached_dir(dir, epoch);
+	*epoch = wrench__watch_epoch();
+	*handle = cached_dir(dir, *epoch);
 	if (*handle)
 		return (*handle)->fd;
 	int fd = wrench__trust_open_dir(dir, trust);
 	if (fd >= 0)
-		*handle = remember_dir(dir, epoch, fd);
+		*handle = remember_dir(dir, *epoch, fd);
 	return fd;
 }
 
@@ -177,8 +167,9 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
 	         category);
 	struct dir_handle *handle;
-	int dirfd = open_dir(dir, trust, &handle);
-	if (dirfd < 0 && is_transient(dirfd)) {
+	uint64_t epoch;
+	int dirfd = open_dir(dir, trust, &handle, &epoch);
+	if (dirfd < 0 && wrench__is_transient(dirfd)) {
 		wrench__cache_transient_problem(&trust->first);
 		*outcome = WRENCH__RETRY;
 		return NULL;
@@ -191,9 +182,10 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	/* The counters are found next to the file, through the same walk. */
 	file.dirfd = dirfd;
 	file.dir = dir;
+	file.epoch = handle ? epoch : 0;
 	struct wrench__snapshot *snapshot = NULL;
 	*outcome = WRENCH__LOADED;
-	if (rc < 0 && is_transient(rc)) {
+	if (rc < 0 && wrench__is_transient(rc)) {
 		wrench__cache_transient_problem(&trust->first);
 		*outcome = WRENCH__RETRY;
 	} else if (rc < 0) {

@@ -3,12 +3,16 @@
  * the processes that read the same trigger directory, kept across their
  * restarts (wrench(5), "COUNTERS").
  *
- * Each category has one state file, DIR/.wrench-state/CATEGORY: a header and
- * a fixed table of 64-byte slots, mapped MAP_SHARED by every process. A slot
- * is keyed by its line (the line's tokens and its occurrence among identical
- * lines), found by linear probing, and claimed with a compare-and-swap, so
- * processes need no lock: every count is one atomic operation on the shared
- * mapping, and a process killed at any instant leaves the table whole.
+ * Each user that agents run as has one state file per trigger directory,
+ * DIR/.wrench-state/counters-UID: a header, a fixed table of 64-byte slots
+ * and, after it, one table of shards per CPU slot, mapped MAP_SHARED by
+ * every process. A slot is keyed by its category and its line (the line's
+ * tokens and its occurrence among identical lines), found by linear
+ * probing, and claimed with a compare-and-swap, so processes need no lock:
+ * every count is one atomic operation on the shared mapping, and a process
+ * killed at any instant leaves the table whole. One file for the whole
+ * directory is mapped once per process, not once per category: the first
+ * use of a category costs no file of its own.
  *
  * Only the wrench command frees slots (under its directory lock); a freed
  * slot keeps key 1, a tombstone, so that the probe sequences of the other
@@ -35,8 +39,9 @@
 #include "internal.h"
 
 #define STATE_MAGIC   0x3154534e45525257ull /* "WRRENST1", little-endian */
-#define STATE_VERSION 1u
-#define STATE_SLOTS   4096u /* more lines than any trigger file has counted */
+#define STATE_VERSION 2u
+#define STATE_SLOTS   WRENCH__SLOTS
+#define STATE_SHARDS  WRENCH__SHARDS
 #define KEY_FREE      0u
 #define KEY_FREED     1u
 
@@ -45,19 +50,29 @@ struct header {
 	uint32_t version;
 	uint32_t slots;
 	uint64_t size;
-	uint64_t reserved[5];
+	uint32_t shards;
+	uint32_t reserved32;
+	uint64_t reserved[4];
 };
 
 _Static_assert(sizeof(struct wrench__counters) == 64, "a slot is one cache line");
 _Static_assert(sizeof(struct header) == 64, "the header is one cache line");
 
-#define STATE_SIZE (sizeof(struct header) + STATE_SLOTS * sizeof(struct wrench__counters))
+#define SHARDS_AT  (sizeof(struct header) + STATE_SLOTS * sizeof(struct wrench__counters))
+#define STATE_SIZE (SHARDS_AT + STATE_SHARDS * STATE_SLOTS * sizeof(struct wrench__shard))
+
+/* One mapped state file, shared by the states of its categories. */
+struct state_map {
+	_Atomic unsigned refs;
+	void *base;
+	struct wrench__counters *slot;
+	struct wrench__shard *shard; /* STATE_SHARDS tables of STATE_SLOTS */
+	_Atomic bool full;           /* a claim found no free slot: later ones need not look */
+};
 
 struct wrench__state {
-	void *map;
-	struct wrench__counters *slot;
-	uint32_t slots;
-	bool full; /* a claim found no free slot: later ones need not look */
+	struct state_map *map;
+	uint64_t category; /* the hash of its name; 0: every category */
 };
 
 /* ---- this process, without system calls ------------------------------- */
@@ -72,11 +87,6 @@ uint32_t wrench__pid(void)
 		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
 	}
 	return pid;
-}
-
-void wrench__state_atfork_child(void)
-{
-	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
 }
 
 int64_t wrench__coarse_now_ns(void)
@@ -128,15 +138,30 @@ int wrench__rules_set_keys(struct wrench__rules *rules)
 	return 0;
 }
 
-struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t key, bool claim)
+uint64_t wrench__state_category_hash(const char *category)
 {
-	uint32_t mask = state->slots - 1;
+	uint64_t h = mix(wrench__hash_string(category));
+	return h ? h : 1; /* 0 marks a slot whose category is not yet set */
+}
+
+/* The key of a category's line in the shared table. */
+static uint64_t slot_key(const struct wrench__state *state, uint64_t line)
+{
+	uint64_t key = mix(line ^ state->category);
+	return key > KEY_FREED ? key : key + 2;
+}
+
+struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t line, bool claim)
+{
+	const uint32_t mask = STATE_SLOTS - 1;
+	struct wrench__counters *slot = state->map->slot;
+	uint64_t key = slot_key(state, line);
 
 	for (;;) {
 		struct wrench__counters *reuse = NULL;
 		uint32_t at = (uint32_t)mix(key) & mask;
-		for (uint32_t n = 0; n < state->slots; n++, at = (at + 1) & mask) {
-			struct wrench__counters *s = &state->slot[at];
+		for (uint32_t n = 0; n < STATE_SLOTS; n++, at = (at + 1) & mask) {
+			struct wrench__counters *s = &slot[at];
 			uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
 			if (k == key)
 				return s;
@@ -156,28 +181,41 @@ struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_
 		uint64_t expected = atomic_load_explicit(&reuse->key, memory_order_relaxed);
 		if (expected <= KEY_FREED && atomic_compare_exchange_strong_explicit(
 		                                     &reuse->key, &expected, key,
-		                                     memory_order_acq_rel, memory_order_acquire))
+		                                     memory_order_acq_rel, memory_order_acquire)) {
+			atomic_store_explicit(&reuse->category, state->category,
+			                      memory_order_release);
 			return reuse;
+		}
 	}
+}
+
+/* Whether a line's decisions depend on nothing counted: then its calls
+ * and fires may be counted per CPU. Seeded chance draws are numbered, so
+ * those count in the slot (eval.c checks the seed). */
+static bool count_free(const struct wrench__rule *rule)
+{
+	return !rule->after && !rule->every && !rule->times;
 }
 
 size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *rules)
 {
+	struct state_map *map = state->map;
 	size_t left = 0;
 
 	for (size_t i = 0; i < rules->count; i++) {
 		struct wrench__rule *rule = &rules->rule[i];
 		if (rule->process_scope)
 			continue;
-		struct wrench__counters *slot =
-		        state->full ? wrench__state_slot(state, rule->key, false)
-		                    : wrench__state_slot(state, rule->key, true);
+		bool full = atomic_load_explicit(&map->full, memory_order_relaxed);
+		struct wrench__counters *slot = wrench__state_slot(state, rule->key, !full);
 		if (!slot) {
-			state->full = true;
+			atomic_store_explicit(&map->full, true, memory_order_relaxed);
 			left++;
 			continue;
 		}
 		rule->counters = slot;
+		if (count_free(rule))
+			rule->shard = &map->shard[slot - map->slot];
 	}
 	/* Most files count nothing per process: their lines need no own
 	 * counters, and a parsed line then costs what it did before. */
@@ -191,22 +229,52 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 	return left;
 }
 
-void wrench__slot_reset(struct wrench__counters *slot, bool free_it)
+void wrench__state_totals(const struct wrench__state *state, const struct wrench__counters *slot,
+                          struct wrench__totals *out)
 {
+	const struct wrench__shard *shard = &state->map->shard[slot - state->map->slot];
+
+	out->calls = atomic_load(&slot->calls);
+	out->draws = atomic_load(&slot->draws);
+	out->fires = atomic_load(&slot->fires);
+	for (uint32_t i = 0; i < STATE_SHARDS; i++, shard += STATE_SLOTS) {
+		out->calls += atomic_load(&shard->calls);
+		out->fires += atomic_load(&shard->fires);
+	}
+}
+
+void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *slot, bool free_it)
+{
+	struct wrench__shard *shard = &state->map->shard[slot - state->map->slot];
+
 	atomic_store(&slot->calls, 0);
 	atomic_store(&slot->draws, 0);
 	atomic_store(&slot->fires, 0);
+	for (uint32_t i = 0; i < STATE_SHARDS; i++, shard += STATE_SLOTS) {
+		atomic_store(&shard->calls, 0);
+		atomic_store(&shard->fires, 0);
+	}
 	atomic_store(&slot->last_fire_ns, 0);
 	atomic_store(&slot->last_pid, 0);
-	if (free_it)
+	if (free_it) {
+		atomic_store(&slot->category, 0);
 		atomic_store_explicit(&slot->key, KEY_FREED, memory_order_release);
+	}
 }
 
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
 {
-	for (uint32_t i = 0; i < state->slots; i++)
-		if (atomic_load(&state->slot[i].key) > KEY_FREED)
-			fn(&state->slot[i], ctx);
+	struct wrench__counters *slot = state->map->slot;
+
+	for (uint32_t i = 0; i < STATE_SLOTS; i++) {
+		if (atomic_load(&slot[i].key) <= KEY_FREED)
+			continue;
+		uint64_t category = atomic_load(&slot[i].category);
+		/* A slot being claimed has no category yet: it is nobody's
+		 * garbage. */
+		if (category && (!state->category || category == state->category))
+			fn(state, &slot[i], ctx);
+	}
 }
 
 /* ---- opening, checking and creating the files ------------------------- */
@@ -319,7 +387,7 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
 		return rc;
 	if ((size_t)st.st_size != STATE_SIZE || pread(fd, &h, sizeof(h), 0) != sizeof(h) ||
 	    h.magic != STATE_MAGIC || h.version != STATE_VERSION || h.slots != STATE_SLOTS ||
-	    h.size != STATE_SIZE)
+	    h.size != STATE_SIZE || h.shards != STATE_SHARDS)
 		return problem(why, -EBADMSG, WRENCH_LOG_ERROR, &st, path,
 		               "%s is damaged (%lld bytes, expected %zu with a version %u header); "
 		               "fix: rm %s (its counters start again from zero)",
@@ -336,7 +404,8 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 	struct header h = {.magic = STATE_MAGIC,
 	                   .version = STATE_VERSION,
 	                   .slots = STATE_SLOTS,
-	                   .size = STATE_SIZE};
+	                   .size = STATE_SIZE,
+	                   .shards = STATE_SHARDS};
 	int fd = -1;
 
 	for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
@@ -370,31 +439,19 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 	return 0;
 }
 
-int wrench__state_open(const struct wrench__state_where *w, const char *category,
-                       struct wrench__state **out, struct wrench__problem *why)
+/* Opens, checks and maps the state file NAME of the state directory SDFD
+ * (PATH for messages), creating it when W allows. */
+static int map_state_file(int sdfd, const struct wrench__state_where *w, const char *name,
+                          const char *path, struct state_map **out, struct wrench__problem *why)
 {
-	char dir_path[PATH_MAX + 32], path[PATH_MAX + NAME_MAX + 32];
-	size_t dlen = strlen(w->dir);
-
-	snprintf(dir_path, sizeof(dir_path), "%s%s%s", w->dir,
-	         dlen && w->dir[dlen - 1] == '/' ? "" : "/", WRENCH_STATE_DIR);
-	snprintf(path, sizeof(path), "%s/%s", dir_path, category);
-	*out = NULL;
-	int sdfd = open_state_dir(w, dir_path, why);
-	if (sdfd < 0)
-		return sdfd;
-	int fd = openat(sdfd, category, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	int fd = openat(sdfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 && errno == ENOENT && w->create) {
-		int rc = create_state_file(sdfd, w, category, path, why);
-		if (rc < 0) {
-			close(sdfd);
+		int rc = create_state_file(sdfd, w, name, path, why);
+		if (rc < 0)
 			return rc;
-		}
-		fd = openat(sdfd, category,
-		            O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		fd = openat(sdfd, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	}
 	int err = errno;
-	close(sdfd);
 	if (fd < 0 && err == ENOENT)
 		return problem(why, -ENOENT, WRENCH_LOG_DEBUG, NULL, path, "%s does not exist",
 		               path);
@@ -410,24 +467,82 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 		close(fd);
 		return rc;
 	}
-	void *map = mmap(NULL, STATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *base = mmap(NULL, STATE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	err = errno;
 	/* The mapping outlives the descriptor: no descriptor stays open, and
 	 * none can leak to a child. */
 	close(fd);
-	if (map == MAP_FAILED)
+	if (base == MAP_FAILED)
 		return problem(why, -err, WRENCH_LOG_WARN, NULL, path, "cannot map %s: %s", path,
 		               strerror(err));
-	struct wrench__state *state = malloc(sizeof(*state));
-	if (!state) {
-		munmap(map, STATE_SIZE);
+	struct state_map *map = malloc(sizeof(*map));
+	if (!map) {
+		munmap(base, STATE_SIZE);
 		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, path, "out of memory");
 	}
+	atomic_init(&map->refs, 1);
+	map->base = base;
+	map->slot = (struct wrench__counters *)((char *)base + sizeof(struct header));
+	map->shard = (struct wrench__shard *)((char *)base + SHARDS_AT);
+	atomic_init(&map->full, false);
+	*out = map;
+	return 0;
+}
+
+static void map_put(struct state_map *map)
+{
+	if (map && atomic_fetch_sub(&map->refs, 1) == 1) {
+		munmap(map->base, STATE_SIZE);
+		free(map);
+	}
+}
+
+/* A state of CATEGORY over MAP, which it takes a reference to. */
+static struct wrench__state *state_of(struct state_map *map, const char *category)
+{
+	struct wrench__state *state = malloc(sizeof(*state));
+
+	if (!state)
+		return NULL;
+	atomic_fetch_add(&map->refs, 1);
 	state->map = map;
-	state->slot = (struct wrench__counters *)((char *)map + sizeof(struct header));
-	state->slots = STATE_SLOTS;
-	state->full = false;
-	*out = state;
+	state->category = category ? wrench__state_category_hash(category) : 0;
+	return state;
+}
+
+/* Opens the mapped state file of W's agent. */
+static int open_map(const struct wrench__state_where *w, struct state_map **out,
+                    struct wrench__problem *why)
+{
+	char dir_path[PATH_MAX + 32], path[PATH_MAX + 64], name[32];
+	size_t dlen = strlen(w->dir);
+
+	snprintf(dir_path, sizeof(dir_path), "%s%s%s", w->dir,
+	         dlen && w->dir[dlen - 1] == '/' ? "" : "/", WRENCH_STATE_DIR);
+	snprintf(name, sizeof(name), "counters-%u", (unsigned)(w->for_uid ? w->uid : geteuid()));
+	snprintf(path, sizeof(path), "%s/%s", dir_path, name);
+	*out = NULL;
+	int sdfd = open_state_dir(w, dir_path, why);
+	if (sdfd < 0)
+		return sdfd;
+	int rc = map_state_file(sdfd, w, name, path, out, why);
+	close(sdfd);
+	return rc;
+}
+
+int wrench__state_open(const struct wrench__state_where *w, const char *category,
+                       struct wrench__state **out, struct wrench__problem *why)
+{
+	struct state_map *map;
+
+	*out = NULL;
+	int rc = open_map(w, &map, why);
+	if (rc < 0)
+		return rc;
+	*out = state_of(map, category);
+	map_put(map);
+	if (!*out)
+		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, w->dir, "out of memory");
 	return 0;
 }
 
@@ -435,38 +550,129 @@ void wrench__state_close(struct wrench__state *state)
 {
 	if (!state)
 		return;
-	munmap(state->map, STATE_SIZE);
+	map_put(state->map);
 	free(state);
 }
 
 /* ---- the library's side ------------------------------------------------- */
 
-/* The last problem logged per category (by hash), so that a state problem
- * is told once, not at every reload of the trigger file. */
+/* The last problem logged per directory or category (by hash), so that a
+ * state problem is told once, not at every reload of a trigger file. */
 #define TOLD_SLOTS 64
 static pthread_mutex_t told_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-	uint64_t category, mark;
+	uint64_t name, mark;
 } told[TOLD_SLOTS];
 
-static bool first_telling(const char *category, uint64_t mark)
+static bool first_telling(const char *name, uint64_t mark)
 {
-	uint64_t c = wrench__hash_string(category);
+	uint64_t c = wrench__hash_string(name);
 	size_t at = (size_t)(c % TOLD_SLOTS);
 
 	pthread_mutex_lock(&told_lock);
-	bool fresh = told[at].category != c || told[at].mark != mark;
-	told[at].category = c;
+	bool fresh = told[at].name != c || told[at].mark != mark;
+	told[at].name = c;
 	told[at].mark = mark;
 	pthread_mutex_unlock(&told_lock);
 	return fresh;
 }
 
-struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char *category,
-                                         struct wrench__rules *rules)
+/*
+ * The state file last mapped, kept while change detection has seen no
+ * change to its directory (EPOCH): the loads of a thousand categories then
+ * map it once. A change to .wrench-state (removed, recreated) is a change
+ * to the directory. A state that could not be used is remembered the same
+ * way, so that its problem costs no system call per load either; a
+ * passing shortage is never remembered.
+ */
+static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	struct state_map *map; /* NULL: the problem is in WHY */
+	struct wrench__problem why;
+	uint64_t epoch; /* 0: nothing remembered */
+	uid_t euid;
+	char dir[PATH_MAX];
+} mapped;
+
+/* The remembered map of DIR (a new reference), or NULL with *KNOWN set
+ * when it is its remembered problem (in WHY), or neither. Lock held. */
+static struct state_map *remembered(const char *dir, uint64_t epoch, uid_t euid, bool *known,
+                                    struct wrench__problem *why)
+{
+	*known = epoch && mapped.epoch == epoch && mapped.euid == euid &&
+	         strcmp(mapped.dir, dir) == 0;
+	if (!*known)
+		return NULL;
+	if (!mapped.map) {
+		*why = mapped.why;
+		return NULL;
+	}
+	atomic_fetch_add(&mapped.map->refs, 1);
+	return mapped.map;
+}
+
+/* Remembers MAP (or the problem WHY) for DIR at EPOCH. Lock held. */
+static void remember(const char *dir, uint64_t epoch, uid_t euid, struct state_map *map,
+                     const struct wrench__problem *why)
+{
+	if (!epoch || strlen(dir) >= sizeof(mapped.dir))
+		return;
+	map_put(mapped.map);
+	if (map)
+		atomic_fetch_add(&map->refs, 1);
+	mapped.map = map;
+	if (!map)
+		mapped.why = *why;
+	mapped.epoch = epoch;
+	mapped.euid = euid;
+	snprintf(mapped.dir, sizeof(mapped.dir), "%s", dir);
+}
+
+/* The map of the state of this process's user in DIR. */
+static int load_map(int dirfd, const char *dir, uint64_t epoch, struct state_map **map,
+                    struct wrench__problem *why)
 {
 	struct wrench__state_where w = {.dirfd = dirfd, .dir = dir, .create = true};
-	struct wrench__state *state = NULL;
+	uid_t euid = geteuid();
+	bool known;
+
+	pthread_mutex_lock(&mapped_lock);
+	*map = remembered(dir, epoch, euid, &known, why);
+	if (!known) {
+		int rc = open_map(&w, map, why);
+		if (rc == 0 || !wrench__is_transient(rc))
+			remember(dir, epoch, euid, *map, why);
+	}
+	pthread_mutex_unlock(&mapped_lock);
+	return *map ? 0 : -EIO;
+}
+
+void wrench__state_atfork_prepare(void)
+{
+	pthread_mutex_lock(&mapped_lock);
+}
+
+void wrench__state_atfork_parent(void)
+{
+	pthread_mutex_unlock(&mapped_lock);
+}
+
+void wrench__state_atfork_child(void)
+{
+	/* The child's change detection starts afresh: what was remembered
+	 * is not known to be current. Its snapshots keep their mappings,
+	 * which a child shares with its parent. */
+	map_put(mapped.map);
+	mapped.map = NULL;
+	mapped.epoch = 0;
+	pthread_mutex_unlock(&mapped_lock);
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t epoch,
+                                         const char *category, struct wrench__rules *rules)
+{
+	struct state_map *map;
 	struct wrench__problem why;
 	bool any = false;
 
@@ -477,14 +683,22 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char 
 		return NULL;
 	if (wrench__rules_set_keys(rules) < 0)
 		return NULL;
-	int rc = wrench__state_open(&w, category, &state, &why);
-	if (rc < 0 || !state) {
-		uint64_t mark = wrench__hash_string(why.message);
-		if (first_telling(category, mark))
+	struct wrench__state *state = NULL;
+	if (load_map(dirfd, dir, epoch, &map, &why) == 0) {
+		state = state_of(map, category);
+		map_put(map);
+		if (!state) {
+			why.level = WRENCH_LOG_WARN;
+			snprintf(why.message, sizeof(why.message), "out of memory");
+		}
+	}
+	if (!state) {
+		if (first_telling(dir, wrench__hash_string(why.message)))
 			wrench__log(WRENCH_LOG_WARN,
-			            "%s; until then the counters of %s's lines (times=, every=...) "
-			            "are kept per process, and start again in each process",
-			            why.message, category);
+			            "%s; until then the counters of the lines in %s (times=, "
+			            "every=...) are kept per process, and start again in each "
+			            "process",
+			            why.message, dir);
 		return NULL;
 	}
 	size_t left = wrench__state_attach(state, rules);
@@ -492,9 +706,9 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, const char 
 		char word[2 * NAME_MAX + 3];
 		wrench__shell_quote(category, word, sizeof(word));
 		wrench__log(WRENCH_LOG_WARN,
-		            "%s/%s/%s has no free slot for %zu line(s) of %s; they are counted "
+		            "%s/%s has no free slot for %zu line(s) of %s; they are counted "
 		            "per process; fix: wrench reset %s",
-		            dir, WRENCH_STATE_DIR, category, left, category, word);
+		            dir, WRENCH_STATE_DIR, left, category, word);
 	} else if (!left)
 		first_telling(category, 0);
 	return state;

@@ -405,18 +405,34 @@ static int check_file(const struct stat *st, const char *path, struct wrench__tr
 	return rc;
 }
 
-/* Reads at most WRENCH_MAX_FILE_SIZE + 1 bytes: one more shows it grew. */
+/* Makes room for more of a file being read, up to CAP bytes. */
+static char *grow(char *data, size_t *size, size_t cap)
+{
+	size_t more = *size < cap / 2 ? 2 * *size : cap;
+	char *bigger = realloc(data, more);
+
+	if (bigger)
+		*size = more;
+	else
+		free(data);
+	return bigger;
+}
+
+/* Reads at most WRENCH_MAX_FILE_SIZE + 1 bytes: one more shows it grew.
+ * The buffer starts at the size fstat() gave, plus the byte that shows
+ * growth: a 64 KiB buffer per load would have the heap trimmed and grown
+ * again, a page fault per load. */
 static int read_contents(int fd, const struct stat *st, const char *path, struct wrench__file *file,
                          struct wrench__trust *t)
 {
 	size_t cap = WRENCH_MAX_FILE_SIZE + 1, len = 0;
-	char *data = malloc(cap);
+	size_t size = st->st_size >= 0 && (size_t)st->st_size < cap ? (size_t)st->st_size + 1 : cap;
+	char *data = malloc(size);
 
-	if (!data)
-		return refuse(t, -ENOMEM, WRENCH_LOG_ERROR, st, path, "out of memory reading %s",
-		              path);
-	while (len < cap) {
-		ssize_t n = read(fd, data + len, cap - len);
+	while (data && len < cap) {
+		if (len == size && !(data = grow(data, &size, cap)))
+			break;
+		ssize_t n = read(fd, data + len, size - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -428,7 +444,16 @@ static int read_contents(int fd, const struct stat *st, const char *path, struct
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		/* A short read that ends where fstat() said the file ends
+		 * is its end: a write after it is a change, which change
+		 * detection or the file's identity reports. The read that
+		 * would find nothing more is a system call per load. */
+		if (len < cap && len == (size_t)st->st_size)
+			break;
 	}
+	if (!data)
+		return refuse(t, -ENOMEM, WRENCH_LOG_ERROR, st, path, "out of memory reading %s",
+		              path);
 	if (len > WRENCH_MAX_FILE_SIZE) {
 		free(data);
 		return refuse(t, -EFBIG, WRENCH_LOG_ERROR, st, path,

@@ -5,12 +5,18 @@
  * descriptor that finds nothing), or none in relaxed mode.
  *
  * What is watched is what the trust checks opened: every ancestor of the
- * trigger directory (for the name that leads on), the directory (for its
- * entries), and each trigger file loaded (for changes made through another
- * name). Each watch is set on the very descriptor the checks then examine,
- * before they examine it, so no change can fall between a check and its
- * watch. Any event that concerns a watched name forgets what the view knew
- * about it; the next call loads it again, with every check.
+ * trigger directory (for the name that leads on) and the directory (for
+ * its entries, and for what is done to the files in it: the kernel tells
+ * a directory's watch of its files' writes and attribute changes, with
+ * their names). Each watch is set on the very descriptor the checks then
+ * examine, before they examine it, so no change can fall between a check
+ * and its watch. Any event that concerns a watched name forgets what the
+ * view knew about it; the next call loads it again, with every check.
+ *
+ * A trigger file gets no watch of its own: the one name it may have (the
+ * checks refuse a second link) is in the watched directory, so the
+ * directory's watch hears of it, and a watch per file cost the first use of
+ * a category a walk of /proc and one of the user's inotify watches.
  *
  * A change completed before a call starts is seen by it, whichever thread
  * reads the event: reading events and applying them to the view happen
@@ -36,8 +42,7 @@
 #define ANCESTOR_EVENTS                                                                            \
 	(IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |        \
 	 IN_MOVE_SELF)
-#define DIR_EVENTS  (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
-#define FILE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+#define DIR_EVENTS (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
 
 struct watch {
 	int wd;
@@ -154,31 +159,21 @@ static void apply(const struct inotify_event *ev)
 	if (!w)
 		return; /* a watch we removed; its last events trickle in */
 	if (ev->mask & IN_IGNORED) {
-		enum wrench__opened what = w->what;
-		char name[NAME_MAX + 1];
-		memcpy(name, w->name, sizeof(name));
 		remove_watch(w);
-		if (what == WRENCH__FILE)
-			forget_category(name);
-		else
+		forget_everything();
+		return;
+	}
+	if (w->what == WRENCH__ANCESTOR) {
+		if (ev->len == 0 || strcmp(ev->name, w->name) == 0)
 			forget_everything();
 		return;
 	}
-	switch (w->what) {
-	case WRENCH__ANCESTOR:
-		if (ev->len == 0 || strcmp(ev->name, w->name) == 0)
-			forget_everything();
-		break;
-	case WRENCH__DIR:
-		if (ev->len)
-			forget_category(ev->name);
-		else
-			forget_everything();
-		break;
-	case WRENCH__FILE:
-		forget_category(w->name);
-		break;
-	}
+	/* The directory. The state directory is every category's: its change
+	 * is the directory's, which lets go of the state file mapped. */
+	if (ev->len && strcmp(ev->name, WRENCH_STATE_DIR) != 0)
+		forget_category(ev->name);
+	else
+		forget_everything();
 }
 
 static void stop(const char *why);
@@ -337,17 +332,15 @@ struct load_watches {
  * the load that needed it is remembered until the retry only. */
 static void watch_opened(int fd, enum wrench__opened what, const char *next, void *ctx)
 {
-	static const uint32_t masks[] = {
-	        [WRENCH__ANCESTOR] = ANCESTOR_EVENTS,
-	        [WRENCH__DIR] = DIR_EVENTS,
-	        [WRENCH__FILE] = FILE_EVENTS,
-	};
 	struct load_watches *load = ctx;
 
+	/* The directory's watch covers its files (at the top of the file). */
+	if (what == WRENCH__FILE)
+		return;
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) != RUNNING)
 		goto out;
-	int wd = add_watch_on_fd(fd, masks[what]);
+	int wd = add_watch_on_fd(fd, what == WRENCH__DIR ? DIR_EVENTS : ANCESTOR_EVENTS);
 	if (wd < 0) {
 		load->failed = errno;
 		goto out;
@@ -448,10 +441,12 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING) {
 		/* In strict mode, through the ring: the first load makes it,
-		 * so that what the library keeps open is open from then on. */
+		 * so that what the library keeps open is open from then on;
+		 * after that, a quiet ring says that nothing came in, as it
+		 * does for a call, with no system call. */
 		if (atomic_load(&recheck_ms))
 			poll_events();
-		else
+		else if (!wrench__ring_quiet())
 			wrench__ring_refresh(inotify_fd, poll_events);
 		bool unchanged = changes == before && *counter_of(category) == before_category;
 		if (load.failed)

@@ -89,9 +89,11 @@ static struct counts read_counters(void **state, size_t line)
 	close(dirfd);
 	struct wrench__counters *slot = wrench__state_slot(st, rules->rule[line - 1].key, false);
 	if (slot) {
-		copy.calls = atomic_load(&slot->calls);
-		copy.fires = atomic_load(&slot->fires);
-		copy.draws = atomic_load(&slot->draws);
+		struct wrench__totals totals;
+		wrench__state_totals(st, slot, &totals);
+		copy.calls = totals.calls;
+		copy.fires = totals.fires;
+		copy.draws = totals.draws;
 		copy.last_fire_ns = atomic_load(&slot->last_fire_ns);
 		copy.last_pid = atomic_load(&slot->last_pid);
 	}
@@ -209,6 +211,13 @@ static void test_every_is_exact_over_processes_and_threads(void **state)
 	assert_int_equal(c.fires, PROCESSES * THREADS * 1000 / 4);
 }
 
+/* The state file of this process's user in DIR. */
+static char *state_file_in(const char *dir, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s/counters-%u", dir, WRENCH_STATE_DIR, (unsigned)geteuid());
+	return path;
+}
+
 static void test_processes_starting_at_once_share_one_state(void **state)
 {
 	char path[512];
@@ -219,7 +228,8 @@ static void test_processes_starting_at_once_share_one_state(void **state)
 	/* One state file, no temporary left behind. */
 	path_in(scratch_dir(state), WRENCH_STATE_DIR, path, sizeof(path));
 	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = " CAT, path);
+	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = counters-%u", path,
+	         (unsigned)geteuid());
 	assert_int_equal(system(cmd), 0);
 }
 
@@ -334,7 +344,7 @@ static void make_state_file(void **state, const char *content, size_t len, mode_
 	char sdir[512], path[600];
 	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
 	make_dir_with_mode(sdir, 0700);
-	path_in(sdir, CAT, path, sizeof(path));
+	state_file_in(scratch_dir(state), path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, content, len), (ssize_t)len);
@@ -358,9 +368,8 @@ static void test_group_writable_state_falls_back_to_per_process_counting(void **
 {
 	trigger(state, "step times=1\n");
 	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
-	char path[600], sdir[512];
-	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
-	assert_int_equal(chmod(path_in(sdir, CAT, path, sizeof(path)), 0660), 0);
+	char path[600];
+	assert_int_equal(chmod(state_file_in(scratch_dir(state), path, sizeof(path)), 0660), 0);
 	/* The spent line would not fire again from a trusted state. */
 	trigger(state, "step times=1\n");
 	assert_per_process_fallback(state, "writable by group or others");
@@ -372,9 +381,9 @@ static void test_state_owned_by_another_user_falls_back(void **state)
 		return;
 	trigger(state, "step times=1\n");
 	assert_int_equal(call_in_new_process("step"), 1);
-	char path[600], sdir[512];
-	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
-	assert_int_equal(chown(path_in(sdir, CAT, path, sizeof(path)), 4242, 4242), 0);
+	char path[600];
+	assert_int_equal(chown(state_file_in(scratch_dir(state), path, sizeof(path)), 4242, 4242),
+	                 0);
 	trigger(state, "step times=1\n");
 	assert_per_process_fallback(state, "owned by uid 4242");
 }
@@ -383,20 +392,20 @@ static void test_state_owned_by_another_user_falls_back(void **state)
  * "$(...)" in it is one quoted word. */
 static void test_fix_of_a_state_problem_is_quoted_for_the_shell(void **state)
 {
-	char dir[512], sdir[600], path[700];
+	char dir[512], path[700], quoted[64];
 
 	path_in(scratch_dir(state), "d $(touch x)", dir, sizeof(dir));
 	make_dir_with_mode(dir, 0700);
 	assert_int_equal(wrench_set_dir(dir), 0);
 	write_file(dir, CAT, "step times=1\n", 0600);
 	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
-	path_in(dir, WRENCH_STATE_DIR, sdir, sizeof(sdir));
-	assert_int_equal(chmod(path_in(sdir, CAT, path, sizeof(path)), 0660), 0);
+	assert_int_equal(chmod(state_file_in(dir, path, sizeof(path)), 0660), 0);
 	write_file(dir, CAT, "step times=1\nother\n", 0600);
 	log_capture_reset();
 	count_active(CAT, "step", 1);
-	if (!log_has(WRENCH_LOG_WARN, "fix: chmod go-w '", "$(touch x)/.wrench-state/" CAT "'",
-	             (const char *)NULL)) {
+	snprintf(quoted, sizeof(quoted), "$(touch x)/.wrench-state/counters-%u'",
+	         (unsigned)geteuid());
+	if (!log_has(WRENCH_LOG_WARN, "fix: chmod go-w '", quoted, (const char *)NULL)) {
 		log_dump();
 		fail_msg("the fix does not quote the path");
 	}
@@ -445,7 +454,7 @@ static void test_symlinked_state_is_not_followed(void **state)
 	path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir));
 	make_dir_with_mode(sdir, 0700);
 	path_in(scratch_dir(state), "elsewhere", target, sizeof(target));
-	assert_int_equal(symlink(target, path_in(sdir, CAT, path, sizeof(path))), 0);
+	assert_int_equal(symlink(target, state_file_in(scratch_dir(state), path, sizeof(path))), 0);
 	trigger(state, "step times=1\n");
 	assert_per_process_fallback(state, path);
 	struct stat st;

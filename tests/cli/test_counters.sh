@@ -151,15 +151,30 @@ test_counters_of_removed_lines_are_removed() {
 	[ "$got" = 1 ] || fail "the removed line's counters were kept (answered $got)"
 }
 
-test_unset_and_clear_remove_the_state_files() {
+# What is left of a line's counters: written back by hand (set would re-arm
+# it), a line whose counters were removed shows none.
+expect_no_counters_left() {
+	printf 'step\n' > "$D/$1"
+	chmod 0600 "$D/$1"
+	w hits "$1"
+	grep -q "^$1 step  calls=0 fires=0\$" "$t/out" || fail "$1 kept its counters: $(cat "$t/out")"
+	rm -f "$D/$1"
+}
+
+test_unset_and_clear_remove_the_counters() {
 	w set cat step
 	w set other step
 	agent step 1
+	"$reader" --sequence 1 "$D" other step > /dev/null 2>&1
 	w unset cat
-	[ ! -e "$D/.wrench-state/cat" ] || fail "unset left .wrench-state/cat"
+	expect_no_counters_left cat
+	w hits other
+	grep -q '^other step  calls=1 fires=1' "$t/out" || fail "unset cat took other's: $(cat "$t/out")"
 	w clear
 	expect_rc 0
-	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "clear left $(ls -A "$D/.wrench-state")"
+	expect_no_counters_left other
+	# One state file for the directory, kept for the next lines.
+	[ "$(ls -A "$D/.wrench-state")" = "counters-$uid" ] || fail "state: $(ls -A "$D/.wrench-state")"
 }
 
 # ---- wait ----------------------------------------------------------------------
@@ -298,10 +313,10 @@ test_state_directory_is_not_a_category() {
 test_check_reports_counters_an_agent_would_not_use() {
 	w set cat step times=1
 	agent step 1
-	chmod 0666 "$D/.wrench-state/cat"
+	chmod 0666 "$D/.wrench-state/counters-$uid"
 	w check
 	expect_rc 1
-	grep -q '\.wrench-state/cat is writable by group or others.*fix: chmod go-w' "$t/out" ||
+	grep -q "\.wrench-state/counters-$uid is writable by group or others.*fix: chmod go-w" "$t/out" ||
 		fail "check: $(cat "$t/out")"
 	# The agent does not trust them either: it counts per process, and says so.
 	got=""
@@ -315,7 +330,8 @@ test_owner_gets_the_state_files() {
 	w --owner nobody set cat step times=1
 	expect_rc 0
 	[ "$(stat -c %U "$D/.wrench-state")" = nobody ] || fail "state directory not nobody's"
-	[ "$(stat -c %U%a "$D/.wrench-state/cat")" = nobody600 ] || fail "state file: $(stat -c %U%a "$D/.wrench-state/cat")"
+	state_file="$D/.wrench-state/counters-$(id -u nobody)"
+	[ "$(stat -c %U%a "$state_file")" = nobody600 ] || fail "state file: $(stat -c %U%a "$state_file")"
 	# The agent, running as nobody, counts in it.
 	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
 	[ "$got" = 10 ] || fail "agent as nobody answered $got: $(cat "$t/agent.err")"
@@ -333,8 +349,9 @@ test_owner_in_a_shared_directory_leaves_the_counters_usable_by_all() {
 	expect_rc 0
 	[ "$(stat -c %U%a "$D/.wrench-state")" = root711 ] ||
 		fail "state directory: $(stat -c %U%a "$D/.wrench-state")"
-	[ "$(stat -c %U%a "$D/.wrench-state/cat")" = nobody600 ] ||
-		fail "state file: $(stat -c %U%a "$D/.wrench-state/cat")"
+	state_file="$D/.wrench-state/counters-$(id -u nobody)"
+	[ "$(stat -c %U%a "$state_file")" = nobody600 ] ||
+		fail "state file: $(stat -c %U%a "$state_file")"
 	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
 	[ "$got" = 10 ] || fail "agent as nobody answered $got: $(cat "$t/agent.err")"
 	# A root agent of another category counts machine-wide in the same
