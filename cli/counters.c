@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -164,8 +165,29 @@ static void free_if_nameless(struct wrench__state *state, struct wrench__counter
 		wrench__slot_reset(state, slot, true);
 }
 
+/* Removes the state files of an earlier version, one per category, which
+ * no agent reads any more: only the files of the agents' users, and those
+ * being created (".#..."), are left. */
+static void remove_old_state_files(int dirfd)
+{
+	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
+
+	for (size_t i = 0; names && names[i]; i++) {
+		unsigned uid;
+		char end;
+		if (strncmp(names[i], ".#", 2) != 0 &&
+		    sscanf(names[i], "counters-%u%c", &uid, &end) != 1)
+			unlinkat(sdfd, names[i], 0);
+	}
+	free_names(names);
+	if (sdfd >= 0)
+		close(sdfd);
+}
+
 void tidy_all_counters(const struct options *o, int dirfd)
 {
+	remove_old_state_files(dirfd);
 	char **list = list_names(dirfd);
 	struct names names = {0};
 

@@ -42,6 +42,7 @@
 #define STATE_VERSION 2u
 #define STATE_SLOTS   WRENCH__SLOTS
 #define STATE_SHARDS  WRENCH__SHARDS
+#define WINDOW_SLOTS  256u /* a category's first place: four pages */
 #define KEY_FREE      0u
 #define KEY_FREED     1u
 
@@ -151,28 +152,66 @@ static uint64_t slot_key(const struct wrench__state *state, uint64_t line)
 	return key > KEY_FREED ? key : key + 2;
 }
 
+/* What a probe for a key found in a run of slots. */
+struct probe {
+	struct wrench__counters *found; /* the key's slot */
+	struct wrench__counters *reuse; /* the first freed or never-used slot */
+	bool ended;                     /* it met a never-used slot */
+};
+
+/* Probes the SPAN slots from BASE (SPAN a power of two), from AT on. */
+static struct probe probe_run(struct wrench__counters *table, uint32_t base, uint32_t span,
+                              uint32_t at, uint64_t key)
+{
+	struct probe p = {0};
+
+	for (uint32_t n = 0; n < span; n++, at = (at + 1) & (span - 1)) {
+		struct wrench__counters *s = &table[base + at];
+		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
+		if (k == key) {
+			p.found = s;
+			return p;
+		}
+		if (k == KEY_FREED && !p.reuse)
+			p.reuse = s;
+		if (k != KEY_FREE)
+			continue;
+		if (!p.reuse)
+			p.reuse = s;
+		p.ended = true;
+		return p;
+	}
+	return p;
+}
+
+/*
+ * A line is looked for first in its category's window, a few pages of the
+ * table: the first write to a page of the file costs tens of microseconds
+ * (the file system allocates it), so a category's lines are kept on few
+ * pages rather than one page each. A window with no never-used slot left
+ * sends its further lines to the whole table; as slots only go from never
+ * used to used to freed, a window that still has a never-used slot never
+ * sent a line away, and a key missing from it is missing everywhere.
+ */
 struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t line, bool claim)
 {
-	const uint32_t mask = STATE_SLOTS - 1;
-	struct wrench__counters *slot = state->map->slot;
+	struct wrench__counters *table = state->map->slot;
 	uint64_t key = slot_key(state, line);
+	uint32_t window = (uint32_t)(state->category % (STATE_SLOTS / WINDOW_SLOTS)) * WINDOW_SLOTS;
 
 	for (;;) {
-		struct wrench__counters *reuse = NULL;
-		uint32_t at = (uint32_t)mix(key) & mask;
-		for (uint32_t n = 0; n < STATE_SLOTS; n++, at = (at + 1) & mask) {
-			struct wrench__counters *s = &slot[at];
-			uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
-			if (k == key)
-				return s;
-			if (k == KEY_FREED && !reuse)
-				reuse = s;
-			if (k != KEY_FREE)
-				continue;
-			if (!reuse)
-				reuse = s;
-			break;
+		struct probe near = probe_run(table, window, WINDOW_SLOTS,
+		                              (uint32_t)mix(key) & (WINDOW_SLOTS - 1), key);
+		if (near.found)
+			return near.found;
+		struct probe far = {0};
+		if (!near.ended) {
+			far = probe_run(table, 0, STATE_SLOTS,
+			                (uint32_t)mix(key) & (STATE_SLOTS - 1), key);
+			if (far.found)
+				return far.found;
 		}
+		struct wrench__counters *reuse = near.reuse ? near.reuse : far.reuse;
 		if (!claim || !reuse)
 			return NULL;
 		/* The counters of a free slot are zero: whoever freed it

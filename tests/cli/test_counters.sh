@@ -170,10 +170,13 @@ test_unset_and_clear_remove_the_counters() {
 	expect_no_counters_left cat
 	w hits other
 	grep -q '^other step  calls=1 fires=1' "$t/out" || fail "unset cat took other's: $(cat "$t/out")"
+	# A state file of the version before, one per category.
+	printf 'old' > "$D/.wrench-state/cat"
 	w clear
 	expect_rc 0
 	expect_no_counters_left other
-	# One state file for the directory, kept for the next lines.
+	# One state file for the directory, kept for the next lines; the
+	# earlier version's are gone.
 	[ "$(ls -A "$D/.wrench-state")" = "counters-$uid" ] || fail "state: $(ls -A "$D/.wrench-state")"
 }
 
