@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,7 +103,7 @@ static void free_gone_lines(const struct options *o, int dirfd, const char *cate
 
 	if (!state)
 		return;
-	live.slot = rules ? calloc(rules->count + 1, sizeof(*live.slot)) : NULL;
+	live.slot = rules ? calloc(rules->count + 1, sizeof(struct wrench__counters *)) : NULL;
 	if (rules && !live.slot) {
 		note("out of memory");
 		wrench__state_close(state);
@@ -165,6 +164,17 @@ static void free_if_nameless(struct wrench__state *state, struct wrench__counter
 		wrench__slot_reset(state, slot, true);
 }
 
+/* Whether NAME is a state file of this version: counters-UID. */
+static bool is_state_file(const char *name)
+{
+	const char prefix[] = "counters-";
+
+	if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	const char *uid = name + sizeof(prefix) - 1;
+	return *uid && strspn(uid, "0123456789") == strlen(uid);
+}
+
 /* Removes the state files of an earlier version, one per category, which
  * no agent reads any more: only the files of the agents' users, and those
  * being created (".#..."), are left. */
@@ -173,13 +183,9 @@ static void remove_old_state_files(int dirfd)
 	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
 
-	for (size_t i = 0; names && names[i]; i++) {
-		unsigned uid;
-		char end;
-		if (strncmp(names[i], ".#", 2) != 0 &&
-		    sscanf(names[i], "counters-%u%c", &uid, &end) != 1)
+	for (size_t i = 0; names && names[i]; i++)
+		if (!is_state_file(names[i]) && strncmp(names[i], ".#", 2) != 0)
 			unlinkat(sdfd, names[i], 0);
-	}
 	free_names(names);
 	if (sdfd >= 0)
 		close(sdfd);

@@ -59,8 +59,8 @@ struct header {
 _Static_assert(sizeof(struct wrench__counters) == 64, "a slot is one cache line");
 _Static_assert(sizeof(struct header) == 64, "the header is one cache line");
 
-#define SHARDS_AT  (sizeof(struct header) + STATE_SLOTS * sizeof(struct wrench__counters))
-#define STATE_SIZE (SHARDS_AT + STATE_SHARDS * STATE_SLOTS * sizeof(struct wrench__shard))
+#define SHARDS_AT  (sizeof(struct header) + (size_t)STATE_SLOTS * sizeof(struct wrench__counters))
+#define STATE_SIZE (SHARDS_AT + (size_t)STATE_SHARDS * STATE_SLOTS * sizeof(struct wrench__shard))
 
 /* One mapped state file, shared by the states of its categories. */
 struct state_map {
@@ -536,14 +536,16 @@ static void map_put(struct state_map *map)
 	}
 }
 
-/* A state of CATEGORY over MAP, which it takes a reference to. */
+/* A state of CATEGORY over MAP, which takes over the caller's reference
+ * to it (let go of when there is no memory for the state). */
 static struct wrench__state *state_of(struct state_map *map, const char *category)
 {
 	struct wrench__state *state = malloc(sizeof(*state));
 
-	if (!state)
+	if (!state) {
+		map_put(map);
 		return NULL;
-	atomic_fetch_add(&map->refs, 1);
+	}
 	state->map = map;
 	state->category = category ? wrench__state_category_hash(category) : 0;
 	return state;
@@ -579,7 +581,6 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 	if (rc < 0)
 		return rc;
 	*out = state_of(map, category);
-	map_put(map);
 	if (!*out)
 		return problem(why, -ENOMEM, WRENCH_LOG_WARN, NULL, w->dir, "out of memory");
 	return 0;
@@ -725,7 +726,6 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 	struct wrench__state *state = NULL;
 	if (load_map(dirfd, dir, epoch, &map, &why) == 0) {
 		state = state_of(map, category);
-		map_put(map);
 		if (!state) {
 			why.level = WRENCH_LOG_WARN;
 			snprintf(why.message, sizeof(why.message), "out of memory");
