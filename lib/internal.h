@@ -257,7 +257,8 @@ struct wrench__file {
 	 * directory, whose state sub-directory holds the line counters. */
 	int dirfd;
 	const char *dir;
-	uint64_t epoch; /* wrench__watch_epoch() when DIRFD was opened; 0: none */
+	uint64_t epoch; /* the state epoch (wrench__watch_epoch()) when DIRFD was
+	                 * opened; 0: none */
 };
 
 /*
@@ -370,7 +371,7 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 
 /* The library's side: attaches RULES to the state of CATEGORY in the
  * trusted directory DIRFD (DIR for messages), creating it when it may.
- * EPOCH (wrench__watch_epoch(), 0: none) says whether the directory is
+ * EPOCH (the state epoch of wrench__watch_epoch(), 0: none) says whether the directory is
  * unchanged since the last load, when its mapped state can be used again.
  * Returns the state for the snapshot to hold (NULL: counted per process,
  * and said once). */
@@ -547,8 +548,9 @@ struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust
 bool wrench__watch_running(void);
 /* A number that stays the same while no change to the trigger directory
  * or its ancestors has been seen; 0 when detection cannot tell (not
- * running, or a watch failed). */
-uint64_t wrench__watch_epoch(void);
+ * running, or a watch failed). *STATE_EPOCH: the same, counting changes to
+ * the entry of the state directory too. */
+uint64_t wrench__watch_epoch(uint64_t *state_epoch);
 /* Applies the changes reported since the last look: one read() when there
  * are none; in relaxed mode, only once per recheck period. */
 void wrench__watch_refresh(void);

@@ -130,15 +130,16 @@ void wrench__query_atfork_child(void)
  * with every check. *HANDLE is what to release after, or NULL when the
  * descriptor is the caller's to close. */
 static int open_dir(const char *dir, struct wrench__trust *trust, struct dir_handle **handle,
-                    uint64_t *epoch)
+                    uint64_t *state_epoch)
 {
-	*epoch = wrench__watch_epoch();
-	*handle = cached_dir(dir, *epoch);
+	uint64_t epoch = wrench__watch_epoch(state_epoch);
+
+	*handle = cached_dir(dir, epoch);
 	if (*handle)
 		return (*handle)->fd;
 	int fd = wrench__trust_open_dir(dir, trust);
 	if (fd >= 0)
-		*handle = remember_dir(dir, *epoch, fd);
+		*handle = remember_dir(dir, epoch, fd);
 	return fd;
 }
 
@@ -167,8 +168,8 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
 	         category);
 	struct dir_handle *handle;
-	uint64_t epoch;
-	int dirfd = open_dir(dir, trust, &handle, &epoch);
+	uint64_t state_epoch;
+	int dirfd = open_dir(dir, trust, &handle, &state_epoch);
 	if (dirfd < 0 && wrench__is_transient(dirfd)) {
 		wrench__cache_transient_problem(&trust->first);
 		*outcome = WRENCH__RETRY;
@@ -182,7 +183,7 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	/* The counters are found next to the file, through the same walk. */
 	file.dirfd = dirfd;
 	file.dir = dir;
-	file.epoch = handle ? epoch : 0;
+	file.epoch = handle ? state_epoch : 0;
 	struct wrench__snapshot *snapshot = NULL;
 	*outcome = WRENCH__LOADED;
 	if (rc < 0 && wrench__is_transient(rc)) {

@@ -619,11 +619,10 @@ static bool first_telling(const char *name, uint64_t mark)
 
 /*
  * The state file last mapped, kept while change detection has seen no
- * change to its directory (EPOCH): the loads of a thousand categories then
- * map it once. A change to .wrench-state (removed, recreated) is a change
- * to the directory. A state that could not be used is remembered the same
- * way, so that its problem costs no system call per load either; a
- * passing shortage is never remembered.
+ * change to its directory or to the entry .wrench-state in it (EPOCH): the
+ * loads of a thousand categories then map it once. A state that could not be used is remembered the
+ * same way, so that its problem costs no system call per load either; a passing shortage is never
+ * remembered. A snapshot keeps the mapping it was loaded with until its trigger file changes.
  */
 static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {

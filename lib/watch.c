@@ -64,6 +64,9 @@ static size_t watch_count, watch_capacity;
  * that share a counter only cost an extra load. */
 #define CATEGORY_COUNTERS 256
 static uint64_t changes;
+/* Changes to the entry of the state directory: they let go of the state
+ * file mapped, not of what the view knows. */
+static uint64_t state_dir_changes;
 static uint64_t category_changes[CATEGORY_COUNTERS];
 
 static uint64_t *counter_of(const char *category)
@@ -168,12 +171,14 @@ static void apply(const struct inotify_event *ev)
 			forget_everything();
 		return;
 	}
-	/* The directory. The state directory is every category's: its change
-	 * is the directory's, which lets go of the state file mapped. */
-	if (ev->len && strcmp(ev->name, WRENCH_STATE_DIR) != 0)
-		forget_category(ev->name);
-	else
+	/* The directory. */
+	if (!ev->len) {
 		forget_everything();
+		return;
+	}
+	if (strcmp(ev->name, WRENCH_STATE_DIR) == 0)
+		state_dir_changes++;
+	forget_category(ev->name);
 }
 
 static void stop(const char *why);
@@ -374,11 +379,13 @@ bool wrench__watch_running(void)
 
 /* Every change to the directory or an ancestor goes through
  * forget_everything(), which counts it. */
-uint64_t wrench__watch_epoch(void)
+uint64_t wrench__watch_epoch(uint64_t *state_epoch)
 {
 	pthread_mutex_lock(&watch_lock);
 	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&retry_at_ms);
 	uint64_t epoch = sure ? changes + 1 : 0;
+	/* Both counts only grow: their sum changes when either does. */
+	*state_epoch = sure ? changes + state_dir_changes + 1 : 0;
 	pthread_mutex_unlock(&watch_lock);
 	return epoch;
 }
