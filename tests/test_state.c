@@ -77,7 +77,7 @@ static struct counts read_counters(void **state, size_t line)
 
 	FILE *f = fopen(path_in(dir, CAT, path, sizeof(path)), "r");
 	assert_non_null(f);
-	char text[4096];
+	static char text[16384];
 	size_t len = fread(text, 1, sizeof(text), f);
 	fclose(f);
 	assert_int_equal(wrench__parse_rules(text, len, &rules), 0);
@@ -209,6 +209,46 @@ static void test_every_is_exact_over_processes_and_threads(void **state)
 	struct counts c = read_counters(state, 1);
 	assert_int_equal(c.calls, PROCESSES * THREADS * 1000);
 	assert_int_equal(c.fires, PROCESSES * THREADS * 1000 / 4);
+}
+
+/* A line no count decides counts per CPU: the totals stay exact. */
+static void test_lines_no_count_decides_are_exact_over_processes_and_threads(void **state)
+{
+	trigger(state, "step\nhalf chance=0.5\n");
+	hammer(state, "step", 2000);
+	hammer(state, "half", 2000);
+	struct counts c = read_counters(state, 1);
+	assert_int_equal(c.calls, PROCESSES * THREADS * 2000);
+	assert_int_equal(c.fires, PROCESSES * THREADS * 2000);
+	struct counts half = read_counters(state, 2);
+	assert_int_equal(half.calls, PROCESSES * THREADS * 2000);
+	assert_true(half.fires > 0 && half.fires < half.calls);
+}
+
+/* More lines than a category's first place in the table holds: every
+ * line still has counters of its own, found again by a new process. */
+static void test_a_category_of_many_lines_keeps_each_line_apart(void **state)
+{
+	enum { LINES = 600 };
+	static char text[LINES * 24];
+	size_t len = 0;
+	char feature[16];
+
+	for (int i = 0; i < LINES; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "f%d times=1\n", i);
+	trigger(state, text);
+	for (int i = 0; i < LINES; i++) {
+		snprintf(feature, sizeof(feature), "f%d", i);
+		assert_true(wrench_is_active(CAT, feature));
+		assert_false(wrench_is_active(CAT, feature));
+	}
+	for (unsigned line = 1; line <= LINES; line += 199) {
+		struct counts c = read_counters(state, line);
+		assert_int_equal(c.calls, 2);
+		assert_int_equal(c.fires, 1);
+	}
+	assert_int_equal(call_in_new_process("f0"), 0);
+	assert_int_equal(call_in_new_process("f599"), 0);
 }
 
 /* The state file of this process's user in DIR. */
@@ -537,6 +577,8 @@ int main(void)
 	        TEST(test_fire_record_names_the_process_and_the_time),
 	        TEST(test_times_is_exact_over_processes_and_threads),
 	        TEST(test_every_is_exact_over_processes_and_threads),
+	        TEST(test_lines_no_count_decides_are_exact_over_processes_and_threads),
+	        TEST(test_a_category_of_many_lines_keeps_each_line_apart),
 	        TEST(test_processes_starting_at_once_share_one_state),
 	        TEST(test_changing_another_line_keeps_the_counters),
 	        TEST(test_adding_a_line_keeps_the_counters),
