@@ -143,11 +143,28 @@ void tidy_counters(const struct options *o, int dirfd, const char *category)
 	wrench__rules_free(rules);
 }
 
-/* The hashes of the names in the trigger directory, sorted. */
-struct names {
-	uint64_t *hash;
-	size_t count;
+/* A growing, then sorted, set of 64-bit values. */
+struct set {
+	uint64_t *value;
+	size_t count, capacity;
+	bool failed;
 };
+
+static void set_add(struct set *set, uint64_t value)
+{
+	if (set->count == set->capacity && !set->failed) {
+		size_t capacity = set->capacity ? 2 * set->capacity : 64;
+		uint64_t *more = realloc(set->value, capacity * sizeof(uint64_t));
+		if (more) {
+			set->value = more;
+			set->capacity = capacity;
+		} else {
+			set->failed = true;
+		}
+	}
+	if (!set->failed)
+		set->value[set->count++] = value;
+}
 
 static int by_value(const void *a, const void *b)
 {
@@ -155,13 +172,46 @@ static int by_value(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static void free_if_nameless(struct wrench__state *state, struct wrench__counters *slot, void *ctx)
+static bool set_has(const struct set *set, uint64_t value)
 {
-	const struct names *names = ctx;
-	uint64_t category = atomic_load(&slot->category);
+	return bsearch(&value, set->value, set->count, sizeof(uint64_t), by_value) != NULL;
+}
 
-	if (!bsearch(&category, names->hash, names->count, sizeof(uint64_t), by_value))
+/* What stays: the slots of the lines that exist, and every slot of the
+ * categories whose file the agent ignores. */
+struct keep {
+	struct set lines, categories;
+};
+
+static void free_unless_kept(struct wrench__state *state, struct wrench__counters *slot, void *ctx)
+{
+	const struct keep *keep = ctx;
+
+	if (!set_has(&keep->lines, atomic_load(&slot->key)) &&
+	    !set_has(&keep->categories, atomic_load(&slot->category)))
 		wrench__slot_reset(state, slot, true);
+}
+
+/* Adds what CATEGORY keeps to KEEP, as tidy_counters() would judge it. */
+static void keep_category(const struct options *o, int dirfd, const char *category,
+                          struct keep *keep)
+{
+	struct wrench__trust t = {0};
+	struct wrench__file file;
+	int rc = judge_file(o, dirfd, category, &t, &file);
+	struct wrench__rules *rules = rc == 0 ? parse_keyed(file.data, file.len) : NULL;
+
+	free(file.data);
+	if (rc == -ENOENT)
+		return;
+	if (!rules) {
+		set_add(&keep->categories, wrench__state_category_hash(category));
+		return;
+	}
+	for (size_t i = 0; i < rules->count; i++)
+		if (!rules->rule[i].process_scope)
+			set_add(&keep->lines, wrench__state_line_key(category, rules->rule[i].key));
+	wrench__rules_free(rules);
 }
 
 /* Whether NAME is a state file of this version: counters-UID. */
@@ -175,46 +225,55 @@ static bool is_state_file(const char *name)
 	return *uid && strspn(uid, "0123456789") == strlen(uid);
 }
 
+/* A state file left by a creation that was interrupted: renamed into place
+ * within milliseconds when it goes well. */
+static bool is_abandoned(int sdfd, const char *name)
+{
+	struct stat st;
+
+	return strncmp(name, ".#state.", 8) == 0 &&
+	       fstatat(sdfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       st.st_mtime < now_seconds() - 60;
+}
+
 /* Removes the state files of an earlier version, one per category, which
- * no agent reads any more: only the files of the agents' users, and those
- * being created (".#..."), are left. */
+ * no agent reads any more, and those abandoned while being created: what
+ * is left is the files of the agents' users, and those being created. */
 static void remove_old_state_files(int dirfd)
 {
 	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
 
 	for (size_t i = 0; names && names[i]; i++)
-		if (!is_state_file(names[i]) && strncmp(names[i], ".#", 2) != 0)
+		if (!is_state_file(names[i]) &&
+		    (strncmp(names[i], ".#", 2) != 0 || is_abandoned(sdfd, names[i])))
 			unlinkat(sdfd, names[i], 0);
 	free_names(names);
 	if (sdfd >= 0)
 		close(sdfd);
 }
 
+/* One pass over the table for the whole directory: a pass per category
+ * would read the table once per category. Nothing is freed when anything
+ * could not be read or kept. */
 void tidy_all_counters(const struct options *o, int dirfd)
 {
 	remove_old_state_files(dirfd);
 	char **list = list_names(dirfd);
-	struct names names = {0};
+	struct wrench__state *state = list ? open_counters(o, dirfd, NULL, false) : NULL;
+	struct keep keep = {0};
 
-	if (!list)
-		return;
-	while (list[names.count])
-		names.count++;
-	names.hash = calloc(names.count + 1, sizeof(uint64_t));
-	for (size_t i = 0; names.hash && list[i]; i++) {
-		names.hash[i] = wrench__state_category_hash(list[i]);
+	for (size_t i = 0; state && list[i]; i++)
 		if (strncmp(list[i], ".#", 2) != 0 && wrench__category_is_valid(list[i]))
-			tidy_counters(o, dirfd, list[i]);
-	}
-	/* What is left of categories that have no file any more. */
-	struct wrench__state *state = names.hash ? open_counters(o, dirfd, NULL, false) : NULL;
-	if (state) {
-		qsort(names.hash, names.count, sizeof(uint64_t), by_value);
-		wrench__state_each(state, free_if_nameless, &names);
+			keep_category(o, dirfd, list[i], &keep);
+	if (state && !keep.lines.failed && !keep.categories.failed) {
+		qsort(keep.lines.value, keep.lines.count, sizeof(uint64_t), by_value);
+		qsort(keep.categories.value, keep.categories.count, sizeof(uint64_t), by_value);
+		wrench__state_each(state, free_unless_kept, &keep);
 	}
 	wrench__state_close(state);
-	free(names.hash);
+	free(keep.lines.value);
+	free(keep.categories.value);
 	free_names(list);
 }
 

@@ -320,7 +320,10 @@ char **list_names(int dirfd)
 		return NULL;
 	}
 	rewinddir(dir);
-	for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+	/* A listing cut short by an error would look like files removed, and
+	 * their counters would go: it is no listing at all. */
+	errno = 0;
+	for (struct dirent *e; (e = readdir(dir)) != NULL; errno = 0) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		char **more = realloc(names, (n + 2) * sizeof(*names));
@@ -333,6 +336,11 @@ char **list_names(int dirfd)
 		}
 		names = more;
 		names[++n] = NULL;
+	}
+	if (errno) {
+		free_names(names);
+		closedir(dir);
+		return NULL;
 	}
 	closedir(dir);
 	qsort(names, n, sizeof(*names), by_name);

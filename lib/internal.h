@@ -92,7 +92,7 @@ struct wrench__shard {
  * count (100,000 categories of one line fill it to 40%), and the shard
  * tables that follow it. CPUs past the shards share them, correctly. */
 #define WRENCH__SLOTS  (1u << 18)
-#define WRENCH__SHARDS 8u
+#define WRENCH__SHARDS 4u
 
 /* ---- parse.c: the trigger-file grammar --------------------------------- */
 
@@ -391,8 +391,10 @@ typedef void wrench__slot_fn(struct wrench__state *state, struct wrench__counter
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx);
 /* Zeroes SLOT's counters (a re-arm), or frees it too (FREE_IT). */
 void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *slot, bool free_it);
-/* The hash a slot keeps of its category's name. */
+/* The hash a slot keeps of its category's name, and the key it keeps of
+ * the line LINE (a key of wrench__rules_set_keys()) of CATEGORY. */
 uint64_t wrench__state_category_hash(const char *category);
+uint64_t wrench__state_line_key(const char *category, uint64_t line);
 
 /* This process's id, without a system call once known. */
 uint32_t wrench__pid(void);

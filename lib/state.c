@@ -68,12 +68,12 @@ struct state_map {
 	void *base;
 	struct wrench__counters *slot;
 	struct wrench__shard *shard; /* STATE_SHARDS tables of STATE_SLOTS */
-	_Atomic bool full;           /* a claim found no free slot: later ones need not look */
 };
 
 struct wrench__state {
 	struct state_map *map;
 	uint64_t category; /* the hash of its name; 0: every category */
+	bool full;         /* a claim found no free slot: later ones need not look */
 };
 
 /* ---- this process, without system calls ------------------------------- */
@@ -146,10 +146,20 @@ uint64_t wrench__state_category_hash(const char *category)
 }
 
 /* The key of a category's line in the shared table. */
+static uint64_t key_in(uint64_t category, uint64_t line)
+{
+	uint64_t key = mix(line ^ category);
+	return key > KEY_FREED ? key : key + 2;
+}
+
 static uint64_t slot_key(const struct wrench__state *state, uint64_t line)
 {
-	uint64_t key = mix(line ^ state->category);
-	return key > KEY_FREED ? key : key + 2;
+	return key_in(state->category, line);
+}
+
+uint64_t wrench__state_line_key(const char *category, uint64_t line)
+{
+	return key_in(wrench__state_category_hash(category), line);
 }
 
 /* What a probe for a key found in a run of slots. */
@@ -245,10 +255,9 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 		struct wrench__rule *rule = &rules->rule[i];
 		if (rule->process_scope)
 			continue;
-		bool full = atomic_load_explicit(&map->full, memory_order_relaxed);
-		struct wrench__counters *slot = wrench__state_slot(state, rule->key, !full);
+		struct wrench__counters *slot = wrench__state_slot(state, rule->key, !state->full);
 		if (!slot) {
-			atomic_store_explicit(&map->full, true, memory_order_relaxed);
+			state->full = true;
 			left++;
 			continue;
 		}
@@ -434,6 +443,19 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
 	return 0;
 }
 
+/* Gives the file its blocks now. The first store to a page of a shared
+ * mapping that the file system cannot back raises SIGBUS: left as holes,
+ * a full disk would kill the agent in the middle of a call, where now it
+ * only fails the creation, which falls back to counting per process. A
+ * file system without fallocate() keeps the holes. */
+static int reserve(int fd)
+{
+	int rc = fallocate(fd, 0, 0, (off_t)STATE_SIZE);
+	if (rc < 0 && errno == EOPNOTSUPP)
+		return 0;
+	return rc;
+}
+
 /* Builds a complete state file under a temporary name and renames it into
  * place, unless another process was first: then its file is used. */
 static int create_state_file(int sdfd, const struct wrench__state_where *w, const char *name,
@@ -459,9 +481,9 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 		               "as root (with --owner USER for an agent running as USER)",
 		               path, strerror(errno));
 	int rc = 0;
-	/* ftruncate leaves the slots as holes: zero, and no disk used. */
 	if (fchmod(fd, 0600) < 0 || (w->chown && fchown(fd, w->owner, w->group) < 0) ||
-	    ftruncate(fd, (off_t)STATE_SIZE) < 0 || pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
+	    ftruncate(fd, (off_t)STATE_SIZE) < 0 || reserve(fd) < 0 ||
+	    pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
 		rc = -errno;
 	if (rc == 0 && renameat2(sdfd, tmp, sdfd, name, RENAME_NOREPLACE) < 0)
 		rc = -errno;
@@ -523,7 +545,6 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 	map->base = base;
 	map->slot = (struct wrench__counters *)((char *)base + sizeof(struct header));
 	map->shard = (struct wrench__shard *)((char *)base + SHARDS_AT);
-	atomic_init(&map->full, false);
 	*out = map;
 	return 0;
 }
@@ -548,6 +569,7 @@ static struct wrench__state *state_of(struct state_map *map, const char *categor
 	}
 	state->map = map;
 	state->category = category ? wrench__state_category_hash(category) : 0;
+	state->full = false;
 	return state;
 }
 
@@ -620,48 +642,37 @@ static bool first_telling(const char *name, uint64_t mark)
 /*
  * The state file last mapped, kept while change detection has seen no
  * change to its directory or to the entry .wrench-state in it (EPOCH): the
- * loads of a thousand categories then map it once. A state that could not be used is remembered the
- * same way, so that its problem costs no system call per load either; a passing shortage is never
- * remembered. A snapshot keeps the mapping it was loaded with until its trigger file changes.
+ * loads of a thousand categories then map it once. A state that could not
+ * be used is not remembered: each load looks again, so that a fix is seen
+ * at the next change of a trigger file. A snapshot keeps the mapping it was
+ * loaded with until its trigger file changes.
  */
 static pthread_mutex_t mapped_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-	struct state_map *map; /* NULL: the problem is in WHY */
-	struct wrench__problem why;
-	uint64_t epoch; /* 0: nothing remembered */
+	struct state_map *map; /* NULL: nothing remembered */
+	uint64_t epoch;
 	uid_t euid;
 	char dir[PATH_MAX];
 } mapped;
 
-/* The remembered map of DIR (a new reference), or NULL with *KNOWN set
- * when it is its remembered problem (in WHY), or neither. Lock held. */
-static struct state_map *remembered(const char *dir, uint64_t epoch, uid_t euid, bool *known,
-                                    struct wrench__problem *why)
+/* The remembered map of DIR (a new reference), or NULL. Lock held. */
+static struct state_map *remembered(const char *dir, uint64_t epoch, uid_t euid)
 {
-	*known = epoch && mapped.epoch == epoch && mapped.euid == euid &&
-	         strcmp(mapped.dir, dir) == 0;
-	if (!*known)
+	if (!mapped.map || !epoch || mapped.epoch != epoch || mapped.euid != euid ||
+	    strcmp(mapped.dir, dir) != 0)
 		return NULL;
-	if (!mapped.map) {
-		*why = mapped.why;
-		return NULL;
-	}
 	atomic_fetch_add(&mapped.map->refs, 1);
 	return mapped.map;
 }
 
-/* Remembers MAP (or the problem WHY) for DIR at EPOCH. Lock held. */
-static void remember(const char *dir, uint64_t epoch, uid_t euid, struct state_map *map,
-                     const struct wrench__problem *why)
+/* Remembers MAP for DIR at EPOCH. Lock held. */
+static void remember(const char *dir, uint64_t epoch, uid_t euid, struct state_map *map)
 {
 	if (!epoch || strlen(dir) >= sizeof(mapped.dir))
 		return;
 	map_put(mapped.map);
-	if (map)
-		atomic_fetch_add(&map->refs, 1);
+	atomic_fetch_add(&map->refs, 1);
 	mapped.map = map;
-	if (!map)
-		mapped.why = *why;
 	mapped.epoch = epoch;
 	mapped.euid = euid;
 	snprintf(mapped.dir, sizeof(mapped.dir), "%s", dir);
@@ -673,17 +684,17 @@ static int load_map(int dirfd, const char *dir, uint64_t epoch, struct state_map
 {
 	struct wrench__state_where w = {.dirfd = dirfd, .dir = dir, .create = true};
 	uid_t euid = geteuid();
-	bool known;
+	int rc = 0;
 
 	pthread_mutex_lock(&mapped_lock);
-	*map = remembered(dir, epoch, euid, &known, why);
-	if (!known) {
-		int rc = open_map(&w, map, why);
-		if (rc == 0 || !wrench__is_transient(rc))
-			remember(dir, epoch, euid, *map, why);
+	*map = remembered(dir, epoch, euid);
+	if (!*map) {
+		rc = open_map(&w, map, why);
+		if (rc == 0)
+			remember(dir, epoch, euid, *map);
 	}
 	pthread_mutex_unlock(&mapped_lock);
-	return *map ? 0 : -EIO;
+	return rc;
 }
 
 void wrench__state_atfork_prepare(void)

@@ -5,18 +5,14 @@
  * descriptor that finds nothing), or none in relaxed mode.
  *
  * What is watched is what the trust checks opened: every ancestor of the
- * trigger directory (for the name that leads on) and the directory (for
- * its entries, and for what is done to the files in it: the kernel tells
- * a directory's watch of its files' writes and attribute changes, with
- * their names). Each watch is set on the very descriptor the checks then
- * examine, before they examine it, so no change can fall between a check
- * and its watch. Any event that concerns a watched name forgets what the
- * view knew about it; the next call loads it again, with every check.
- *
- * A trigger file gets no watch of its own: the one name it may have (the
- * checks refuse a second link) is in the watched directory, so the
- * directory's watch hears of it, and a watch per file cost the first use of
- * a category a walk of /proc and one of the user's inotify watches.
+ * trigger directory (for the name that leads on), the directory (for its
+ * entries), and each trigger file loaded (for changes made through another
+ * name: a hard link made later, a descriptor opened through one, a file
+ * mounted over the name, none of which the directory's watch hears of).
+ * Each watch is set on the very descriptor the checks then examine,
+ * before they examine it, so no change can fall between a check and its
+ * watch. Any event that concerns a watched name forgets what the view knew
+ * about it; the next call loads it again, with every check.
  *
  * A change completed before a call starts is seen by it, whichever thread
  * reads the event: reading events and applying them to the view happen
@@ -42,7 +38,8 @@
 #define ANCESTOR_EVENTS                                                                            \
 	(IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |        \
 	 IN_MOVE_SELF)
-#define DIR_EVENTS (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
+#define DIR_EVENTS  (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
+#define FILE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
 
 struct watch {
 	int wd;
@@ -162,23 +159,35 @@ static void apply(const struct inotify_event *ev)
 	if (!w)
 		return; /* a watch we removed; its last events trickle in */
 	if (ev->mask & IN_IGNORED) {
+		enum wrench__opened what = w->what;
+		char name[NAME_MAX + 1];
+		memcpy(name, w->name, sizeof(name));
 		remove_watch(w);
-		forget_everything();
-		return;
-	}
-	if (w->what == WRENCH__ANCESTOR) {
-		if (ev->len == 0 || strcmp(ev->name, w->name) == 0)
+		if (what == WRENCH__FILE)
+			forget_category(name);
+		else
 			forget_everything();
 		return;
 	}
-	/* The directory. */
-	if (!ev->len) {
-		forget_everything();
-		return;
+	switch (w->what) {
+	case WRENCH__ANCESTOR:
+		if (ev->len == 0 || strcmp(ev->name, w->name) == 0)
+			forget_everything();
+		break;
+	case WRENCH__DIR:
+		if (!ev->len) {
+			forget_everything();
+			break;
+		}
+		/* The state directory lets go of the state file mapped. */
+		if (strcmp(ev->name, WRENCH_STATE_DIR) == 0)
+			state_dir_changes++;
+		forget_category(ev->name);
+		break;
+	case WRENCH__FILE:
+		forget_category(w->name);
+		break;
 	}
-	if (strcmp(ev->name, WRENCH_STATE_DIR) == 0)
-		state_dir_changes++;
-	forget_category(ev->name);
 }
 
 static void stop(const char *why);
@@ -337,15 +346,17 @@ struct load_watches {
  * the load that needed it is remembered until the retry only. */
 static void watch_opened(int fd, enum wrench__opened what, const char *next, void *ctx)
 {
+	static const uint32_t masks[] = {
+	        [WRENCH__ANCESTOR] = ANCESTOR_EVENTS,
+	        [WRENCH__DIR] = DIR_EVENTS,
+	        [WRENCH__FILE] = FILE_EVENTS,
+	};
 	struct load_watches *load = ctx;
 
-	/* The directory's watch covers its files (at the top of the file). */
-	if (what == WRENCH__FILE)
-		return;
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) != RUNNING)
 		goto out;
-	int wd = add_watch_on_fd(fd, what == WRENCH__DIR ? DIR_EVENTS : ANCESTOR_EVENTS);
+	int wd = add_watch_on_fd(fd, masks[what]);
 	if (wd < 0) {
 		load->failed = errno;
 		goto out;

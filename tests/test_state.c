@@ -273,6 +273,22 @@ static void test_processes_starting_at_once_share_one_state(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The state file has its blocks from the start: the first store to a hole
+ * of a shared mapping that a full disk cannot back raises SIGBUS, in the
+ * middle of a call. */
+static void test_state_file_is_allocated_when_created(void **state)
+{
+	char path[600];
+	struct stat st;
+
+	trigger(state, "step\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(stat(state_file_in(scratch_dir(state), path, sizeof(path)), &st), 0);
+	printf("state file: %lld bytes, %lld allocated\n", (long long)st.st_size,
+	       (long long)st.st_blocks * 512);
+	assert_true((long long)st.st_blocks * 512 >= (long long)st.st_size);
+}
+
 /* ---- which changes restart a line's counters --------------------------------- */
 
 static void test_changing_another_line_keeps_the_counters(void **state)
@@ -580,6 +596,7 @@ int main(void)
 	        TEST(test_lines_no_count_decides_are_exact_over_processes_and_threads),
 	        TEST(test_a_category_of_many_lines_keeps_each_line_apart),
 	        TEST(test_processes_starting_at_once_share_one_state),
+	        TEST(test_state_file_is_allocated_when_created),
 	        TEST(test_changing_another_line_keeps_the_counters),
 	        TEST(test_adding_a_line_keeps_the_counters),
 	        TEST(test_changing_the_line_restarts_its_counters),
