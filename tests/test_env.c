@@ -63,6 +63,7 @@ static int make_dir(void **state)
 static int remove_dir(void **state)
 {
 	struct scratch *s = *state;
+	remove_state_dir(s->dir); /* what the agents counted in it */
 	DIR *d = opendir(s->dir);
 	if (d) {
 		for (struct dirent *e; (e = readdir(d)) != NULL;)

@@ -80,10 +80,15 @@ int main(void)
 	write_trigger(dir, "agent", "bare\n", 0666);
 	check(!wrench_is_active("agent", "bare"), "a world-writable file is ignored");
 
+	/* Nothing left behind: the file, and the machine-wide counters. */
 	char path[512];
 	snprintf(path, sizeof(path), "%s/agent", dir);
 	unlink(path);
-	rmdir(dir);
+	snprintf(path, sizeof(path), "%s/.wrench-state/counters-%u", dir, (unsigned)geteuid());
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/.wrench-state", dir);
+	rmdir(path);
+	check(rmdir(dir) == 0, "the scratch directory is removed");
 	if (failures == 0)
 		printf("consumer: all checks passed\n");
 	return failures ? 1 : 0;
