@@ -174,7 +174,8 @@ static int by_value(const void *a, const void *b)
 
 static bool set_has(const struct set *set, uint64_t value)
 {
-	return bsearch(&value, set->value, set->count, sizeof(uint64_t), by_value) != NULL;
+	return set->count &&
+	       bsearch(&value, set->value, set->count, sizeof(uint64_t), by_value) != NULL;
 }
 
 /* What stays: the slots of the lines that exist, and every slot of the
@@ -267,8 +268,11 @@ void tidy_all_counters(const struct options *o, int dirfd)
 		if (strncmp(list[i], ".#", 2) != 0 && wrench__category_is_valid(list[i]))
 			keep_category(o, dirfd, list[i], &keep);
 	if (state && !keep.lines.failed && !keep.categories.failed) {
-		qsort(keep.lines.value, keep.lines.count, sizeof(uint64_t), by_value);
-		qsort(keep.categories.value, keep.categories.count, sizeof(uint64_t), by_value);
+		if (keep.lines.count)
+			qsort(keep.lines.value, keep.lines.count, sizeof(uint64_t), by_value);
+		if (keep.categories.count)
+			qsort(keep.categories.value, keep.categories.count, sizeof(uint64_t),
+			      by_value);
 		wrench__state_each(state, free_unless_kept, &keep);
 	}
 	wrench__state_close(state);

@@ -694,7 +694,7 @@ static int load_map(int dirfd, const char *dir, uint64_t epoch, struct state_map
 			remember(dir, epoch, euid, *map);
 	}
 	pthread_mutex_unlock(&mapped_lock);
-	return rc;
+	return *map ? 0 : rc < 0 ? rc : -EIO;
 }
 
 void wrench__state_atfork_prepare(void)
