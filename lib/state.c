@@ -194,6 +194,12 @@ static struct probe probe_run(struct wrench__counters *table, uint32_t base, uin
 	return p;
 }
 
+/* The first slot of the state's category's window. */
+static uint32_t window_of(const struct wrench__state *state)
+{
+	return (uint32_t)(state->category % (STATE_SLOTS / WINDOW_SLOTS)) * WINDOW_SLOTS;
+}
+
 /*
  * A line is looked for first in its category's window, a few pages of the
  * table: the first write to a page of the file costs tens of microseconds
@@ -207,7 +213,7 @@ struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_
 {
 	struct wrench__counters *table = state->map->slot;
 	uint64_t key = slot_key(state, line);
-	uint32_t window = (uint32_t)(state->category % (STATE_SLOTS / WINDOW_SLOTS)) * WINDOW_SLOTS;
+	uint32_t window = window_of(state);
 
 	for (;;) {
 		struct probe near = probe_run(table, window, WINDOW_SLOTS,
@@ -310,12 +316,19 @@ void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *sl
 	}
 }
 
-void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
+/* Calls FN for each slot in use of the N slots from FIRST that are the
+ * state's category's (any category's, without one). Returns whether one of
+ * them was never used. */
+static bool each_in(struct wrench__state *state, uint32_t first, uint32_t n, wrench__slot_fn *fn,
+                    void *ctx)
 {
-	struct wrench__counters *slot = state->map->slot;
+	struct wrench__counters *slot = state->map->slot + first;
+	bool never_used = false;
 
-	for (uint32_t i = 0; i < STATE_SLOTS; i++) {
-		if (atomic_load(&slot[i].key) <= KEY_FREED)
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t key = atomic_load(&slot[i].key);
+		never_used |= key == KEY_FREE;
+		if (key <= KEY_FREED)
 			continue;
 		uint64_t category = atomic_load(&slot[i].category);
 		/* A slot being claimed has no category yet: it is nobody's
@@ -323,6 +336,25 @@ void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *
 		if (category && (!state->category || category == state->category))
 			fn(state, &slot[i], ctx);
 	}
+	return never_used;
+}
+
+/* A category's slots are all in its window while the window has a slot
+ * never used (see wrench__state_slot()): the whole table is read only for
+ * a category that overflowed it, or for every category. */
+void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
+{
+	if (state->category) {
+		if (each_in(state, window_of(state), WINDOW_SLOTS, fn, ctx))
+			return;
+		/* Past the window: the rest of the table (the window's slots
+		 * were told already). */
+		uint32_t window = window_of(state);
+		each_in(state, 0, window, fn, ctx);
+		each_in(state, window + WINDOW_SLOTS, STATE_SLOTS - window - WINDOW_SLOTS, fn, ctx);
+		return;
+	}
+	each_in(state, 0, STATE_SLOTS, fn, ctx);
 }
 
 /* ---- opening, checking and creating the files ------------------------- */

@@ -161,6 +161,28 @@ expect_no_counters_left() {
 	rm -f "$D/$1"
 }
 
+# More lines than a category's first place in the table holds (256 slots):
+# the counters of a removed line past it are found and removed too.
+test_counters_of_a_removed_line_past_the_window_are_removed() {
+	i=0
+	while [ $i -lt 300 ]; do
+		echo "f$i times=1"
+		i=$((i + 1))
+	done > "$D.new"
+	mkdir -m 0700 "$D"
+	chmod 0600 "$D.new"
+	mv "$D.new" "$D/cat"
+	agent f299 1 # its load gives every line its slot
+	agent f0 1
+	[ "$got" = 11 ] || fail "f299 and f0 answered $got"
+	w unset cat f299
+	expect_rc 0
+	echo "f299 times=1" >> "$D/cat"
+	w hits cat
+	grep -q '^cat f299 times=1  calls=0 fires=0$' "$t/out" || fail "hits: $(grep f299 "$t/out")"
+	grep -q '^cat f0 times=1  calls=1 fires=1 ' "$t/out" || fail "hits: $(grep 'f0 ' "$t/out")"
+}
+
 test_unset_and_clear_remove_the_counters() {
 	w set cat step
 	w set other step
