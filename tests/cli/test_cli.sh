@@ -11,6 +11,8 @@
 # jq filters use jq variables ($D, $t) in single quotes on purpose.
 # shellcheck disable=SC2016
 set -u
+# shellcheck source=harness.sh
+. "$(dirname "$0")/harness.sh"
 
 if [ $# -ne 3 ]; then
 	echo "usage: test_cli.sh SOURCE_DIR BUILD_DIR READER" >&2
@@ -76,16 +78,6 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP # so that the cleanup runs on a signal too
 
 # ---- Helpers ------------------------------------------------------------
-
-fail() {
-	echo "  FAIL: $*"
-	failed_here=1
-}
-
-skip() {
-	echo "  $*"
-	exit 77
-}
 
 need_root() {
 	[ "$uid" -eq 0 ] || skip "skipped: needs root ($1)"
@@ -1810,38 +1802,4 @@ test_non_root_refusal_says_it_needs_root() {
 	expect_entries "$D" "cat "
 }
 
-# ---- Runner -------------------------------------------------------------
-
-passed=0
-failed=0
-skipped=0
-tests=$(sed -n 's/^\(test_[A-Za-z0-9_]*\)() {$/\1/p' "$0")
-for name in $tests; do
-	t=$(mktemp -d "$scratch/t.XXXXXX")
-	D=$t/wrench
-	(
-		failed_here=0
-		cd "$t" || exit 1
-		"$name"
-		exit $failed_here
-	) > "$scratch/test.log" 2>&1
-	status=$?
-	case $status in
-	0)
-		passed=$((passed + 1))
-		echo "ok   $name"
-		;;
-	77)
-		skipped=$((skipped + 1))
-		echo "skip $name: $(sed 's/^ *//' "$scratch/test.log")"
-		;;
-	*)
-		failed=$((failed + 1))
-		echo "FAIL $name"
-		cat "$scratch/test.log"
-		;;
-	esac
-done
-[ "$skipped" -eq 0 ] || echo "($skipped skipped)"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+run_tests "$0" 0700

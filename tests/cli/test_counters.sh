@@ -10,6 +10,8 @@
 # jq filters are in single quotes on purpose.
 # shellcheck disable=SC2016
 set -u
+# shellcheck source=harness.sh
+. "$(dirname "$0")/harness.sh"
 
 if [ $# -ne 2 ]; then
 	echo "usage: test_counters.sh WRENCH READER" >&2
@@ -41,16 +43,6 @@ cp "$library" "$libdir/libwrench.so.1" && chmod 0644 "$libdir/libwrench.so.1"
 agent_as_nobody() {
 	setpriv --reuid nobody --regid nogroup --clear-groups \
 		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$@"
-}
-
-fail() {
-	echo "  FAIL: $*"
-	failed_here=1
-}
-
-skip() {
-	echo "  $*"
-	exit 77
 }
 
 # Runs the command: stdout in $t/out, stderr in $t/err, status in $rc.
@@ -389,39 +381,4 @@ test_owner_in_a_shared_directory_leaves_the_counters_usable_by_all() {
 	[ "$got" = 10 ] || fail "root agent answered $got: $(cat "$t/agent.err")"
 }
 
-# ---- Runner -----------------------------------------------------------------------
-
-passed=0
-failed=0
-skipped=0
-tests=$(sed -n 's/^\(test_[A-Za-z0-9_]*\)() {$/\1/p' "$0")
-for name in $tests; do
-	t=$(mktemp -d "$scratch/t.XXXXXX")
-	chmod 0755 "$t"
-	D=$t/wrench
-	(
-		failed_here=0
-		got=""
-		cd "$t" || exit 1
-		"$name"
-		exit $failed_here
-	) > "$scratch/test.log" 2>&1
-	case $? in
-	0)
-		passed=$((passed + 1))
-		echo "ok   $name"
-		;;
-	77)
-		skipped=$((skipped + 1))
-		echo "skip $name: $(sed 's/^ *//' "$scratch/test.log")"
-		;;
-	*)
-		failed=$((failed + 1))
-		echo "FAIL $name"
-		cat "$scratch/test.log"
-		;;
-	esac
-done
-[ "$skipped" -eq 0 ] || echo "($skipped skipped)"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+run_tests "$0" 0755
