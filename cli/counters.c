@@ -78,71 +78,6 @@ struct wrench__rules *parse_keyed(const char *text, size_t len)
 
 /* ---- removing what no line counts in any more --------------------------- */
 
-/* The slots of a category's lines that still exist. */
-struct live {
-	struct wrench__counters **slot;
-	size_t count;
-};
-
-static void free_if_gone(struct wrench__state *state, struct wrench__counters *slot, void *ctx)
-{
-	const struct live *live = ctx;
-
-	for (size_t i = 0; i < live->count; i++)
-		if (live->slot[i] == slot)
-			return;
-	wrench__slot_reset(state, slot, true);
-}
-
-/* Frees the slots of CATEGORY's lines but those of RULES (NULL: all). */
-static void free_gone_lines(const struct options *o, int dirfd, const char *category,
-                            const struct wrench__rules *rules)
-{
-	struct wrench__state *state = open_counters(o, dirfd, category, false);
-	struct live live = {0};
-
-	if (!state)
-		return;
-	live.slot = rules ? calloc(rules->count + 1, sizeof(struct wrench__counters *)) : NULL;
-	if (rules && !live.slot) {
-		note("out of memory");
-		wrench__state_close(state);
-		return;
-	}
-	for (size_t i = 0; rules && i < rules->count; i++)
-		if (!rules->rule[i].process_scope)
-			live.slot[live.count++] =
-			        wrench__state_slot(state, rules->rule[i].key, false);
-	wrench__state_each(state, free_if_gone, &live);
-	free(live.slot);
-	wrench__state_close(state);
-}
-
-void tidy_counters(const struct options *o, int dirfd, const char *category)
-{
-	struct wrench__trust t = {0};
-	struct wrench__file file;
-
-	/* A file the agent ignores counts nothing: its counters stay until
-	 * it is mended or removed. */
-	int rc = judge_file(o, dirfd, category, &t, &file);
-	if (rc == -ENOENT) {
-		/* No trigger file: its counters go with it. */
-		free(file.data);
-		free_gone_lines(o, dirfd, category, NULL);
-		return;
-	}
-	if (rc < 0) {
-		free(file.data);
-		return;
-	}
-	struct wrench__rules *rules = parse_keyed(file.data, file.len);
-	free(file.data);
-	if (rules)
-		free_gone_lines(o, dirfd, category, rules);
-	wrench__rules_free(rules);
-}
-
 /* A growing, then sorted, set of 64-bit values. */
 struct set {
 	uint64_t *value;
@@ -193,7 +128,9 @@ static void free_unless_kept(struct wrench__state *state, struct wrench__counter
 		wrench__slot_reset(state, slot, true);
 }
 
-/* Adds what CATEGORY keeps to KEEP, as tidy_counters() would judge it. */
+/* Adds what CATEGORY keeps to KEEP: the slots of its lines, or, when the
+ * agent ignores its file, all its slots (they stay until the file is
+ * mended or removed); nothing when it has no file. */
 static void keep_category(const struct options *o, int dirfd, const char *category,
                           struct keep *keep)
 {
@@ -254,9 +191,38 @@ static void remove_old_state_files(int dirfd)
 		close(sdfd);
 }
 
+/* Frees the slots of STATE (NULL: none) that KEEP does not keep; nothing
+ * when KEEP could not be made whole. */
+static void free_all_but(struct wrench__state *state, struct keep *keep)
+{
+	if (!state || keep->lines.failed || keep->categories.failed)
+		return;
+	if (keep->lines.count)
+		qsort(keep->lines.value, keep->lines.count, sizeof(uint64_t), by_value);
+	if (keep->categories.count)
+		qsort(keep->categories.value, keep->categories.count, sizeof(uint64_t), by_value);
+	wrench__state_each(state, free_unless_kept, keep);
+}
+
+static void free_keep(struct keep *keep)
+{
+	free(keep->lines.value);
+	free(keep->categories.value);
+}
+
+void tidy_counters(const struct options *o, int dirfd, const char *category)
+{
+	struct keep keep = {0};
+
+	keep_category(o, dirfd, category, &keep);
+	struct wrench__state *state = open_counters(o, dirfd, category, false);
+	free_all_but(state, &keep);
+	wrench__state_close(state);
+	free_keep(&keep);
+}
+
 /* One pass over the table for the whole directory: a pass per category
- * would read the table once per category. Nothing is freed when anything
- * could not be read or kept. */
+ * would read the table once per category. */
 void tidy_all_counters(const struct options *o, int dirfd)
 {
 	remove_old_state_files(dirfd);
@@ -267,17 +233,9 @@ void tidy_all_counters(const struct options *o, int dirfd)
 	for (size_t i = 0; state && list[i]; i++)
 		if (strncmp(list[i], ".#", 2) != 0 && wrench__category_is_valid(list[i]))
 			keep_category(o, dirfd, list[i], &keep);
-	if (state && !keep.lines.failed && !keep.categories.failed) {
-		if (keep.lines.count)
-			qsort(keep.lines.value, keep.lines.count, sizeof(uint64_t), by_value);
-		if (keep.categories.count)
-			qsort(keep.categories.value, keep.categories.count, sizeof(uint64_t),
-			      by_value);
-		wrench__state_each(state, free_unless_kept, &keep);
-	}
+	free_all_but(state, &keep);
 	wrench__state_close(state);
-	free(keep.lines.value);
-	free(keep.categories.value);
+	free_keep(&keep);
 	free_names(list);
 }
 
