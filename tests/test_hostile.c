@@ -455,12 +455,14 @@ static void test_directory_removed_and_recreated_between_calls(void **state)
 /* ---- Another process rewriting the file during calls ----------------------------------- */
 
 /*
- * The writer cycles through these versions of DIR/cat, each made the way
- * the comment says. No version names "never"; "z" is only ever in a file
- * that is group- and world-writable from the moment it has the name, and
- * "n" only in a file with a NUL byte, so both are always refused; "bad" is
- * only on a malformed line. A call may see any version, or the file
- * missing or empty, but never one of those four features active.
+ * The writer goes through these versions of DIR/cat in a random order,
+ * each made the way the comment says; the in-place ones only ever change
+ * the file that V_X renamed into place, never a refused one. No version
+ * names "never"; "z" is only ever in a file that is group- and
+ * world-writable from the moment it has the name, and "n" only in a file
+ * with a NUL byte, so both are always refused; "bad" is only on a
+ * malformed line. A call may see any version, or the file missing or
+ * empty, but never one of those four features active.
  *
  * Each call answers from one version, but two calls in a row may see two:
  * "x" then "y" both active is no inconsistency, so the invariant is on
@@ -540,29 +542,61 @@ static bool write_version(const char *dir, int version)
 	}
 }
 
+/* A step of a 64-bit linear congruential generator: the top bits are
+ * random enough to pick a version. */
+static uint32_t next_random(uint64_t *state)
+{
+	*state = *state * 6364136223846793005u + 1442695040888963407u;
+	return (uint32_t)(*state >> 33);
+}
+
+/* The next version to write: any while the file is the one V_X made,
+ * otherwise one that replaces or removes the file. The weights keep "x"
+ * and "y" each in the file a good part of the time. */
+static int pick_version(uint64_t *lcg, bool x_file)
+{
+	static const int from_x_file[] = {V_Y, V_Y, V_Y_CHMOD, V_Y_CHMOD, V_TRUNCATED,
+	                                  V_X, V_Z, V_NUL,     V_DELETED};
+	static const int from_other[] = {V_X, V_X, V_X, V_Z, V_NUL, V_DELETED};
+	uint32_t r = next_random(lcg);
+
+	if (x_file)
+		return from_x_file[r % (sizeof(from_x_file) / sizeof(from_x_file[0]))];
+	return from_other[r % (sizeof(from_other) / sizeof(from_other[0]))];
+}
+
 /*
  * The writer: runs until SIGTERM, or at most 60 s should the parent die
- * without sending it; exits 0, or 1 when a change failed. Every other
- * cycle runs flat out, for the races; in the others each version stays
- * 200 us, so that a call can also find it quiet and keep it (a load during
- * which the directory changed is not kept), as relaxed mode needs to see
- * every version some time.
+ * without sending it; exits 0, or 1 when a change failed. After half of
+ * the versions, at random, it waits 200 us, so that a call can also find
+ * one quiet and keep it (a load during which the file changed is not
+ * kept); the others follow at once, for the races. The order is random
+ * because relaxed mode samples the file once per period: with a fixed
+ * cycle, on a loaded machine, the samples fell on the same few versions
+ * for 15 s and never on "x".
  */
 static void write_versions(void *arg)
 {
 	const char *dir = arg;
 	const struct timespec hold = {0, 200000};
 	uint64_t deadline = now_ns() + 60000000000u;
+	uint64_t lcg = now_ns() ^ (uint64_t)getpid();
+	bool x_file = false, exists = false;
 	sigset_t term;
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	signal(SIGTERM, stop_writer);
 	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	for (unsigned i = 0; !writer_stop && now_ns() < deadline; i++) {
-		if (!write_version(dir, (int)(i % V_COUNT)))
+	while (!writer_stop && now_ns() < deadline) {
+		int version = pick_version(&lcg, x_file);
+		if (version == V_DELETED && !exists)
+			continue;
+		if (!write_version(dir, version))
 			_exit(1);
-		if (i / V_COUNT % 2)
+		exists = version != V_DELETED;
+		x_file = version != V_DELETED && version != V_Z && version != V_NUL;
+		if (next_random(&lcg) % 2)
 			nanosleep(&hold, NULL);
 	}
 	_exit(0);
@@ -608,8 +642,13 @@ static void test_file_changed_by_another_process_during_calls(void **state)
 	assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
 
 	/* At least a second of calls, and until both versions with a feature
-	 * have been seen (relaxed mode sees a change only every 100 ms). The
-	 * alarm turns a call that hangs into a failed test. */
+	 * have been seen. Relaxed mode sees one version per period: a period
+	 * of 10 ms, not the 100 of the test run, gives it 1500 chances in the
+	 * 15 s, not 150, to see each of the two. The alarm turns a call that
+	 * hangs into a failed test. */
+	const char *recheck = getenv("WRENCH_RECHECK_MS");
+	if (recheck && strcmp(recheck, "0") != 0)
+		wrench_set_recheck_ms(10);
 	uint64_t start = now_ns(), elapsed = 0;
 	alarm(30);
 	while (!wrong && (elapsed < 1000000000u || !x_active || !y_active) &&
