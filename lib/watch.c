@@ -41,10 +41,12 @@
 #define DIR_EVENTS  (ANCESTOR_EVENTS | IN_MODIFY | IN_CLOSE_WRITE)
 #define FILE_EVENTS (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
 
+/* 16 bytes, the name on the heap: a process watching 100,000 trigger
+ * files searches and grows an array of 1.6 MB, not one of 26 MB. */
 struct watch {
 	int wd;
 	enum wrench__opened what;
-	char name[NAME_MAX + 1]; /* the name leading on, or the category */
+	char *name; /* the name leading on, or the category; never NULL */
 };
 
 enum state { UNTRIED, RUNNING, FAILED };
@@ -91,6 +93,15 @@ static void unlock_and_tell(void)
 	if (message[0])
 		wrench__log(note_level, "%s", message);
 	wrench__ring_tell();
+}
+
+/* Lets go of every watch's entry; the caller closes the descriptor that
+ * held the watches. */
+static void drop_watches(void)
+{
+	for (size_t i = 0; i < watch_count; i++)
+		free(watches[i].name);
+	watch_count = 0;
 }
 
 /* Everything may have changed: the directory must be walked again. The
@@ -142,9 +153,10 @@ static struct watch *insert_watch(int wd)
 	return &watches[i];
 }
 
-static void remove_watch(const struct watch *w)
+static void remove_watch(struct watch *w)
 {
 	size_t i = (size_t)(w - watches);
+	free(w->name);
 	memmove(&watches[i], &watches[i + 1], (watch_count - i - 1) * sizeof(*watches));
 	watch_count--;
 }
@@ -159,14 +171,11 @@ static void apply(const struct inotify_event *ev)
 	if (!w)
 		return; /* a watch we removed; its last events trickle in */
 	if (ev->mask & IN_IGNORED) {
-		enum wrench__opened what = w->what;
-		char name[NAME_MAX + 1];
-		memcpy(name, w->name, sizeof(name));
-		remove_watch(w);
-		if (what == WRENCH__FILE)
-			forget_category(name);
+		if (w->what == WRENCH__FILE)
+			forget_category(w->name);
 		else
 			forget_everything();
+		remove_watch(w);
 		return;
 	}
 	switch (w->what) {
@@ -301,7 +310,7 @@ static void stop(const char *why)
 	if (inotify_fd >= 0)
 		close(inotify_fd); /* and with it every watch */
 	inotify_fd = -1;
-	watch_count = 0;
+	drop_watches();
 	atomic_store(&state, FAILED);
 	schedule_retry();
 	note_level = WRENCH_LOG_INFO;
@@ -361,12 +370,24 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 		load->failed = errno;
 		goto out;
 	}
+	const char *name = next ? next : "";
 	struct watch *w = find_watch(wd);
+	bool same = w && strcmp(w->name, name) == 0;
+	char *copy = same ? NULL : strdup(name);
+	if (!same && !copy) {
+		/* A new watch's events could not be told from a stranger's;
+		 * one we had keeps the name it had, and the load is not
+		 * remembered. */
+		if (!w)
+			inotify_rm_watch(inotify_fd, wd);
+		load->failed = ENOMEM;
+		goto out;
+	}
 	if (!w && watch_count == watch_capacity) {
 		size_t capacity = watch_capacity ? 2 * watch_capacity : 16;
 		struct watch *more = realloc(watches, capacity * sizeof(*more));
 		if (!more) {
-			/* Its events cannot be told from a stranger's. */
+			free(copy);
 			inotify_rm_watch(inotify_fd, wd);
 			load->failed = ENOMEM;
 			goto out;
@@ -374,11 +395,16 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 		watches = more;
 		watch_capacity = capacity;
 	}
-	if (!w)
+	if (!w) {
 		w = insert_watch(wd);
+		w->name = NULL;
+	}
 	w->wd = wd;
 	w->what = what;
-	snprintf(w->name, sizeof(w->name), "%s", next ? next : "");
+	if (copy) {
+		free(w->name);
+		w->name = copy;
+	}
 out:
 	unlock_and_tell();
 }
@@ -533,7 +559,7 @@ void wrench__watch_atfork_child(void)
 	if (inotify_fd >= 0)
 		close(inotify_fd);
 	inotify_fd = -1;
-	watch_count = 0;
+	drop_watches();
 	retry_interval_ms = 0;
 	atomic_store(&retry_at_ms, 0);
 	last_failure = 0;

@@ -373,6 +373,42 @@ static void test_a_failed_watch_does_not_stop_change_detection(void **state)
 	assert_false(wrench_is_active(OTHER, "step"));
 }
 
+/* The name a new watch is kept under cannot be copied: that load is
+ * remembered until the retry only, like one whose watch failed, and
+ * change detection goes on. */
+static void test_a_watch_name_that_cannot_be_copied_fails_that_load_only(void **state)
+{
+	const char *dir = scratch_dir(state);
+	need_strict_visibility();
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	fail_strdup = (struct injection){.count = 1, .err = ENOMEM};
+	atomic_store(&opened_by_name, 0);
+	atomic_store(&opened_name, OTHER);
+	assert_int_equal(count_active(OTHER, "step", 1000), 1000);
+	assert_int_equal(fail_strdup.count, 0);
+	assert_true(wrench__watch_running());
+	if (atomic_load(&opened_by_name) > 20)
+		fail_msg("%u loads in 1000 calls after a failed copy",
+		         atomic_load(&opened_by_name));
+	if (!log_has(WRENCH_LOG_WARN, "inotify_add_watch", "Cannot allocate memory", NULL)) {
+		log_dump();
+		fail_msg("no WARN saying why the watch could not be kept");
+	}
+
+	/* After the retry, the file is watched: its removal is seen at once,
+	 * and the category watched before still is. */
+	sleep_ms(300);
+	assert_true(wrench_is_active(OTHER, "step"));
+	char path[512];
+	assert_int_equal(unlink(path_in(dir, OTHER, path, sizeof(path))), 0);
+	assert_false(wrench_is_active(OTHER, "step"));
+	assert_int_equal(unlink(path_in(dir, CAT, path, sizeof(path))), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+}
+
 /* Waits until the main thread is gone, then loads a category that was
  * never loaded: its watches are set from this thread. */
 static void *outlive_main(void *arg)
@@ -520,6 +556,7 @@ int main(int argc, char **argv)
 	        TEST(test_failed_strdup_at_initialisation_does_not_disable_the_library),
 	        TEST(test_new_categories_neither_copy_the_view_nor_walk_the_path_again),
 	        TEST(test_a_failed_watch_does_not_stop_change_detection),
+	        TEST(test_a_watch_name_that_cannot_be_copied_fails_that_load_only),
 	        TEST(test_change_detection_survives_the_main_thread_exiting),
 	        TEST(test_a_call_from_a_signal_handler_answers_false_instead_of_deadlocking),
 	        TEST(test_leaving_a_kill_with_siglongjmp_leaves_later_calls_working),

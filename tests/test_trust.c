@@ -157,6 +157,25 @@ static void test_file_with_two_hard_links_is_ignored(void **state)
 	assert_true(wrench_is_active("cat", "feat"));
 }
 
+/* A link made after the load, in another directory, reaches no watch of
+ * the trigger directory: the change (and any write through the new name)
+ * is seen only through the watch on the file itself. */
+static void test_hard_link_made_elsewhere_after_a_load_is_seen(void **state)
+{
+	need_strict_visibility();
+	const char *dir = scratch_dir(state);
+	char path[512], sub[512], other[600];
+	write_file(dir, "cat", "feat\n", 0644);
+	assert_true(wrench_is_active("cat", "feat"));
+	assert_int_equal(mkdir(path_in(dir, "elsewhere", sub, sizeof(sub)), 0700), 0);
+	assert_true(wrench_is_active("cat", "feat"));
+
+	snprintf(other, sizeof(other), "%s/second-name", sub);
+	assert_int_equal(link(path_in(dir, "cat", path, sizeof(path)), other), 0);
+	assert_false(wrench_is_active("cat", "feat"));
+	assert_error_logged(path, "2 hard links");
+}
+
 /* In a child, so that a hang is a failed test rather than a stuck suite. */
 static void query_fifo_with_alarm(void *arg)
 {
@@ -855,6 +874,7 @@ int main(void)
 	        TRUST_TEST(test_symlink_to_good_file_is_ignored),
 	        TRUST_TEST(test_dangling_symlink_is_ignored_with_an_error),
 	        TRUST_TEST(test_file_with_two_hard_links_is_ignored),
+	        TRUST_TEST(test_hard_link_made_elsewhere_after_a_load_is_seen),
 	        TRUST_TEST(test_fifo_without_writer_is_ignored_promptly),
 	        TRUST_TEST(test_unix_socket_is_ignored),
 	        TRUST_TEST(test_directory_named_like_the_category_is_ignored),
