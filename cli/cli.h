@@ -203,6 +203,12 @@ void check_agent_access(const struct options *o, struct wrench__trust *t, struct
 char **list_names(int dirfd);
 void free_names(char **names);
 
+/* ---- sigbus.c ----------------------------------------------------------- */
+
+/* From here on, a counters file cut short under the command ends it with
+ * a message and EXIT_USAGE instead of a SIGBUS. */
+void guard_mapped_files(const struct options *o);
+
 /* ---- json.c ----------------------------------------------------------- */
 
 /* Writes S as a JSON string (quoted, escaped); NULL as null. */

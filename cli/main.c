@@ -323,6 +323,7 @@ int main(int argc, char **argv)
 	}
 	if (owner && resolve_owner(owner, &o) != 0)
 		return EXIT_USAGE;
+	guard_mapped_files(&o);
 	int rc = c->run(&o, argv + optind + 1, nargs);
 	free(o.owner_groups);
 	return fflush(stdout) == 0 ? rc : EXIT_USAGE;

@@ -6,19 +6,22 @@
 # Each test is a function run in a subshell in its own directory $t, with $D
 # the trigger directory. Prints one line per test and "N passed, N failed";
 # exits 1 if any failed. Tests that need root skip when not run as root.
-# Usage: test_counters.sh WRENCH READER
+# Usage: test_counters.sh WRENCH READER [TRUNCATE_STATE]
+# TRUNCATE_STATE: the module preloaded to cut a counters file short under
+# the command (truncate_state.c); without it, that test skips.
 # jq filters are in single quotes on purpose.
 # shellcheck disable=SC2016
 set -u
 # shellcheck source=harness.sh
 . "$(dirname "$0")/harness.sh"
 
-if [ $# -ne 2 ]; then
-	echo "usage: test_counters.sh WRENCH READER" >&2
+if [ $# -lt 2 ] || [ $# -gt 3 ]; then
+	echo "usage: test_counters.sh WRENCH READER [TRUNCATE_STATE]" >&2
 	exit 2
 fi
 W=$1
 reader=$2
+truncate_state=${3:-}
 command -v jq > /dev/null 2>&1 || {
 	echo "test_counters.sh: jq is needed; apt-get install jq" >&2
 	exit 1
@@ -271,6 +274,22 @@ test_eval_previews_from_the_counters_without_changing_them() {
 	w --json hits cat
 	jq -e '.lines[0] | .calls == 1 and .fires == 1' "$t/out" > /dev/null ||
 		fail "eval changed the counters: $(cat "$t/out")"
+}
+
+# The agent's user owns its counters file and can truncate it while root's
+# command reads it: the command stops with a message, not a SIGBUS.
+test_counters_file_cut_short_under_the_command_stops_it_with_a_message() {
+	[ -n "$truncate_state" ] || skip "no module to preload"
+	w set cat step every=2
+	agent step 2
+	LD_PRELOAD=$truncate_state ASAN_OPTIONS=verify_asan_link_order=0 \
+		timeout 60 "$W" --dir "$D" hits > "$t/out" 2> "$t/err"
+	rc=$?
+	expect_rc 2
+	grep -q 'truncate_state: cut .*/counters-' "$t/err" ||
+		fail "the file was not cut: $(cat "$t/err")"
+	grep -q "^wrench: a counters file in $D/.wrench-state was cut short while it was read" \
+		"$t/err" || fail "no message: $(cat "$t/err")"
 }
 
 test_hits_escapes_control_characters() {

@@ -1,0 +1,58 @@
+/*
+ * The counters' state file is mapped shared, and with --owner its owner is
+ * the agent's user, who can truncate it at any moment: the next read of a
+ * page past the new end raises SIGBUS. The size is checked when the file
+ * is opened, but a truncation can come between the check and the read.
+ * Root's command must not be killed by another user's file: a SIGBUS for
+ * an address past the end of a mapped file (BUS_ADRERR) ends it with a
+ * message and status 2. The command maps no other file; any other SIGBUS
+ * kills it as before.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* Written by the handler, which may only make async-signal-safe calls:
+ * so it is formatted, with the directory escaped, before it is needed. */
+static char message[PATH_MAX * 4 + 256];
+static size_t message_len;
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx)
+{
+	(void)ctx;
+	if (info->si_code == BUS_ADRERR) {
+		ssize_t written = write(STDERR_FILENO, message, message_len);
+		(void)written;
+		_exit(EXIT_USAGE);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig); /* delivered when the handler returns */
+}
+
+void guard_mapped_files(const struct options *o)
+{
+	FILE *f = fmemopen(message, sizeof(message) - 1, "w");
+
+	if (f) {
+		fputs("wrench: a counters file in ", f);
+		print_escaped_string(f, o->dir);
+		fputs("/" WRENCH_STATE_DIR " was cut short while it was read (truncated by "
+		      "its owner?); stopped, and what was done so far stands; fix: run the "
+		      "command again\n",
+		      f);
+		fclose(f);
+		message_len = strnlen(message, sizeof(message));
+	}
+	/* Cut short itself (a very long directory), it says less. */
+	if (message_len == 0 || message[message_len - 1] != '\n') {
+		snprintf(message, sizeof(message),
+		         "wrench: a counters file was cut short while it was read; stopped\n");
+		message_len = strlen(message);
+	}
+	struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
