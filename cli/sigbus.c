@@ -4,9 +4,10 @@
  * page past the new end raises SIGBUS. The size is checked when the file
  * is opened, but a truncation can come between the check and the read.
  * Root's command must not be killed by another user's file: a SIGBUS for
- * an address past the end of a mapped file (BUS_ADRERR) ends it with a
- * message and status 2. The command maps no other file; any other SIGBUS
- * kills it as before.
+ * an address past the end of a mapped state file (BUS_ADRERR, at an
+ * address the library says is one of its state mappings) ends it with a
+ * message and status 2. Any other SIGBUS (another mapped file, an I/O
+ * error elsewhere, kill -BUS) kills it as before.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ static size_t message_len;
 static void on_sigbus(int sig, siginfo_t *info, void *ctx)
 {
 	(void)ctx;
-	if (info->si_code == BUS_ADRERR) {
+	if (info->si_code == BUS_ADRERR && wrench__state_maps(info->si_addr)) {
 		ssize_t written = write(STDERR_FILENO, message, message_len);
 		(void)written;
 		_exit(EXIT_USAGE);
@@ -39,9 +40,10 @@ void guard_mapped_files(const struct options *o)
 	if (f) {
 		fputs("wrench: a counters file in ", f);
 		print_escaped_string(f, o->dir);
-		fputs("/" WRENCH_STATE_DIR " was cut short while it was read (truncated by "
-		      "its owner?); stopped, and what was done so far stands; fix: run the "
-		      "command again\n",
+		fputs("/" WRENCH_STATE_DIR " could not be read through its mapping (cut "
+		      "short by its owner, or a read error); stopped here, and what the "
+		      "command changed before stands (wrench list shows the triggers); fix: "
+		      "run the command again if it is still needed\n",
 		      f);
 		fclose(f);
 		message_len = strnlen(message, sizeof(message));
@@ -49,7 +51,8 @@ void guard_mapped_files(const struct options *o)
 	/* Cut short itself (a very long directory), it says less. */
 	if (message_len == 0 || message[message_len - 1] != '\n') {
 		snprintf(message, sizeof(message),
-		         "wrench: a counters file was cut short while it was read; stopped\n");
+		         "wrench: a counters file could not be read through its mapping; "
+		         "stopped here\n");
 		message_len = strlen(message);
 	}
 	struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};

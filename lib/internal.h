@@ -355,6 +355,10 @@ struct wrench__state_where {
 int wrench__state_open(const struct wrench__state_where *where, const char *category,
                        struct wrench__state **out, struct wrench__problem *why);
 void wrench__state_close(struct wrench__state *state);
+/* Whether ADDR lies in a state file mapped now (the first few mappings of
+ * the process only). Async-signal-safe: the wrench command's SIGBUS
+ * handler asks it. */
+bool wrench__state_maps(const void *addr);
 
 /* Sets the key of every line of RULES: its text and its occurrence among
  * identical lines, so that two identical lines are two lines. */

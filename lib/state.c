@@ -532,6 +532,46 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 	return 0;
 }
 
+/*
+ * Where state files are mapped, so that the wrench command can tell a
+ * SIGBUS from a state file cut short under it (its owner truncated it)
+ * from any other: a few slots of plain atomics, read from a signal
+ * handler. A process with more mappings at once leaves the rest out;
+ * the command has one or two.
+ */
+#define MAPS_KNOWN 8
+static _Atomic uintptr_t maps_known[MAPS_KNOWN];
+
+static void map_known(const void *base)
+{
+	for (size_t i = 0; i < MAPS_KNOWN; i++) {
+		uintptr_t free_slot = 0;
+		if (atomic_compare_exchange_strong(&maps_known[i], &free_slot, (uintptr_t)base))
+			return;
+	}
+}
+
+static void map_forgotten(const void *base)
+{
+	for (size_t i = 0; i < MAPS_KNOWN; i++) {
+		uintptr_t known = (uintptr_t)base;
+		if (atomic_compare_exchange_strong(&maps_known[i], &known, 0))
+			return;
+	}
+}
+
+bool wrench__state_maps(const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr;
+
+	for (size_t i = 0; i < MAPS_KNOWN; i++) {
+		uintptr_t base = atomic_load(&maps_known[i]);
+		if (base && a >= base && a - base < STATE_SIZE)
+			return true;
+	}
+	return false;
+}
+
 /* Opens, checks and maps the state file NAME of the state directory SDFD
  * (PATH for messages), creating it when W allows. */
 static int map_state_file(int sdfd, const struct wrench__state_where *w, const char *name,
@@ -575,6 +615,7 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 	}
 	atomic_init(&map->refs, 1);
 	map->base = base;
+	map_known(base);
 	map->slot = (struct wrench__counters *)((char *)base + sizeof(struct header));
 	map->shard = (struct wrench__shard *)((char *)base + SHARDS_AT);
 	*out = map;
@@ -584,6 +625,7 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 static void map_put(struct state_map *map)
 {
 	if (map && atomic_fetch_sub(&map->refs, 1) == 1) {
+		map_forgotten(map->base);
 		munmap(map->base, STATE_SIZE);
 		free(map);
 	}

@@ -56,6 +56,10 @@ static _Atomic int state = UNTRIED;
 static int inotify_fd = -1;
 static struct watch *watches;
 static size_t watch_count, watch_capacity;
+/* After a fork, the child's copy of the parent's entries, whose names are
+ * freed only if the child starts detection of its own: a child that only
+ * calls exec() spends nothing on them. */
+static size_t stale_count;
 /* Changes applied, so that a load can tell whether one came in while it
  * ran: to everything, and to categories by a hash of their name. A change
  * to another category in the same directory (a temporary file, a busy
@@ -276,6 +280,9 @@ static void note_failure(int err, const char *what, const char *consequence)
  * a later call starts it. Lock held. */
 static void start(void)
 {
+	for (size_t i = 0; i < stale_count; i++)
+		free(watches[i].name);
+	stale_count = 0;
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	atomic_store(&state, inotify_fd >= 0 ? RUNNING : FAILED);
 	if (inotify_fd >= 0)
@@ -559,7 +566,8 @@ void wrench__watch_atfork_child(void)
 	if (inotify_fd >= 0)
 		close(inotify_fd);
 	inotify_fd = -1;
-	drop_watches();
+	stale_count += watch_count;
+	watch_count = 0;
 	retry_interval_ms = 0;
 	atomic_store(&retry_at_ms, 0);
 	last_failure = 0;

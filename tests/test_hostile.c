@@ -575,12 +575,14 @@ static int pick_version(uint64_t *lcg, bool x_file)
  * cycle, on a loaded machine, the samples fell on the same few versions
  * for 15 s and never on "x".
  */
+static uint64_t writer_seed; /* set before the fork, told on failure */
+
 static void write_versions(void *arg)
 {
 	const char *dir = arg;
 	const struct timespec hold = {0, 200000};
 	uint64_t deadline = now_ns() + 60000000000u;
-	uint64_t lcg = now_ns() ^ (uint64_t)getpid();
+	uint64_t lcg = writer_seed;
 	bool x_file = false, exists = false;
 	sigset_t term;
 	sigemptyset(&term);
@@ -635,6 +637,7 @@ static void test_file_changed_by_another_process_during_calls(void **state)
 	sigaddset(&term, SIGTERM);
 	assert_int_equal(sigprocmask(SIG_BLOCK, &term, &old), 0);
 	fflush(NULL);
+	writer_seed = now_ns();
 	pid_t writer = fork();
 	assert_true(writer >= 0);
 	if (writer == 0)
@@ -677,8 +680,8 @@ static void test_file_changed_by_another_process_during_calls(void **state)
 		         audit.unjustified, audit.errors, audit.first_unjustified);
 	if (!x_active || !y_active)
 		fail_msg("in %u rounds, x was active %u times and y %u times: the calls did not "
-		         "see the file change",
-		         calls, x_active, y_active);
+		         "see the file change (writer seed %llu)",
+		         calls, x_active, y_active, (unsigned long long)writer_seed);
 
 	/* Once the writer is gone, the next call sees the file as it is. */
 	need_strict_visibility();

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -398,13 +399,18 @@ static void test_a_watch_name_that_cannot_be_copied_fails_that_load_only(void **
 		fail_msg("no WARN saying why the watch could not be kept");
 	}
 
-	/* After the retry, the file is watched: its removal is seen at once,
-	 * and the category watched before still is. */
+	/* After the retry, the file itself is watched: a hard link made in
+	 * another directory, which no watch of the trigger directory hears
+	 * of, is seen at once (the file then has two links and is refused). */
 	sleep_ms(300);
 	assert_true(wrench_is_active(OTHER, "step"));
-	char path[512];
-	assert_int_equal(unlink(path_in(dir, OTHER, path, sizeof(path))), 0);
+	char path[512], sub[512], link_path[600];
+	assert_int_equal(mkdir(path_in(dir, "elsewhere", sub, sizeof(sub)), 0700), 0);
+	assert_true(wrench_is_active(OTHER, "step"));
+	snprintf(link_path, sizeof(link_path), "%s/second-name", sub);
+	assert_int_equal(link(path_in(dir, OTHER, path, sizeof(path)), link_path), 0);
 	assert_false(wrench_is_active(OTHER, "step"));
+	/* And the category watched before still is. */
 	assert_int_equal(unlink(path_in(dir, CAT, path, sizeof(path))), 0);
 	assert_false(wrench_is_active(CAT, "step"));
 }

@@ -288,8 +288,33 @@ test_counters_file_cut_short_under_the_command_stops_it_with_a_message() {
 	expect_rc 2
 	grep -q 'truncate_state: cut .*/counters-' "$t/err" ||
 		fail "the file was not cut: $(cat "$t/err")"
-	grep -q "^wrench: a counters file in $D/.wrench-state was cut short while it was read" \
+	grep -q "^wrench: a counters file in $D/.wrench-state could not be read through its mapping" \
 		"$t/err" || fail "no message: $(cat "$t/err")"
+}
+
+# Any other SIGBUS kills the command as before: the handler hides no bug,
+# whether the SIGBUS comes from another mapped file cut short or is sent.
+test_another_sigbus_still_kills_the_command() {
+	[ -n "$truncate_state" ] || skip "no module to preload"
+	w set cat step every=2
+	agent step 1
+	LD_PRELOAD=$truncate_state ASAN_OPTIONS=verify_asan_link_order=0 \
+		TRUNCATE_STATE_OTHER=$t/other timeout 60 "$W" --dir "$D" hits > "$t/out" 2> "$t/err"
+	rc=$?
+	expect_rc 135
+	grep -q "truncate_state: reading $t/other past its end" "$t/err" ||
+		fail "the other file was not read: $(cat "$t/err")"
+
+	"$W" --dir "$D" wait cat step --fires 5 --timeout 30s > "$t/out" 2> "$t/err" &
+	pid=$!
+	sleep 0.5
+	kill -BUS "$pid"
+	wait "$pid"
+	rc=$?
+	expect_rc 135
+	if grep -q 'could not be read through its mapping' "$t/err"; then
+		fail "kill -BUS was taken for a counters file cut short"
+	fi
 }
 
 test_hits_escapes_control_characters() {
