@@ -40,8 +40,7 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
 	char link[64], target[4096];
 
 	if (!real_mmap)
-		real_mmap =
-		        (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
+		real_mmap = (mmap_fn *)dlsym(RTLD_NEXT, "mmap");
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
 	if (p == MAP_FAILED || fd < 0 || !(flags & MAP_SHARED))
 		return p;
