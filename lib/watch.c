@@ -445,8 +445,13 @@ void wrench__watch_refresh(void)
 		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
 			return;
 	} else if (wrench__ring_quiet()) {
-		/* Strict mode: no system call while the ring shows nothing new. */
-		return;
+		/* Strict mode: no system call while the ring shows nothing new,
+		 * until a retry of what could not be watched is due. A quiet
+		 * ring says that nothing watched changed, not that all is
+		 * watched: a file whose watch failed can change unheard of. */
+		uint64_t due = atomic_load_explicit(&retry_at_ms, memory_order_relaxed);
+		if (!due || coarse_ms() < due)
+			return;
 	}
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING && ms)

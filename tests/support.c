@@ -162,12 +162,12 @@ void need_strict_visibility(void)
 	wrench_set_recheck_ms(0);
 }
 
-int scratch_setup(void **state)
+static int scratch_setup_in(void **state, const char *template)
 {
 	struct scratch *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
-	snprintf(s->dir, sizeof(s->dir), "/tmp/wrench-test.XXXXXX");
+	snprintf(s->dir, sizeof(s->dir), "%s", template);
 	if (!mkdtemp(s->dir)) {
 		free(s);
 		return -1;
@@ -182,6 +182,16 @@ int scratch_setup(void **state)
 	}
 	*state = s;
 	return 0;
+}
+
+int scratch_setup(void **state)
+{
+	return scratch_setup_in(state, "/tmp/wrench-test.XXXXXX");
+}
+
+int quiet_scratch_setup(void **state)
+{
+	return scratch_setup_in(state, "/var/tmp/wrench-test.XXXXXX");
 }
 
 int scratch_teardown(void **state)

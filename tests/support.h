@@ -27,6 +27,11 @@ struct scratch {
  * 0700) and point the library at it; the recording logger is installed. */
 int scratch_setup(void **state);
 int scratch_teardown(void **state);
+/* The same under /var/tmp, whose ancestors nothing else changes: in /tmp,
+ * the other tests' directories come and go, and the watch on /tmp hears
+ * of them, which a test of what happens when nothing changes cannot
+ * have. */
+int quiet_scratch_setup(void **state);
 
 /* For a test that changes a file and asserts on the very next call: it
  * depends on strict mode, so it runs strict in the relaxed pass too.
