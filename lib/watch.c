@@ -439,24 +439,25 @@ void wrench__watch_refresh(void)
 	unsigned ms = atomic_load_explicit(&recheck_ms, memory_order_relaxed);
 	uint64_t now = 0;
 
-	/* Relaxed mode: the clock is read from the vDSO, no system call. */
-	if (ms) {
-		now = coarse_ms();
-		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
-			return;
-	} else if (wrench__ring_quiet()) {
-		/* Strict mode: no system call while the ring shows nothing new,
-		 * until a retry of what could not be watched is due. A quiet
-		 * ring says that nothing watched changed, not that all is
-		 * watched: a file whose watch failed can change unheard of. */
+	/* Either mode: no system call, and no clock, while the ring shows
+	 * nothing new, until a retry of what could not be watched is due. A
+	 * quiet ring says that nothing watched changed, not that all is
+	 * watched: a file whose watch failed can change unheard of. Without
+	 * a ring (not made yet, or off), it is never quiet. */
+	if (wrench__ring_quiet()) {
 		uint64_t due = atomic_load_explicit(&retry_at_ms, memory_order_relaxed);
 		if (!due || coarse_ms() < due)
 			return;
 	}
+	/* Relaxed mode: something may have changed; look once per period.
+	 * The clock is read from the vDSO, no system call. */
+	if (ms) {
+		now = coarse_ms();
+		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
+			return;
+	}
 	pthread_mutex_lock(&watch_lock);
-	if (atomic_load(&state) == RUNNING && ms)
-		poll_events();
-	else if (atomic_load(&state) == RUNNING)
+	if (atomic_load(&state) == RUNNING)
 		wrench__ring_refresh(inotify_fd, poll_events);
 	retry_if_due();
 	if (ms)
@@ -496,13 +497,11 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 	 * then the next call loads again. */
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING) {
-		/* In strict mode, through the ring: the first load makes it,
+		/* Through the ring, in either mode: the first load makes it,
 		 * so that what the library keeps open is open from then on;
 		 * after that, a quiet ring says that nothing came in, as it
 		 * does for a call, with no system call. */
-		if (atomic_load(&recheck_ms))
-			poll_events();
-		else if (!wrench__ring_quiet())
+		if (!wrench__ring_quiet())
 			wrench__ring_refresh(inotify_fd, poll_events);
 		bool unchanged = changes == before && *counter_of(category) == before_category;
 		if (load.failed)

@@ -680,6 +680,22 @@ static void test_io_uring_0_turns_the_ring_off(void **state)
 	assert_non_null(strstr(out, "reads: 1"));
 }
 
+/* Relaxed mode makes the ring too: a call then learns from the ring's
+ * flags that nothing changed, without reading the clock. */
+static void test_relaxed_mode_uses_the_ring_too(void **state)
+{
+	char out[4096];
+	char *args[] = {"test_ring", "--probe", (char *)scratch_dir(state), "1000", NULL};
+
+	write_file(scratch_dir(state), CAT, FEAT "\n", 0644);
+	run_self(args, "WRENCH_RECHECK_MS=100", out, sizeof(out));
+	printf("relaxed mode: %s", out);
+	if (!need_ring())
+		return;
+	assert_non_null(strstr(out, "path: io_uring"));
+	assert_non_null(strstr(out, "reads: 0"));
+}
+
 /* An application closes every descriptor it did not open (closefrom):
  * changes are still seen, by the slow path, with an INFO line. */
 static void child_closes_everything(void *arg)
@@ -889,6 +905,7 @@ int main(int argc, char **argv)
 	        RING_TEST(test_fork_in_the_middle_of_calls),
 	        RING_TEST(test_exec_inherits_no_descriptor),
 	        RING_TEST(test_io_uring_0_turns_the_ring_off),
+	        RING_TEST(test_relaxed_mode_uses_the_ring_too),
 	        RING_TEST(test_closing_every_descriptor_keeps_changes_seen),
 	        RING_TEST(test_seccomp_refusal_falls_back),
 	        RING_TEST(test_io_uring_disabled_falls_back),
