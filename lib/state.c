@@ -244,6 +244,13 @@ struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_
 	}
 }
 
+/* SLOT's shard on the first CPU; the others follow, STATE_SLOTS apart. */
+static struct wrench__shard *shard_of(const struct state_map *map,
+                                      const struct wrench__counters *slot)
+{
+	return &map->shard[slot - map->slot];
+}
+
 /* Whether a line's decisions depend on nothing counted: then its calls
  * and fires may be counted per CPU. Seeded chance draws are numbered, so
  * those count in the slot (eval.c checks the seed). */
@@ -269,7 +276,7 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 		}
 		rule->counters = slot;
 		if (count_free(rule))
-			rule->shard = &map->shard[slot - map->slot];
+			rule->shard = shard_of(map, slot);
 	}
 	/* Most files count nothing per process: their lines need no own
 	 * counters, and a parsed line then costs what it did before. */
@@ -286,7 +293,7 @@ size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *r
 void wrench__state_totals(const struct wrench__state *state, const struct wrench__counters *slot,
                           struct wrench__totals *out)
 {
-	const struct wrench__shard *shard = &state->map->shard[slot - state->map->slot];
+	const struct wrench__shard *shard = shard_of(state->map, slot);
 
 	out->calls = atomic_load(&slot->calls);
 	out->draws = atomic_load(&slot->draws);
@@ -299,7 +306,7 @@ void wrench__state_totals(const struct wrench__state *state, const struct wrench
 
 void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *slot, bool free_it)
 {
-	struct wrench__shard *shard = &state->map->shard[slot - state->map->slot];
+	struct wrench__shard *shard = shard_of(state->map, slot);
 
 	atomic_store(&slot->calls, 0);
 	atomic_store(&slot->draws, 0);
@@ -345,11 +352,11 @@ static bool each_in(struct wrench__state *state, uint32_t first, uint32_t n, wre
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
 {
 	if (state->category) {
-		if (each_in(state, window_of(state), WINDOW_SLOTS, fn, ctx))
+		uint32_t window = window_of(state);
+		if (each_in(state, window, WINDOW_SLOTS, fn, ctx))
 			return;
 		/* Past the window: the rest of the table (the window's slots
 		 * were told already). */
-		uint32_t window = window_of(state);
 		each_in(state, 0, window, fn, ctx);
 		each_in(state, window + WINDOW_SLOTS, STATE_SLOTS - window - WINDOW_SLOTS, fn, ctx);
 		return;

@@ -99,12 +99,18 @@ static void unlock_and_tell(void)
 	wrench__ring_tell();
 }
 
+/* Frees the names of the first COUNT entries of watches. */
+static void free_names(size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(watches[i].name);
+}
+
 /* Lets go of every watch's entry; the caller closes the descriptor that
  * held the watches. */
 static void drop_watches(void)
 {
-	for (size_t i = 0; i < watch_count; i++)
-		free(watches[i].name);
+	free_names(watch_count);
 	watch_count = 0;
 }
 
@@ -280,8 +286,7 @@ static void note_failure(int err, const char *what, const char *consequence)
  * a later call starts it. Lock held. */
 static void start(void)
 {
-	for (size_t i = 0; i < stale_count; i++)
-		free(watches[i].name);
+	free_names(stale_count);
 	stale_count = 0;
 	inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	atomic_store(&state, inotify_fd >= 0 ? RUNNING : FAILED);
