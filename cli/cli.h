@@ -202,6 +202,12 @@ void check_agent_access(const struct options *o, struct wrench__trust *t, struct
  * free with free_names. NULL when they cannot be read. */
 char **list_names(int dirfd);
 void free_names(char **names);
+/* A leftover of a wrench command, or of the library, interrupted before
+ * its rename: a name that starts with ".#". */
+bool is_temporary(const char *name);
+/* A name that can be a category's trigger file: valid (the state
+ * directory is not), and no leftover. */
+bool is_category(const char *name);
 
 /* ---- sigbus.c ----------------------------------------------------------- */
 

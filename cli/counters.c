@@ -184,7 +184,7 @@ static void remove_old_state_files(int dirfd)
 
 	for (size_t i = 0; names && names[i]; i++)
 		if (!is_state_file(names[i]) &&
-		    (strncmp(names[i], ".#", 2) != 0 || is_abandoned(sdfd, names[i])))
+		    (!is_temporary(names[i]) || is_abandoned(sdfd, names[i])))
 			unlinkat(sdfd, names[i], 0);
 	free_names(names);
 	if (sdfd >= 0)
@@ -231,7 +231,7 @@ void tidy_all_counters(const struct options *o, int dirfd)
 	struct keep keep = {0};
 
 	for (size_t i = 0; state && list[i]; i++)
-		if (strncmp(list[i], ".#", 2) != 0 && wrench__category_is_valid(list[i]))
+		if (is_category(list[i]))
 			keep_category(o, dirfd, list[i], &keep);
 	free_all_but(state, &keep);
 	wrench__state_close(state);

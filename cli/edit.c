@@ -308,8 +308,8 @@ static int clear_expired_lines(const struct options *o, const struct target *tar
 {
 	struct stat st;
 
-	if (strncmp(name, ".#", 2) == 0 || !wrench__category_is_valid(name) ||
-	    fstatat(target->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+	if (!is_category(name) || fstatat(target->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode))
 		return EXIT_OK;
 	struct rewrite r = {.expired_at = now};
 	return edit(o, target, name, NULL, &r);

@@ -299,6 +299,16 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool is_temporary(const char *name)
+{
+	return strncmp(name, ".#", 2) == 0;
+}
+
+bool is_category(const char *name)
+{
+	return !is_temporary(name) && wrench__category_is_valid(name);
+}
+
 void free_names(char **names)
 {
 	for (size_t i = 0; names && names[i]; i++)

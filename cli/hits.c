@@ -13,12 +13,6 @@
 
 #include "cli.h"
 
-/* Leftovers of interrupted commands, and the state directory: no category. */
-static bool is_category(const char *name)
-{
-	return strncmp(name, ".#", 2) != 0 && wrench__category_is_valid(name);
-}
-
 /* One category's trigger lines with their counters; NULL when it has no
  * readable trigger file. The caller closes *STATE and frees the rules. */
 static struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,

@@ -12,12 +12,6 @@
 
 #include "cli.h"
 
-/* Leftovers of a wrench command interrupted before its rename. */
-static bool is_temporary(const char *name)
-{
-	return strncmp(name, ".#", 2) == 0;
-}
-
 /* ---- list --------------------------------------------------------------- */
 
 struct lister {

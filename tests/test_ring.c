@@ -667,13 +667,21 @@ static void test_exec_inherits_no_descriptor(void **state)
 	assert_null(strstr(out, "inotify"));
 }
 
-static void test_io_uring_0_turns_the_ring_off(void **state)
+/* Runs the probe (1000 calls) in a new process whose environment has ENV
+ * too, over a trigger file of the scratch directory; its output in OUT. */
+static void probe_with(void **state, const char *env, char *out, size_t len)
 {
-	char out[4096];
 	char *args[] = {"test_ring", "--probe", (char *)scratch_dir(state), "1000", NULL};
 
 	write_file(scratch_dir(state), CAT, FEAT "\n", 0644);
-	run_self(args, "WRENCH_IO_URING=0", out, sizeof(out));
+	run_self(args, env, out, len);
+}
+
+static void test_io_uring_0_turns_the_ring_off(void **state)
+{
+	char out[4096];
+
+	probe_with(state, "WRENCH_IO_URING=0", out, sizeof(out));
 	printf("%s", out);
 	assert_non_null(strstr(out, "path: inotify"));
 	assert_non_null(strstr(out, "WRENCH_IO_URING=0"));
@@ -685,10 +693,8 @@ static void test_io_uring_0_turns_the_ring_off(void **state)
 static void test_relaxed_mode_uses_the_ring_too(void **state)
 {
 	char out[4096];
-	char *args[] = {"test_ring", "--probe", (char *)scratch_dir(state), "1000", NULL};
 
-	write_file(scratch_dir(state), CAT, FEAT "\n", 0644);
-	run_self(args, "WRENCH_RECHECK_MS=100", out, sizeof(out));
+	probe_with(state, "WRENCH_RECHECK_MS=100", out, sizeof(out));
 	printf("relaxed mode: %s", out);
 	if (!need_ring())
 		return;

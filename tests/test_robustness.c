@@ -174,6 +174,15 @@ static int quiet_setup(void **state)
 	return quiet_scratch_setup(state);
 }
 
+/* Where most tests start: CAT loaded (the directory watched, the ring
+ * made), OTHER written and not yet loaded. */
+static void cat_loaded_other_written(const char *dir)
+{
+	write_file(dir, CAT, "step\n", 0600);
+	write_file(dir, OTHER, "step\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+}
+
 /* The last component of PATH. */
 static const char *base_name(const char *path)
 {
@@ -250,9 +259,7 @@ static void test_allocation_failure_in_the_cache_does_not_switch_everything_off(
 {
 	const char *dir = scratch_dir(state);
 	need_strict_visibility();
-	write_file(dir, CAT, "step\n", 0600);
-	write_file(dir, OTHER, "step\n", 0600);
-	assert_true(wrench_is_active(CAT, "step"));
+	cat_loaded_other_written(dir);
 
 	fail_calloc = (struct injection){.count = 1, .err = ENOMEM};
 	assert_false(wrench_is_active(OTHER, "step"));
@@ -347,9 +354,7 @@ static void test_a_failed_watch_does_not_stop_change_detection(void **state)
 {
 	const char *dir = scratch_dir(state);
 	need_strict_visibility();
-	write_file(dir, CAT, "step\n", 0600);
-	write_file(dir, OTHER, "step\n", 0600);
-	assert_true(wrench_is_active(CAT, "step"));
+	cat_loaded_other_written(dir);
 
 	atomic_store(&fail_watch, ENOSPC);
 	atomic_store(&opened_by_name, 0);
@@ -430,9 +435,7 @@ static void test_a_watch_name_that_cannot_be_copied_fails_that_load_only(void **
 {
 	const char *dir = scratch_dir(state);
 	need_strict_visibility();
-	write_file(dir, CAT, "step\n", 0600);
-	write_file(dir, OTHER, "step\n", 0600);
-	assert_true(wrench_is_active(CAT, "step"));
+	cat_loaded_other_written(dir);
 
 	fail_strdup = (struct injection){.count = 1, .err = ENOMEM};
 	atomic_store(&opened_by_name, 0);
@@ -501,9 +504,7 @@ static void test_change_detection_survives_the_main_thread_exiting(void **state)
 {
 	const char *dir = scratch_dir(state);
 	need_strict_visibility();
-	write_file(dir, CAT, "step\n", 0600);
-	write_file(dir, OTHER, "step\n", 0600);
-	assert_true(wrench_is_active(CAT, "step"));
+	cat_loaded_other_written(dir);
 
 	int status = run_in_child(main_thread_exits, NULL);
 	assert_true(WIFEXITED(status));
