@@ -437,8 +437,8 @@ static struct wrench__snapshot *snapshot_new(const char *category, const char *p
 	atomic_init(&s->refs, 1);
 	/* The counters are attached once, here: a call then only counts. */
 	if (file->dir)
-		s->state =
-		        wrench__state_load(file->dirfd, file->dir, file->epoch, category, s->rules);
+		s->state = wrench__state_load(file->dirfd, file->dir, file->epoch, category,
+		                              s->rules, &s->state_missing);
 	s->id = file->id;
 	s->content_hash = hash;
 	s->seeded = use_seed;
@@ -455,6 +455,10 @@ static struct wrench__snapshot *cached(struct entry *e, const struct wrench__fil
 	struct wrench__snapshot *s = e->snapshot;
 
 	if (!s || !same_identity(&s->id, &file->id) || s->content_hash != hash)
+		return NULL;
+	/* Lines without their counters: once the state may be tried again,
+	 * a fresh version tries it. */
+	if (s->state_missing && wrench__state_retry_due())
 		return NULL;
 	atomic_fetch_add(&s->refs, 1);
 	return s;
@@ -600,6 +604,7 @@ int wrench__set_dir(const char *path)
 	dir_pending = false;
 	drop_entries();
 	pthread_mutex_unlock(&lock);
+	wrench__state_forget_failures();
 	wrench__watch_reset();
 	return 0;
 }

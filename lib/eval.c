@@ -32,7 +32,7 @@ void wrench__set_fire_log_period_ns(int64_t ns)
 static struct wrench__shard *shard_of(const struct wrench__rule *rule)
 {
 	int cpu = sched_getcpu();
-	return rule->shard + (size_t)(cpu > 0 ? cpu % WRENCH__SHARDS : 0) * WRENCH__SLOTS;
+	return rule->shard + (size_t)(cpu > 0 ? cpu % WRENCH__SHARDS : 0) * WRENCH__WINDOW_SLOTS;
 }
 
 /* A line whose decision depends on no count: the shard counts it. */
@@ -57,6 +57,10 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 	/* Seeded draws are numbered by the slot's count of draws. */
 	if (rule->shard && !(seeded && rule->has_chance))
 		return counted_apart_fires(rule);
+	/* A line that a count decides, without its machine-wide counters:
+	 * it fails closed (state.c). */
+	if (!c)
+		return false;
 	uint64_t n = atomic_fetch_add_explicit(&c->calls, 1, memory_order_relaxed) + 1;
 	if (n <= rule->after)
 		return false;

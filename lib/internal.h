@@ -88,11 +88,11 @@ struct wrench__shard {
 	_Atomic uint64_t fires;
 };
 
-/* A state file's table: more lines than the trigger files of a directory
- * count (100,000 categories of one line fill it to 40%), and the shard
- * tables that follow it. CPUs past the shards share them, correctly. */
-#define WRENCH__SLOTS  (1u << 18)
-#define WRENCH__SHARDS 4u
+/* A window of the state file: this many slots, then a row of their shards
+ * per CPU slot, each row this many shards long (state_file.h). CPUs past
+ * the shards share them, correctly. */
+#define WRENCH__WINDOW_SLOTS 64u
+#define WRENCH__SHARDS       4u
 
 /* ---- parse.c: the trigger-file grammar --------------------------------- */
 
@@ -118,12 +118,14 @@ struct wrench__rule {
 	uint64_t key;
 
 	/* The counters in use: a slot of the machine-wide state (state.c), or
-	 * the line's entry of its rules' LOCAL when it counts per process.
-	 * wrench__parse_line() leaves it NULL for its caller to set. */
+	 * the line's entry of its rules' LOCAL when it counts per process, or
+	 * NULL for a line that a count decides and that has no slot: it never
+	 * fires (fail closed). wrench__parse_line() leaves it NULL for its
+	 * caller to set; wrench__parse_rules() gives every line its LOCAL. */
 	struct wrench__counters *counters;
 	/* With a slot, for a line no count decides (no after=, every= or
 	 * times=): its shard on the first CPU; the others follow, one table
-	 * of slots apart. NULL: everything counts in COUNTERS. */
+	 * row of shards apart. NULL: everything counts in COUNTERS. */
 	struct wrench__shard *shard;
 	/* This process's fire log (eval.c): fires not yet logged, and when
 	 * the next summary may be written (0: no fire logged yet). */
@@ -343,44 +345,79 @@ struct wrench__state_where {
 	uid_t owner; /* with create: the owner given to what is created */
 	gid_t group;
 	bool chown;
+	/* Make the state directory searchable by others (0711), for an agent
+	 * that is not root and does not own it (the wrench command's
+	 * --owner); created, it is 0700. */
+	bool open_up;
 };
 
 /*
  * Opens the counters of CATEGORY: the state file of the agent's user in the
  * trigger directory (created when WHERE allows), mapped, seen through
- * CATEGORY's slots; a NULL CATEGORY sees every slot. Returns 0 and *OUT, or
+ * CATEGORY's slots; a NULL CATEGORY sees every slot. WHERE's dirfd must
+ * stay open while the state is used: claims grow the file through it. Returns 0 and *OUT, or
  * a negative errno with the problem in WHY (WHY->level DEBUG for a state
  * that does not exist and was not to be created).
  */
 int wrench__state_open(const struct wrench__state_where *where, const char *category,
                        struct wrench__state **out, struct wrench__problem *why);
 void wrench__state_close(struct wrench__state *state);
+/* The state directory, created when WHERE allows and opened up as it asks,
+ * checked, as a descriptor that can be read and locked (the wrench
+ * command's lock: nobody who cannot read it can take it). */
+int wrench__state_dir(const struct wrench__state_where *where, struct wrench__problem *why);
 /* Whether ADDR lies in a state file mapped now (the first few mappings of
  * the process only). Async-signal-safe: the wrench command's SIGBUS
  * handler asks it. */
 bool wrench__state_maps(const void *addr);
+/* The size of the state's file: the segments published now. */
+size_t wrench__state_file_size(const struct wrench__state *state);
+
+/* Errors that are a shortage, never remembered: those of
+ * wrench__is_transient() and a full disk or quota. */
+bool wrench__state_shortage(int err);
 
 /* Sets the key of every line of RULES: its text and its occurrence among
  * identical lines, so that two identical lines are two lines. */
 int wrench__rules_set_keys(struct wrench__rules *rules);
 
 /* The slot of the line KEY of the state's category; CLAIM: take a free one
- * when there is none. NULL when there is none (or no free one left). */
+ * when there is none, growing the file when there is no room. NULL when
+ * there is none (wrench__state_claim_error() then says why a claim
+ * failed: -ENOSPC, -EAGAIN while another process grows the file...). */
 struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t key, bool claim);
+int wrench__state_claim_error(const struct wrench__state *state);
+
+/* Whether RULE's decision depends on a count at machine scope (times=,
+ * every=, first=, after=): without a slot it never fires. */
+bool wrench__rule_needs_counts(const struct wrench__rule *rule);
 
 /* Points the counters of RULES' lines at their slots, claiming free ones.
- * Lines with scope=process, and lines left without a slot, keep their own.
- * Returns how many lines were left without one. */
+ * Lines with scope=process keep their own; a line left without a slot
+ * stays off when a count decides it, else counts per process. Returns how
+ * many lines were left without one. */
 size_t wrench__state_attach(struct wrench__state *state, struct wrench__rules *rules);
+/* What wrench__state_attach() does to lines when there is no state: the
+ * same for every line not counted per process, which it returns. */
+size_t wrench__rules_close_counted(struct wrench__rules *rules);
 
 /* The library's side: attaches RULES to the state of CATEGORY in the
  * trusted directory DIRFD (DIR for messages), creating it when it may.
- * EPOCH (the state epoch of wrench__watch_epoch(), 0: none) says whether the directory is
- * unchanged since the last load, when its mapped state can be used again.
- * Returns the state for the snapshot to hold (NULL: counted per process,
- * and said once). */
+ * EPOCH (the state epoch of wrench__watch_epoch(), 0: none) says whether
+ * the directory is unchanged since the last load, when its mapped state
+ * can be used again. Returns the state for the snapshot to hold, or NULL
+ * (none needed, or none usable: said once). *MISSING: some line that
+ * counts machine-wide has no slot; the state is to be tried again at
+ * wrench__state_next_try_ms(). */
 struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t epoch,
-                                         const char *category, struct wrench__rules *rules);
+                                         const char *category, struct wrench__rules *rules,
+                                         bool *missing);
+/* When a state that failed may be tried again (CLOCK_MONOTONIC_COARSE ms;
+ * 0: at once), and whether that time has come. */
+uint64_t wrench__state_next_try_ms(void);
+bool wrench__state_retry_due(void);
+/* Another directory: its state is tried at once. */
+void wrench__state_forget_failures(void);
 
 /* A slot's counts, its shards added. */
 struct wrench__totals {
@@ -468,6 +505,9 @@ struct wrench__snapshot {
 	bool seeded;
 	struct wrench__rules *rules;
 	struct wrench__state *state; /* the machine-wide counters; NULL: none */
+	/* A line that counts machine-wide has no slot: this version is not
+	 * reused once the state may be tried again. */
+	bool state_missing;
 };
 
 /* What a query saw of the cache before its I/O. What it learnt is stored

@@ -267,6 +267,18 @@ static void schedule_retry(void)
 	atomic_store(&retry_at_ms, coarse_ms() + retry_interval_ms);
 }
 
+/* The counters of a load's lines could not all be had (state.c): load
+ * again when they may be tried again, MS, at the latest. Lock held. */
+static void retry_by(uint64_t ms)
+{
+	uint64_t due = atomic_load(&retry_at_ms);
+
+	if (!ms)
+		ms = coarse_ms() + RETRY_FIRST_MS;
+	if (!due || ms < due)
+		atomic_store(&retry_at_ms, ms);
+}
+
 /* Notes a WARN saying why detection cannot run as it should, once per
  * reason, so that a failure that lasts does not flood the log. Lock held. */
 static void note_failure(int err, const char *what, const char *consequence)
@@ -513,6 +525,8 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 			watch_failed(load.failed);
 		else if (unchanged && *outcome != WRENCH__RETRY && !atomic_load(&retry_at_ms))
 			retry_interval_ms = 0; /* all is watched again */
+		if (snapshot && snapshot->state_missing)
+			retry_by(wrench__state_next_try_ms());
 		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
 		else if (unchanged && *outcome != WRENCH__RETRY)

@@ -6,9 +6,9 @@
  * answers false instead of deadlocking.
  *
  * The failures are injected, not provoked: this executable is linked with
- * --wrap for openat, malloc, calloc, strdup, inotify_add_watch and read
- * (see tests/CMakeLists.txt), so the library's calls go through the
- * wrappers below, which fail when the test asks them to.
+ * --wrap for openat, malloc, calloc, strdup, inotify_add_watch, read and
+ * fallocate (see tests/CMakeLists.txt), so the library's calls go through
+ * the wrappers below, which fail when the test asks them to.
  */
 #include "support.h"
 
@@ -47,6 +47,7 @@ static _Atomic int fail_watch;          /* the errno of a failing inotify_add_wa
 static _Atomic unsigned opened_by_name; /* openat() calls for opened_name */
 static const char *_Atomic opened_name;
 static _Thread_local bool raise_in_read;
+static _Atomic int fail_fallocate; /* the errno of a failing fallocate, or 0 */
 
 int __real_openat(int dirfd, const char *path, int flags, ...);
 int __wrap_openat(int dirfd, const char *path, int flags, ...);
@@ -62,6 +63,18 @@ ssize_t __real_read(int fd, void *buf, size_t count);
 ssize_t __wrap_read(int fd, void *buf, size_t count);
 ssize_t __real___read_chk(int fd, void *buf, size_t count, size_t buflen);
 ssize_t __wrap___read_chk(int fd, void *buf, size_t count, size_t buflen);
+int __real_fallocate(int fd, int mode, off_t offset, off_t len);
+int __wrap_fallocate(int fd, int mode, off_t offset, off_t len);
+
+int __wrap_fallocate(int fd, int mode, off_t offset, off_t len)
+{
+	int err = atomic_load(&fail_fallocate);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return __real_fallocate(fd, mode, offset, len);
+}
 
 /* Answers whether this call is one to fail, counting it. */
 static bool injected(struct injection *what)
@@ -153,6 +166,7 @@ static void inject_nothing(void)
 {
 	fail_openat = fail_malloc = fail_calloc = fail_strdup = (struct injection){0};
 	atomic_store(&fail_watch, 0);
+	atomic_store(&fail_fallocate, 0);
 	atomic_store(&opened_name, NULL);
 }
 
@@ -194,6 +208,140 @@ static void sleep_ms(long ms)
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* ---- the counters fail closed ------------------------------------------- */
+
+/* This process's counters file in DIR's state directory, by name. */
+static const char *counters_name(char *buf, size_t len)
+{
+	snprintf(buf, len, "counters-v3-%u", (unsigned)geteuid());
+	return buf;
+}
+
+/* Calls FEATURE, which must answer false, until the counters are in use
+ * again (the back-off is over and a load attached them), within a minute. */
+static void call_until_the_counters_are_back(const char *feature)
+{
+	uint64_t deadline = now_ns() + 60ull * 1000000000u;
+
+	do {
+		assert_false(wrench_is_active(CAT, feature));
+		if (!wrench__state_next_try_ms())
+			return;
+		sleep_ms(5);
+	} while (now_ns() < deadline);
+	fail_msg("the counters were not tried again within a minute");
+}
+
+/* One EMFILE opening the counters file (a connection flood, say) must not
+ * make a spent line count per process: it would fire again. */
+static void test_a_shortage_opening_the_counters_never_rearms_a_spent_line(void **state)
+{
+	const char *dir = scratch_dir(state);
+	char name[64];
+	write_file(dir, CAT, "crash times=1\nplain\n", 0600);
+	assert_true(wrench_is_active(CAT, "crash"));
+	assert_false(wrench_is_active(CAT, "crash"));
+
+	/* As a restarted agent: everything is loaded again. */
+	fail_openat = (struct injection){
+	        .count = 1000000, .err = EMFILE, .name = counters_name(name, sizeof(name))};
+	assert_int_equal(wrench_set_dir(dir), 0);
+	log_capture_reset();
+	assert_int_equal(count_active(CAT, "crash", 5), 0);
+	assert_true(wrench_is_active(CAT, "plain"));
+	if (!log_has(WRENCH_LOG_WARN, "Too many open files", "never fire", "tried again shortly",
+	             (const char *)NULL)) {
+		log_dump();
+		fail_msg("the shortage was not told with its consequence");
+	}
+	/* The shortage passes: the line keeps the counts it had. */
+	fail_openat = (struct injection){0};
+	call_until_the_counters_are_back("crash");
+	assert_false(wrench_is_active(CAT, "crash"));
+}
+
+/* A line not yet spent fires again, once the shortage is over, from the
+ * counts it had: no fire is lost or added. */
+static void test_a_line_fires_from_its_counts_once_a_shortage_is_over(void **state)
+{
+	const char *dir = scratch_dir(state);
+	char name[64];
+	write_file(dir, CAT, "step times=2\n", 0600);
+	assert_true(wrench_is_active(CAT, "step"));
+
+	fail_openat = (struct injection){
+	        .count = 1000000, .err = ENFILE, .name = counters_name(name, sizeof(name))};
+	assert_int_equal(wrench_set_dir(dir), 0);
+	assert_int_equal(count_active(CAT, "step", 3), 0);
+	fail_openat = (struct injection){0};
+	uint64_t deadline = now_ns() + 60ull * 1000000000u;
+	while (!wrench_is_active(CAT, "step"))
+		if (now_ns() > deadline)
+			fail_msg("the line never fired again after the shortage");
+	assert_int_equal(count_active(CAT, "step", 5), 0);
+}
+
+/* Lines that need the file to grow, on a full disk: they stay off (no
+ * SIGBUS, no per-process count), those with room work, and they get their
+ * room once there is space. */
+static void test_a_full_disk_keeps_off_the_lines_that_need_room(void **state)
+{
+	enum { LINES = 300 }; /* more than a category's windows in the first segment */
+	static char text[LINES * 24];
+	char feature[16];
+	size_t len = 0;
+	const char *dir = scratch_dir(state);
+
+	write_file(dir, CAT, "first times=1\n", 0600);
+	assert_true(wrench_is_active(CAT, "first")); /* creates the state file */
+	for (int i = 0; i < LINES; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "f%d times=1\n", i);
+	atomic_store(&fail_fallocate, ENOSPC);
+	write_file(dir, CAT, text, 0600);
+	assert_int_equal(wrench_set_dir(dir), 0);
+	assert_true(wrench_is_active(CAT, "f0"));
+	assert_false(wrench_is_active(CAT, "f0"));
+	assert_false(wrench_is_active(CAT, "f299"));
+	assert_false(wrench_is_active(CAT, "f299"));
+	assert_true(log_has(WRENCH_LOG_WARN, "no room for", "No space left on device",
+	                    "fix: free space", (const char *)NULL));
+	atomic_store(&fail_fallocate, 0);
+	uint64_t deadline = now_ns() + 60ull * 1000000000u;
+	while (!wrench_is_active(CAT, "f299"))
+		if (now_ns() > deadline)
+			fail_msg("the line never got its room");
+	assert_false(wrench_is_active(CAT, "f299"));
+	for (int i = 1; i < LINES; i += 37) {
+		snprintf(feature, sizeof(feature), "f%d", i);
+		assert_int_equal(count_active(CAT, feature, 3), 1);
+	}
+}
+
+/* A file system without fallocate(): the file gets zeroes written, past
+ * its end only, and every block is there before it is used. */
+static void test_counters_grow_without_fallocate(void **state)
+{
+	enum { LINES = 300 };
+	static char text[LINES * 24];
+	char path[600];
+	size_t len = 0;
+	struct stat st;
+	const char *dir = scratch_dir(state);
+
+	for (int i = 0; i < LINES; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "f%d every=2\n", i);
+	write_file(dir, CAT, text, 0600);
+	atomic_store(&fail_fallocate, EOPNOTSUPP);
+	assert_true(wrench_is_active(CAT, "f0"));
+	assert_true(wrench_is_active(CAT, "f299"));
+	assert_false(wrench_is_active(CAT, "f299"));
+	snprintf(path, sizeof(path), "%s/%s/counters-v3-%u", dir, WRENCH_STATE_DIR,
+	         (unsigned)geteuid());
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 132 * 1024);
+	assert_true((long long)st.st_blocks * 512 >= (long long)st.st_size);
 }
 
 /* ---- transient errors are not cached ------------------------------------ */
@@ -611,6 +759,10 @@ int main(int argc, char **argv)
 	        cmocka_unit_test_setup_teardown(
 	                test_a_failed_watch_is_set_again_at_the_retry_when_all_is_quiet,
 	                quiet_setup, teardown),
+	        TEST(test_a_shortage_opening_the_counters_never_rearms_a_spent_line),
+	        TEST(test_a_line_fires_from_its_counts_once_a_shortage_is_over),
+	        TEST(test_a_full_disk_keeps_off_the_lines_that_need_room),
+	        TEST(test_counters_grow_without_fallocate),
 	        TEST(test_emfile_opening_the_file_is_not_remembered_as_no_trigger),
 	        TEST(test_emfile_walking_the_directory_is_not_remembered_as_unusable),
 	        TEST(test_failed_read_buffer_is_not_remembered_as_no_trigger),

@@ -1,8 +1,8 @@
 /*
  * The machine-wide counters (wrench(5), COUNTERS): shared by processes and
- * threads, kept across restarts, keyed by line; the fire records; expiry
- * with until=; the fallback to per-process counting when the state cannot
- * be used; and the bounded fire log.
+ * threads, kept across restarts, keyed by line, in a file sized to need;
+ * the fire records; expiry with until=; lines that fail closed when the
+ * state cannot be used; and the bounded fire log.
  */
 #include "support.h"
 
@@ -225,6 +225,22 @@ static void test_lines_no_count_decides_are_exact_over_processes_and_threads(voi
 	assert_true(half.fires > 0 && half.fires < half.calls);
 }
 
+/* The state file of this process's user in DIR. */
+static char *state_file_in(const char *dir, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s/counters-v3-%u", dir, WRENCH_STATE_DIR, (unsigned)geteuid());
+	return path;
+}
+
+static off_t state_file_size(void **state)
+{
+	char path[600];
+	struct stat st;
+
+	assert_int_equal(stat(state_file_in(scratch_dir(state), path, sizeof(path)), &st), 0);
+	return st.st_size;
+}
+
 /* More lines than a category's first place in the table holds: every
  * line still has counters of its own, found again by a new process. */
 static void test_a_category_of_many_lines_keeps_each_line_apart(void **state)
@@ -249,13 +265,8 @@ static void test_a_category_of_many_lines_keeps_each_line_apart(void **state)
 	}
 	assert_int_equal(call_in_new_process("f0"), 0);
 	assert_int_equal(call_in_new_process("f599"), 0);
-}
-
-/* The state file of this process's user in DIR. */
-static char *state_file_in(const char *dir, char *path, size_t len)
-{
-	snprintf(path, len, "%s/%s/counters-%u", dir, WRENCH_STATE_DIR, (unsigned)geteuid());
-	return path;
+	/* They took more room than the file starts with: it grew. */
+	assert_true(state_file_size(state) > 132 * 1024);
 }
 
 static void test_processes_starting_at_once_share_one_state(void **state)
@@ -268,25 +279,32 @@ static void test_processes_starting_at_once_share_one_state(void **state)
 	/* One state file, no temporary left behind. */
 	path_in(scratch_dir(state), WRENCH_STATE_DIR, path, sizeof(path));
 	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = counters-%u", path,
+	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s')\" = counters-v3-%u", path,
 	         (unsigned)geteuid());
 	assert_int_equal(system(cmd), 0);
 }
 
-/* The state file has its blocks from the start: the first store to a hole
- * of a shared mapping that a full disk cannot back raises SIGBUS, in the
- * middle of a call. */
-static void test_state_file_is_allocated_when_created(void **state)
+/* The state file has its blocks from the start, and is small: the first
+ * store to a hole of a shared mapping that a full disk cannot back raises
+ * SIGBUS, in the middle of a call; a handful of trigger files costs at
+ * most 1 MiB of disk. */
+static void test_state_file_is_small_and_allocated_when_created(void **state)
 {
 	char path[600];
 	struct stat st;
 
-	trigger(state, "step\n");
-	assert_true(wrench_is_active(CAT, "step"));
+	for (int i = 0; i < 10; i++) {
+		char category[16];
+		snprintf(category, sizeof(category), "cat%d", i);
+		write_file(scratch_dir(state), category, "step times=5\nother every=2\nplain\n",
+		           0600);
+		assert_true(wrench_is_active(category, "step"));
+	}
 	assert_int_equal(stat(state_file_in(scratch_dir(state), path, sizeof(path)), &st), 0);
 	printf("state file: %lld bytes, %lld allocated\n", (long long)st.st_size,
 	       (long long)st.st_blocks * 512);
 	assert_true((long long)st.st_blocks * 512 >= (long long)st.st_size);
+	assert_true(st.st_blocks * 512 <= 1024 * 1024);
 }
 
 /* ---- which changes restart a line's counters --------------------------------- */
@@ -381,17 +399,23 @@ static void test_processes_killed_while_counting_leave_a_usable_state(void **sta
 
 /* ---- when the state cannot be used ------------------------------------------ */
 
-static void assert_per_process_fallback(void **state, const char *needle)
+/*
+ * The state cannot be used: the line "step times=1" (spent, or never
+ * fired) never fires, in this process or a new one, and NEEDLE is in the
+ * message that says so; a line no count decides still fires.
+ */
+static void assert_fails_closed(void **state, const char *needle)
 {
 	log_capture_reset();
-	assert_int_equal(count_active(CAT, "step", 3), 1);
-	if (!log_has(WRENCH_LOG_WARN, needle, "per process", (const char *)NULL) &&
-	    !log_has(WRENCH_LOG_ERROR, needle, (const char *)NULL)) {
+	assert_int_equal(count_active(CAT, "step", 3), 0);
+	assert_true(wrench_is_active(CAT, "plain"));
+	if (!log_has(WRENCH_LOG_WARN, needle, "never fire", (const char *)NULL) &&
+	    !log_has(WRENCH_LOG_ERROR, needle, "never fire", (const char *)NULL)) {
 		log_dump();
-		fail_msg("no message containing %s and \"per process\"", needle);
+		fail_msg("no message containing %s and \"never fire\"", needle);
 	}
-	/* A new process counts again: the fallback is per process. */
-	assert_int_equal(call_in_new_process("step"), 1);
+	/* A new process does not count again from zero. */
+	assert_int_equal(call_in_new_process("step"), 0);
 	(void)state;
 }
 
@@ -408,40 +432,67 @@ static void make_state_file(void **state, const char *content, size_t len, mode_
 	close(fd);
 }
 
-static void test_damaged_state_falls_back_to_per_process_counting(void **state)
+static void test_damaged_state_keeps_the_lines_that_count_off(void **state)
 {
 	make_state_file(state, "garbage", 7, 0600);
-	trigger(state, "step times=1\n");
-	assert_per_process_fallback(state, "is damaged");
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state, "is damaged");
+	assert_true(
+	        log_has(WRENCH_LOG_ERROR, "fix: rm", "starts again from zero", (const char *)NULL));
 	/* Told once, not at every reload. */
 	log_capture_reset();
-	trigger(state, "step times=1\nother\n");
+	trigger(state, "step times=1\nplain\nother\n");
 	count_active(CAT, "step", 2);
-	assert_int_equal(log_count(WRENCH_LOG_WARN, "is damaged"), 0);
+	assert_int_equal(log_count(WRENCH_LOG_ERROR, "is damaged"), 0);
 }
 
-static void test_group_writable_state_falls_back_to_per_process_counting(void **state)
+/* The fix keeps the counts: once the mode is mended, the spent line stays
+ * spent. */
+static void test_group_writable_state_keeps_a_spent_line_off(void **state)
 {
-	trigger(state, "step times=1\n");
-	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
 	char path[600];
+
+	trigger(state, "step times=1\nplain\n");
+	assert_int_equal(call_in_new_process("step"), 1); /* creates the state */
 	assert_int_equal(chmod(state_file_in(scratch_dir(state), path, sizeof(path)), 0660), 0);
-	/* The spent line would not fire again from a trusted state. */
-	trigger(state, "step times=1\n");
-	assert_per_process_fallback(state, "writable by group or others");
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state, "writable by group or others");
+	assert_true(log_has(WRENCH_LOG_ERROR, "fix: chmod go-w", "its counts are kept",
+	                    (const char *)NULL));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_int_equal(call_in_new_process("step"), 0);
 }
 
-static void test_state_owned_by_another_user_falls_back(void **state)
+static void test_state_owned_by_another_user_keeps_the_lines_that_count_off(void **state)
 {
 	if (!need_root("chown a state file to another user"))
 		return;
-	trigger(state, "step times=1\n");
+	trigger(state, "step times=1\nplain\n");
 	assert_int_equal(call_in_new_process("step"), 1);
 	char path[600];
 	assert_int_equal(chown(state_file_in(scratch_dir(state), path, sizeof(path)), 4242, 4242),
 	                 0);
-	trigger(state, "step times=1\n");
-	assert_per_process_fallback(state, "owned by uid 4242");
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state, "owned by uid 4242");
+}
+
+/* A second name of the counters file (possible where protected_hardlinks
+ * is 0): refused, the line stays off, and the fix keeps the counts. */
+static void test_state_file_with_a_second_link_keeps_a_spent_line_off(void **state)
+{
+	char path[600], other[600];
+
+	trigger(state, "step times=1\nplain\n");
+	assert_int_equal(call_in_new_process("step"), 1);
+	state_file_in(scratch_dir(state), path, sizeof(path));
+	assert_int_equal(link(path, path_in(scratch_dir(state), "elsewhere", other, sizeof(other))),
+	                 0);
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state, "2 links");
+	assert_true(
+	        log_has(WRENCH_LOG_ERROR, "-samefile", "its counts are kept", (const char *)NULL));
+	assert_int_equal(unlink(other), 0);
+	assert_int_equal(call_in_new_process("step"), 0);
 }
 
 /* The fix of a state problem is a command to paste: a path with a space or
@@ -459,27 +510,27 @@ static void test_fix_of_a_state_problem_is_quoted_for_the_shell(void **state)
 	write_file(dir, CAT, "step times=1\nother\n", 0600);
 	log_capture_reset();
 	count_active(CAT, "step", 1);
-	snprintf(quoted, sizeof(quoted), "$(touch x)/.wrench-state/counters-%u'",
+	snprintf(quoted, sizeof(quoted), "$(touch x)/.wrench-state/counters-v3-%u'",
 	         (unsigned)geteuid());
-	if (!log_has(WRENCH_LOG_WARN, "fix: chmod go-w '", quoted, (const char *)NULL)) {
+	if (!log_has(WRENCH_LOG_ERROR, "fix: chmod go-w '", quoted, (const char *)NULL)) {
 		log_dump();
 		fail_msg("the fix does not quote the path");
 	}
 }
 
-static void test_state_that_cannot_be_created_falls_back(void **state)
+static void test_state_that_cannot_be_created_keeps_the_lines_that_count_off(void **state)
 {
 	char sdir[512];
 	/* Something that is not a directory where the state would go. */
 	write_file(scratch_dir(state), WRENCH_STATE_DIR, "x\n", 0600);
-	trigger(state, "step times=1\n");
-	assert_per_process_fallback(
-	        state, path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir)));
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state,
+	                    path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir)));
 }
 
 /* What an agent running as nobody finds: a trusted root directory it may
- * read but not write, so no state. Exits 0 when it counted per process and
- * said why. */
+ * read but not write, so no state. Exits 0 when its line stayed off and
+ * it said why, with the command that prepares the directory for it. */
 static void agent_as_nobody(void *arg)
 {
 	char dir[512];
@@ -487,21 +538,89 @@ static void agent_as_nobody(void *arg)
 	if (setgid(65534) != 0 || setuid(65534) != 0 || wrench_set_dir(dir) != 0)
 		_exit(2);
 	log_capture_reset();
-	if (count_active(CAT, "step", 3) != 1)
+	if (count_active(CAT, "step", 3) != 0 || !wrench_is_active(CAT, "plain"))
 		_exit(3);
-	_exit(log_has(WRENCH_LOG_WARN, "cannot create", "per process", (const char *)NULL) ? 0 : 4);
+	_exit(log_has(WRENCH_LOG_ERROR, "cannot create", "--owner 65534 prepare", "never fire",
+	              (const char *)NULL)
+	              ? 0
+	              : 4);
 }
 
-static void test_agent_that_may_not_create_the_state_counts_per_process(void **state)
+static void test_agent_that_may_not_create_the_state_keeps_the_lines_that_count_off(void **state)
 {
 	if (!need_root("run an agent as nobody"))
 		return;
 	const char *dir = scratch_dir(state);
 	assert_int_equal(chmod(dir, 0755), 0);
-	write_file(dir, CAT, "step times=1\n", 0644);
+	write_file(dir, CAT, "step times=1\nplain\n", 0644);
 	int status = run_in_child(agent_as_nobody, (void *)dir);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* An agent that is not the owner of the directory needs no read
+ * permission on .wrench-state (0711), only search: with its counters made
+ * for it, it counts machine-wide. Exits with the number of fires. */
+static void calls_as_nobody(void *arg)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s", (const char *)arg);
+	if (setgid(65534) != 0 || setuid(65534) != 0 || wrench_set_dir(dir) != 0)
+		_exit(200);
+	_exit((int)count_active(CAT, "step", 3));
+}
+
+static void test_agent_reaches_its_counters_with_search_permission_only(void **state)
+{
+	if (!need_root("run an agent as nobody"))
+		return;
+	const char *dir = scratch_dir(state);
+	char sdir[512];
+	struct wrench__problem why;
+	struct wrench__state *st;
+	assert_int_equal(chmod(dir, 0755), 0);
+	write_file(dir, CAT, "step times=1\n", 0644);
+	/* What `wrench --owner nobody prepare` makes: .wrench-state 0711,
+	 * root's, and the counters file nobody's. */
+	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct wrench__state_where w = {.dirfd = dirfd,
+	                                .dir = dir,
+	                                .for_uid = true,
+	                                .uid = 65534,
+	                                .create = true,
+	                                .owner = 65534,
+	                                .group = 65534,
+	                                .chown = true,
+	                                .open_up = true};
+	int sdfd = wrench__state_dir(&w, &why);
+	assert_true(sdfd >= 0);
+	close(sdfd);
+	assert_int_equal(wrench__state_open(&w, CAT, &st, &why), 0);
+	wrench__state_close(st);
+	close(dirfd);
+	struct stat sst;
+	assert_int_equal(stat(path_in(dir, WRENCH_STATE_DIR, sdir, sizeof(sdir)), &sst), 0);
+	assert_int_equal(sst.st_mode & 07777, 0711);
+	assert_int_equal(sst.st_uid, 0);
+	int status = run_in_child(calls_as_nobody, (void *)dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	status = run_in_child(calls_as_nobody, (void *)dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Made by a root agent, the state directory is root's alone. */
+static void test_state_directory_is_private_when_made(void **state)
+{
+	char sdir[512];
+	struct stat st;
+
+	trigger(state, "step times=1\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_int_equal(
+	        stat(path_in(scratch_dir(state), WRENCH_STATE_DIR, sdir, sizeof(sdir)), &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
 }
 
 static void test_symlinked_state_is_not_followed(void **state)
@@ -511,8 +630,8 @@ static void test_symlinked_state_is_not_followed(void **state)
 	make_dir_with_mode(sdir, 0700);
 	path_in(scratch_dir(state), "elsewhere", target, sizeof(target));
 	assert_int_equal(symlink(target, state_file_in(scratch_dir(state), path, sizeof(path))), 0);
-	trigger(state, "step times=1\n");
-	assert_per_process_fallback(state, path);
+	trigger(state, "step times=1\nplain\n");
+	assert_fails_closed(state, path);
 	struct stat st;
 	assert_int_equal(lstat(target, &st), -1);
 }
@@ -596,7 +715,7 @@ int main(void)
 	        TEST(test_lines_no_count_decides_are_exact_over_processes_and_threads),
 	        TEST(test_a_category_of_many_lines_keeps_each_line_apart),
 	        TEST(test_processes_starting_at_once_share_one_state),
-	        TEST(test_state_file_is_allocated_when_created),
+	        TEST(test_state_file_is_small_and_allocated_when_created),
 	        TEST(test_changing_another_line_keeps_the_counters),
 	        TEST(test_adding_a_line_keeps_the_counters),
 	        TEST(test_changing_the_line_restarts_its_counters),
@@ -604,12 +723,15 @@ int main(void)
 	        TEST(test_removing_the_state_rearms_the_lines),
 	        TEST(test_scope_process_counts_per_process),
 	        TEST(test_processes_killed_while_counting_leave_a_usable_state),
-	        TEST(test_damaged_state_falls_back_to_per_process_counting),
-	        TEST(test_group_writable_state_falls_back_to_per_process_counting),
-	        TEST(test_state_owned_by_another_user_falls_back),
+	        TEST(test_damaged_state_keeps_the_lines_that_count_off),
+	        TEST(test_group_writable_state_keeps_a_spent_line_off),
+	        TEST(test_state_owned_by_another_user_keeps_the_lines_that_count_off),
+	        TEST(test_state_file_with_a_second_link_keeps_a_spent_line_off),
 	        TEST(test_fix_of_a_state_problem_is_quoted_for_the_shell),
-	        TEST(test_state_that_cannot_be_created_falls_back),
-	        TEST(test_agent_that_may_not_create_the_state_counts_per_process),
+	        TEST(test_state_that_cannot_be_created_keeps_the_lines_that_count_off),
+	        TEST(test_agent_that_may_not_create_the_state_keeps_the_lines_that_count_off),
+	        TEST(test_agent_reaches_its_counters_with_search_permission_only),
+	        TEST(test_state_directory_is_private_when_made),
 	        TEST(test_symlinked_state_is_not_followed),
 	        TEST(test_state_directory_is_not_a_category),
 	        TEST(test_until_in_the_past_never_fires),

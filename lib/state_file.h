@@ -1,0 +1,110 @@
+/*
+ * The state file's layout and its mapping: private to state.c, which finds
+ * and counts in slots, and state_file.c, which opens, checks, creates and
+ * grows the file.
+ *
+ * DIR/.wrench-state/counters-v3-UID is a header page, then segments of
+ * windows. A window is WRENCH__WINDOW_SLOTS slots of 64 bytes followed by
+ * their per-CPU shards, one row of WRENCH__WINDOW_SLOTS per CPU slot: 8 KiB,
+ * two pages. Segment 0 has FIRST_WINDOWS windows and each later one twice
+ * the windows of the one before, so that a file starts small (132 KiB) and
+ * grows, by whole segments, only when a window of every segment so far is
+ * full. Segments never move: a line's slot keeps its address for as long as
+ * the file is mapped, and every process maps the largest size the file may
+ * reach once, touching only the segments published in the header, whose
+ * blocks were all reserved before they were published.
+ */
+#ifndef WRENCH_STATE_FILE_H
+#define WRENCH_STATE_FILE_H
+
+#include "internal.h"
+
+#define STATE_PAGE      4096u
+#define WINDOW_SLOTS    WRENCH__WINDOW_SLOTS
+#define WINDOW_BYTES    (2u * STATE_PAGE)
+#define FIRST_WINDOWS   16u
+#define MAX_SEGMENTS    9u /* 8,176 windows, 523,264 slots, 64 MiB */
+#define STATE_FILE_NAME "counters-v3-"
+
+_Static_assert(WINDOW_SLOTS * sizeof(struct wrench__counters) == STATE_PAGE,
+               "a window's slots fill one page");
+_Static_assert(WRENCH__SHARDS *WINDOW_SLOTS * sizeof(struct wrench__shard) == STATE_PAGE,
+               "a window's shards fill the next");
+
+/* Where segment K starts, which is also the size of a file of K segments. */
+static inline size_t state_segment_offset(unsigned k)
+{
+	return STATE_PAGE + (size_t)FIRST_WINDOWS * (((size_t)1 << k) - 1) * WINDOW_BYTES;
+}
+
+static inline uint32_t state_segment_windows(unsigned k)
+{
+	return FIRST_WINDOWS << k;
+}
+
+#define STATE_MAP_SIZE state_segment_offset(MAX_SEGMENTS)
+
+/* The first page of the file. */
+struct state_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t window_slots;
+	uint32_t shards;
+	uint32_t first_windows;
+	uint32_t max_segments;
+	_Atomic uint32_t segments; /* published: each one's blocks are reserved */
+	uint64_t reserved[4];
+};
+
+_Static_assert(sizeof(struct state_header) == 64, "the header is one cache line");
+
+/* One mapped state file, shared by the states of its categories. */
+struct state_map {
+	_Atomic unsigned refs;
+	char *base; /* STATE_MAP_SIZE bytes; only published segments are touched */
+	struct state_header *header;
+	/* The file, found again by name to grow it: no descriptor is kept. */
+	dev_t dev;
+	ino_t ino;
+	uid_t uid; /* its agent's */
+};
+
+/*
+ * Opens the state file of W's agent (W->uid's, or this process's euid's),
+ * creating .wrench-state and the file when W allows, checks both as trigger
+ * files are checked, and maps it. When REUSE is the map of the same file
+ * (device and inode), it is returned with one more reference instead of a
+ * new mapping. Returns 0 and *OUT, or a negative errno with the problem in
+ * WHY (WHY->level DEBUG for a file that does not exist and was not to be
+ * created).
+ */
+int wrench__map_open(const struct wrench__state_where *w, struct state_map *reuse,
+                     struct state_map **out, struct wrench__problem *why);
+void wrench__map_get(struct state_map *map);
+void wrench__map_put(struct state_map *map);
+
+/* How many segments are published now (they only ever grow). */
+static inline unsigned state_segments(const struct state_map *map)
+{
+	return atomic_load_explicit(&map->header->segments, memory_order_acquire);
+}
+
+/* The first slot of window W of segment K. */
+static inline struct wrench__counters *state_window(const struct state_map *map, unsigned k,
+                                                    uint32_t w)
+{
+	return (struct wrench__counters *)(map->base + state_segment_offset(k) +
+	                                   (size_t)w * WINDOW_BYTES);
+}
+
+/*
+ * Publishes segment K, the next one, after reserving its blocks, reaching
+ * the file through the trigger directory DIRFD: 0 (also when another
+ * process published it first), or a negative errno: -ENOSPC when the disk
+ * is full or the file is as large as it may be, -EAGAIN while another
+ * process grows it (nothing waits), -ESTALE when the name leads to another
+ * file now.
+ */
+int wrench__map_grow(struct state_map *map, int dirfd, unsigned k);
+
+#endif /* WRENCH_STATE_FILE_H */
