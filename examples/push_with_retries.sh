@@ -12,10 +12,13 @@
 # pattern afresh: runs 1 and 3 would fail twice and then push.
 #
 # Uses the installed wrench module, else the one in python/src; the library
-# is the installed libwrench.so.1, or the one WRENCH_LIBRARY names.
+# is the installed libwrench.so.1, or the one WRENCH_LIBRARY names (an
+# absolute path). The interpreter is Debian's /usr/bin/python3, not the
+# python3 first in PATH; PYTHON names another, such as a virtual
+# environment's where the module is installed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-python=${PYTHON:-python3}
+python=${PYTHON:-/usr/bin/python3}
 if ! "$python" -c 'import wrench' 2> /dev/null; then
 	PYTHONPATH="$here/../python/src${PYTHONPATH:+:$PYTHONPATH}"
 	export PYTHONPATH

@@ -5,11 +5,16 @@
 # library built in BUILD_DIR, named by WRENCH_LIBRARY. Changes nothing
 # outside the scratch directory, which is removed at the end.
 # Usage: python/run_tests.sh [BUILD_DIR]   (default: build/default)
+#
+# Always Debian's /usr/bin/python3, whatever python3 comes first in PATH
+# and whatever $PYTHON says: the build is offline, with Debian's
+# python3-setuptools and python3-wheel, and only Debian's interpreter sees
+# them (a pyenv python3 fails with "invalid command 'bdist_wheel'").
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 build=$(cd "${1:-$root/build/default}" && pwd)
-python=${PYTHON:-/usr/bin/python3}
+python=/usr/bin/python3
 library="$build/lib/libwrench.so.1"
 test -f "$library" || { echo "python/run_tests.sh: $library not found; build first (cmake --workflow --preset default)" >&2; exit 2; }
 

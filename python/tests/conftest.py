@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -23,18 +24,22 @@ def library_is_loaded() -> None:
     # Without the library most tests would pass vacuously (nothing fires).
     if not wrench.available():
         pytest.exit(
-            f"libwrench.so.1 was not loaded; set {wrench.LIBRARY_ENV} to the built library's path",
+            f"libwrench.so.1 was not loaded; set {wrench.LIBRARY_ENV} "
+            "to the built library's absolute path",
             returncode=2,
         )
 
 
-def run_python(code: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    """Runs CODE in a fresh interpreter, with ENV added to this one's environment."""
+def run_python(
+    code: str, timeout: float = 60, cwd: Optional[Path] = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Runs CODE in a fresh interpreter, in CWD, with ENV added to this one's environment."""
     environment = dict(os.environ)
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=environment,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

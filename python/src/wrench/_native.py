@@ -15,8 +15,8 @@ from typing import Optional
 
 SONAME = "libwrench.so.1"
 
-# Names the shared library to load instead of the system's libwrench.so.1:
-# tests point it at the library built in the same run.
+# Names, by absolute path, the shared library to load instead of the
+# system's libwrench.so.1: tests point it at the library built in the same run.
 LIBRARY_ENV = "WRENCH_LIBRARY"
 
 # The C logger's signature: void fn(enum wrench_log_level, const char *, void *).
@@ -25,13 +25,32 @@ LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 logger = logging.getLogger("wrench")
 
 
-def _library_name() -> str:
+def _library_name() -> Optional[str]:
+    """The file to load: WRENCH_LIBRARY's, else the soname; None if refused.
+
+    A relative WRENCH_LIBRARY is refused, as wrench_set_dir() refuses a
+    relative directory: the dynamic linker would look for it in the current
+    directory or along its search path, and whoever can write there would
+    choose the code this process runs. An empty value counts as unset.
+    """
     # python -E ignores PYTHON* variables; it ignores this one too.
-    if not sys.flags.ignore_environment:
-        named = os.environ.get(LIBRARY_ENV)
-        if named:
-            return named
-    return SONAME
+    if sys.flags.ignore_environment:
+        return SONAME
+    named = os.environ.get(LIBRARY_ENV)
+    if not named:
+        return SONAME
+    if not os.path.isabs(named):
+        logger.warning(
+            "%s is %r, a relative path, so it is ignored and every failure point "
+            "answers False; set %s to the library's absolute path, or unset it "
+            "to load the installed %s",
+            LIBRARY_ENV,
+            named,
+            LIBRARY_ENV,
+            SONAME,
+        )
+        return None
+    return named
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -56,19 +75,23 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 
 def load() -> Optional[ctypes.CDLL]:
-    """Loads the library, or answers None after one DEBUG message.
+    """Loads the library, or answers None after one message.
 
+    The message is a WARNING when WRENCH_LIBRARY is refused, else a DEBUG
+    one: a machine without the library is the normal production case.
     ctypes.CDLL (not PyDLL) releases the GIL during every call: a call that
     sleeps on a slow= line, or waits for a logger, never stops other threads.
     """
     name = _library_name()
+    if name is None:
+        return None
     try:
         lib = ctypes.CDLL(name)
         _declare(lib)
     except (OSError, AttributeError) as error:
         logger.debug(
             "%s could not be loaded (%s): every failure point answers False; "
-            "install libwrench1 or set %s to the library's path to use them",
+            "install libwrench1 or set %s to the library's absolute path to use them",
             name,
             error,
             LIBRARY_ENV,

@@ -86,7 +86,10 @@ def wrench_enabled() -> Iterator[None]:
     Skips the test when libwrench.so.1 is not loaded: nothing could fire.
     """
     if not wrench.available():
-        pytest.skip("libwrench.so.1 is not loaded: install libwrench1 or set WRENCH_LIBRARY")
+        pytest.skip(
+            "libwrench.so.1 is not loaded: install libwrench1 "
+            "or set WRENCH_LIBRARY to its absolute path"
+        )
     previous = wrench.set_enabled(True)
     try:
         yield
