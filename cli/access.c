@@ -22,6 +22,11 @@ static bool in_groups(const struct options *o, gid_t gid)
 	return false;
 }
 
+const char *access_class(const struct options *o, const struct stat *st)
+{
+	return st->st_uid == o->owner_uid ? "u" : in_groups(o, st->st_gid) ? "g" : "o";
+}
+
 /* The permission class that applies to the agent, as the kernel picks it:
  * owner, else group, else others. Returns the shift of its bits. */
 static int class_shift(const struct options *o, const struct stat *st, const char **who)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "internal.h"
@@ -29,7 +30,8 @@ struct options {
 	bool dir_given; /* --dir, so that a suggested command repeats it */
 	bool json;
 	unsigned long count; /* eval -n */
-	bool has_owner;      /* --owner given */
+	bool has_owner;      /* --owner given, or implied */
+	bool owner_implied;  /* root in a directory of another user: its owner */
 	uid_t owner_uid;
 	gid_t owner_gid;
 	gid_t *owner_groups; /* every group of the agent's user */
@@ -77,7 +79,8 @@ const char *trigger_path(const struct options *o, const char *name, char *buf, s
 
 /* The trigger directory, opened for writing. */
 struct target {
-	int fd;        /* a plain descriptor of the directory, locked */
+	int fd;        /* a plain descriptor of the directory */
+	int lock_fd;   /* its state directory, locked */
 	bool created;  /* by this command: it may be given to --owner's user */
 	uid_t dir_uid; /* its owner */
 };
@@ -88,6 +91,8 @@ struct target {
  * and not created (nothing said), or EXIT_USAGE after saying why nothing
  * may be changed there. */
 int open_target(const struct options *o, bool create, struct target *target);
+/* Lets go of the directory and of the lock. */
+void close_target(struct target *target);
 
 /* The current contents of a trigger file, for a rewrite. */
 struct contents {
@@ -110,9 +115,11 @@ int replace_file(int dirfd, const struct options *o, const struct target *target
 
 /* ---- lock.c ------------------------------------------------------------- */
 
-/* Takes the command's lock on the directory DIRFD, waiting a bounded time
- * for another holder. 0, or EXIT_USAGE after naming the holder. */
-int lock_dir(int dirfd, const char *path);
+/* Takes the command's lock on the trigger directory DIRFD: its state
+ * directory, created (and opened up for a non-root agent, OPEN_UP) when
+ * missing, locked in *LOCK_FD, waiting a bounded time for another holder.
+ * 0, or EXIT_USAGE after saying why. */
+int lock_dir(const struct options *o, int dirfd, bool open_up, int *lock_fd);
 
 /* ---- lines.c: finding a feature's lines -------------------------------- */
 
@@ -142,8 +149,13 @@ int cmd_eval(const struct options *o, const char *category, const char *feature)
 int cmd_hits(const struct options *o, const char *category);
 int cmd_wait(const struct options *o, const char *category, const char *feature);
 int cmd_reset(const struct options *o, const char *category, const char *feature);
+int cmd_prepare(const struct options *o);
 
 /* ---- counters.c: the machine-wide counters ------------------------------- */
+
+/* Fills the agent's side of W: its uid (--owner's, or this user's) for the
+ * trust checks, and the owner given to what is created for it. */
+void agent_of(const struct options *o, struct wrench__state_where *w);
 
 /* The state of CATEGORY, judged as its agent judges it (--owner's uid, or
  * the owner of the trigger directory DIRFD); created when CREATE. NULL
@@ -158,13 +170,21 @@ int judge_counters(const struct options *o, int dirfd, const char *category,
  * out of memory. */
 struct wrench__rules *parse_keyed(const char *text, size_t len);
 /* Re-arms LINE, just written into CATEGORY whose new contents are TEXT:
- * its counters start again from zero. */
+ * its counters start again from zero. The counters are created for the
+ * agent, and every line of TEXT gets its slot. 0, or a negative errno
+ * when some line has no counters (said on stderr): it will not fire. */
 int rearm_line(const struct options *o, int dirfd, const char *category, const char *text,
                size_t len, const char *line);
+/* Creates the agent's counters when they are missing. 0, or a negative
+ * errno (said on stderr). */
+int prepare_counters(const struct options *o, int dirfd);
 /* Frees the counters of the lines CATEGORY no longer has, and its whole
  * state when it has no trigger file; for every category with a state. */
 void tidy_counters(const struct options *o, int dirfd, const char *category);
 void tidy_all_counters(const struct options *o, int dirfd);
+/* Removes every counters file (every agent user's) when the directory has
+ * no category left: nothing is counted, and nothing is re-armed. */
+void remove_counters_if_unused(int dirfd);
 /* A duration: the trigger-file form (1.5s, 250ms, 30m) or whole hours and
  * days (2h, 7d). */
 int parse_cli_duration(const char *text, uint64_t *ns);
@@ -208,6 +228,52 @@ bool is_temporary(const char *name);
 /* A name that can be a category's trigger file: valid (the state
  * directory is not), and no leftover. */
 bool is_category(const char *name);
+
+/* The permission class ("u", "g" or "o") that applies to --owner's user
+ * for a file with ST's owner and group, as the kernel picks it. */
+const char *access_class(const struct options *o, const struct stat *st);
+
+/* ---- agent.c: what the agent will meet, tried as the agent -------------- */
+
+enum agent_finding_kind {
+	AGENT_WALK,            /* the trigger directory cannot be reached */
+	AGENT_READ,            /* a trigger file cannot be read */
+	AGENT_WATCH,           /* a change is seen late: something cannot be watched */
+	AGENT_COUNTERS,        /* the counters cannot be used: lines that count stay off */
+	AGENT_COUNTERS_ABSENT, /* none yet, and the agent may make them (no finding) */
+};
+
+struct agent_finding {
+	enum agent_finding_kind kind;
+	char *path;    /* what it is about ("" when the message names it) */
+	char *message; /* "...; fix: ..." */
+};
+
+struct agent_report {
+	bool tried; /* the trial ran to its end as the agent */
+	bool counters_absent;
+	const char *counters_problem; /* one of the findings' messages, or NULL */
+	struct agent_finding *finding;
+	size_t count;
+};
+
+/* Forks a child that becomes the agent's user (--owner's, else this one)
+ * and does what the library does at a first call: walks to the directory
+ * (WATCHES: watching what it opens), reads each file of NAMES (NULL: none)
+ * and opens its counters. 0 with R filled, or a negative errno (-EPERM:
+ * only root can try as another user). Free R with free_agent_report. */
+int try_as_agent(const struct options *o, char *const names[], bool watches,
+                 struct agent_report *r);
+void free_agent_report(struct agent_report *r);
+/* Tries the setup as the agent (watches too) and says each finding as a
+ * warning on stderr; REACH_TOLD: the lint already said why the agent
+ * cannot reach something, which the trial would say again. Returns how
+ * many were said. */
+size_t warn_agent_findings(const struct options *o, char *const names[], bool reach_told);
+/* Why the agent cannot use its counters, tried as the agent (from this
+ * side, as its uid, when only root could try), malloc'ed; NULL when it can
+ * (or will make them at its first call). */
+char *agent_counters_problem(const struct options *o, int dirfd);
 
 /* ---- sigbus.c ----------------------------------------------------------- */
 

@@ -16,24 +16,14 @@
 
 #include "cli.h"
 
-/* The agent's uid for the trust checks: --owner's, or else the trigger
- * directory's owner, which `wrench --owner` made the agent's. */
-static void agent_of(const struct options *o, int dirfd, struct wrench__state_where *w)
+void agent_of(const struct options *o, struct wrench__state_where *w)
 {
-	struct stat st;
-
 	w->for_uid = true;
 	w->uid = o->has_owner ? o->owner_uid : geteuid();
+	/* What is made for an agent of another user is given to it. */
+	w->chown = o->has_owner && o->owner_uid != geteuid();
 	w->owner = o->owner_uid;
 	w->group = o->owner_gid;
-	w->chown = o->has_owner;
-	if (!o->has_owner && fstat(dirfd, &st) == 0 && st.st_uid != 0) {
-		w->uid = st.st_uid;
-		/* Root creating counters for a user's agent gives them away. */
-		w->chown = geteuid() == 0;
-		w->owner = st.st_uid;
-		w->group = st.st_gid;
-	}
 }
 
 int judge_counters(const struct options *o, int dirfd, const char *category,
@@ -42,7 +32,7 @@ int judge_counters(const struct options *o, int dirfd, const char *category,
 	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir};
 	struct wrench__state *state;
 
-	agent_of(o, dirfd, &w);
+	agent_of(o, &w);
 	int rc = wrench__state_open(&w, category, &state, why);
 	wrench__state_close(state);
 	return rc == -ENOENT ? 0 : rc;
@@ -55,7 +45,7 @@ struct wrench__state *open_counters(const struct options *o, int dirfd, const ch
 	struct wrench__state *state;
 	struct wrench__problem why;
 
-	agent_of(o, dirfd, &w);
+	agent_of(o, &w);
 	if (wrench__state_open(&w, category, &state, &why) == 0)
 		return state;
 	if (why.level != WRENCH_LOG_DEBUG)
@@ -152,10 +142,10 @@ static void keep_category(const struct options *o, int dirfd, const char *catego
 	wrench__rules_free(rules);
 }
 
-/* Whether NAME is a state file of this version: counters-UID. */
+/* Whether NAME is a state file of this version: counters-v3-UID. */
 static bool is_state_file(const char *name)
 {
-	const char prefix[] = "counters-";
+	const char prefix[] = "counters-v3-";
 
 	if (strncmp(name, prefix, sizeof(prefix) - 1) != 0)
 		return false;
@@ -239,6 +229,28 @@ void tidy_all_counters(const struct options *o, int dirfd)
 	free_names(list);
 }
 
+void remove_counters_if_unused(int dirfd)
+{
+	char **list = list_names(dirfd);
+	bool used = !list;
+
+	for (size_t i = 0; list && list[i] && !used; i++)
+		used = is_category(list[i]);
+	free_names(list);
+	if (used)
+		return;
+	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
+	for (size_t i = 0; names && names[i]; i++) {
+		struct stat st;
+		if (fstatat(sdfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+			unlinkat(sdfd, names[i], 0);
+	}
+	free_names(names);
+	if (sdfd >= 0)
+		close(sdfd);
+}
+
 /* ---- re-arming ------------------------------------------------------------ */
 
 int rearm_line(const struct options *o, int dirfd, const char *category, const char *text,
@@ -258,21 +270,38 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
 		wrench__rules_free(rules);
 		return -ENOMEM;
 	}
-	/* Without a state there is nothing to re-arm. It is created here only
-	 * for --owner's agent, which then owns it; an agent running as root
-	 * or as the directory's owner creates it at its first call. */
-	struct wrench__state *state = open_counters(o, dirfd, category, o->has_owner);
+	/* The counters are made now, for the agent, and the line's slot
+	 * claimed: an agent that could not make them (a full disk, a user
+	 * who may not write here) would keep the line off, and a command
+	 * that said nothing would be lying. */
+	int rc = 0;
+	struct wrench__state *state = open_counters(o, dirfd, category, true);
 	for (size_t i = 0; state && i < rules->count; i++) {
-		if (plain->rule[i].key != written.key || rules->rule[i].process_scope)
+		if (rules->rule[i].process_scope)
 			continue;
 		struct wrench__counters *slot = wrench__state_slot(state, rules->rule[i].key, true);
-		if (slot)
+		if (!slot && rc == 0) {
+			rc = wrench__state_claim_error(state);
+			note("%s/%s has no room for line %u of %s: %s", o->dir, WRENCH_STATE_DIR,
+			     rules->rule[i].line, category, strerror(-rc));
+		}
+		if (slot && plain->rule[i].key == written.key)
 			wrench__slot_reset(state, slot, false);
 	}
+	if (!state)
+		rc = -EIO;
 	wrench__state_close(state);
 	wrench__rules_free(plain);
 	wrench__rules_free(rules);
-	return 0;
+	return rc;
+}
+
+int prepare_counters(const struct options *o, int dirfd)
+{
+	struct wrench__state *state = open_counters(o, dirfd, NULL, true);
+
+	wrench__state_close(state);
+	return state ? 0 : -EIO;
 }
 
 /* ---- durations and instants ------------------------------------------------ */

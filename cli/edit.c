@@ -127,21 +127,25 @@ static void warn_problem(const struct wrench__problem *problem, void *ctx)
 	note("warning: the agent will ignore this trigger: %s", problem->message);
 }
 
-/* The file is written: would the agent honour it and could it read it? */
+/* The file is written (CATEGORY; NULL: the directory is prepared): would
+ * the agent honour it and could it read it, and, tried as the agent, would
+ * it see changes at once and count machine-wide? */
 static int verify_written(const struct options *o, const char *category)
 {
 	struct wrench__trust t = {.report = warn_problem};
 	struct access_check access;
 	struct wrench__file file = {0};
+	char *names[] = {(char *)category, NULL};
 
 	check_agent_access(o, &t, &access);
 	int dirfd = open_checked_dir(o, &t, false);
-	if (dirfd >= 0) {
+	if (dirfd >= 0 && category)
 		judge_file(o, dirfd, category, &t, &file);
+	if (dirfd >= 0)
 		close(dirfd);
-	}
 	free(file.data);
-	return t.problems ? EXIT_PROBLEMS : EXIT_OK;
+	size_t warned = warn_agent_findings(o, names, t.problems > 0);
+	return t.problems || warned ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* Reads CATEGORY, applies R to it and writes the result (deleting the
@@ -168,8 +172,9 @@ static int edit(const struct options *o, const struct target *target, const char
 	/* The line written starts counting again from zero: before the
 	 * rename, so that no fire under the new file is counted and then
 	 * forgotten. */
+	int counted = 0;
 	if (!r->out.failed && r->new_line)
-		rearm_line(o, dirfd, category, r->out.data, r->out.len, r->new_line);
+		counted = rearm_line(o, dirfd, category, r->out.data, r->out.len, r->new_line);
 	if (r->out.failed) {
 		note("out of memory");
 		rc = EXIT_USAGE;
@@ -196,6 +201,13 @@ static int edit(const struct options *o, const struct target *target, const char
 	/* The counters of lines that are gone go too. */
 	if (rc == 0)
 		tidy_counters(o, dirfd, category);
+	if (rc == 0 && counted < 0) {
+		note("%s is written, but a line of it that a count decides (times=, every=, "
+		     "first=, after=) never fires until its counters can be made (see above); "
+		     "then run this command again",
+		     path);
+		rc = EXIT_PROBLEMS;
+	}
 	free(old.data);
 	free(r->out.data);
 	return rc;
@@ -256,9 +268,11 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
 	}
 	struct rewrite r = {.new_line = line.data};
 	rc = edit(o, &target, category, feature, &r);
-	close(target.fd);
-	if (rc == 0)
-		rc = verify_written(o, category);
+	close_target(&target);
+	if (rc == 0 || rc == EXIT_PROBLEMS) {
+		int verified = verify_written(o, category);
+		rc = rc ? rc : verified;
+	}
 	free(line.data);
 	return rc;
 }
@@ -298,7 +312,7 @@ int cmd_unset(const struct options *o, const char *category, const char *feature
 	} else {
 		tidy_counters(o, target.fd, category);
 	}
-	close(target.fd);
+	close_target(&target);
 	return rc;
 }
 
@@ -351,10 +365,30 @@ int cmd_clear(const struct options *o)
 		rc = rc ? rc : step;
 	}
 	/* No trigger file is left: neither are the counters of its lines
-	 * (--expired removed those of each line it removed). */
-	if (!o->expired)
+	 * (--expired removed those of each line it removed), nor, once no
+	 * category is left at all, the counters files. */
+	if (!o->expired) {
 		tidy_all_counters(o, target.fd);
+		remove_counters_if_unused(target.fd);
+	}
 	free_names(names);
-	close(target.fd);
+	close_target(&target);
+	return rc;
+}
+
+int cmd_prepare(const struct options *o)
+{
+	struct target target;
+
+	if (open_target(o, true, &target) != 0)
+		return EXIT_USAGE;
+	int made = prepare_counters(o, target.fd);
+	close_target(&target);
+	int rc = verify_written(o, NULL);
+	if (made < 0)
+		return EXIT_PROBLEMS;
+	if (rc == EXIT_OK)
+		print_line(stdout, "%s: ready for an agent running as uid %u", o->dir,
+		           (unsigned)(o->has_owner ? o->owner_uid : geteuid()));
 	return rc;
 }

@@ -84,6 +84,7 @@ int open_target(const struct options *o, bool create, struct target *target)
 	struct stat st;
 
 	target->fd = -1;
+	target->lock_fd = -1;
 	/* Every ancestor is checked, for the agent, before anything is
 	 * created under it: a path through a link or a directory that
 	 * others can write is refused before anything is written. */
@@ -113,7 +114,10 @@ int open_target(const struct options *o, bool create, struct target *target)
 		close(fd);
 		return EXIT_USAGE;
 	}
-	if (lock_dir(fd, o->dir) != 0) {
+	/* The state directory is opened up for a non-root agent that does
+	 * not own it: what --owner asks for. */
+	bool open_up = o->has_owner && o->owner_uid != 0 && st.st_uid != o->owner_uid;
+	if (lock_dir(o, fd, open_up, &target->lock_fd) != 0) {
 		close(fd);
 		return EXIT_USAGE;
 	}
@@ -121,6 +125,15 @@ int open_target(const struct options *o, bool create, struct target *target)
 	target->created = make.created;
 	target->dir_uid = st.st_uid;
 	return 0;
+}
+
+void close_target(struct target *target)
+{
+	if (target->fd >= 0)
+		close(target->fd);
+	if (target->lock_fd >= 0)
+		close(target->lock_fd);
+	target->fd = target->lock_fd = -1;
 }
 
 /* The owner of the file being read: the checks' descriptor tells it. */

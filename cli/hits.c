@@ -50,7 +50,18 @@ struct hits {
 	const struct options *o;
 	int64_t now;
 	bool first_json;
+	/* Why the agent cannot use its counters (NULL: it can), and how many
+	 * lines that leaves without them. */
+	const char *unusable;
+	unsigned unavailable;
 };
+
+/* Where a line counts, for the agent: machine-wide, in each process
+ * (scope=process), or nowhere it can be seen (its counters unavailable). */
+static const char *counted_in(const struct hits *h, const struct wrench__rule *rule)
+{
+	return rule->process_scope ? "process" : h->unusable ? "unavailable" : "machine";
+}
 
 /* The line as the parser reads it: its tokens, one space apart. */
 static void tokens_of(const char *text, size_t len, struct buffer *b)
@@ -74,14 +85,19 @@ struct hit {
 	char when[32];
 };
 
-static void print_hit_text(const char *category, const char *shown, const struct wrench__rule *rule,
-                           const struct hit *x)
+static void print_hit_text(const struct hits *h, const char *category, const char *shown,
+                           const struct wrench__rule *rule, const struct hit *x)
 {
 	print_escaped_string(stdout, category);
 	fputc(' ', stdout);
 	print_escaped_string(stdout, shown);
 	if (rule->process_scope)
 		fputs("  (counted per process)", stdout);
+	else if (h->unusable)
+		fputs(wrench__rule_needs_counts(rule)
+		              ? "  counters unavailable: never fires"
+		              : "  counters unavailable: counted per process",
+		      stdout);
 	else
 		printf("  calls=%llu fires=%llu", (unsigned long long)x->calls,
 		       (unsigned long long)x->fires);
@@ -103,8 +119,9 @@ static void print_hit_json(struct hits *h, const char *category, const char *sho
 	json_string(out, rule->feature);
 	fprintf(out, ", \"line\": %u, \"text\": ", rule->line);
 	json_string(out, shown);
-	fprintf(out, ", \"scope\": \"%s\"", rule->process_scope ? "process" : "machine");
-	if (rule->process_scope)
+	fprintf(out, ", \"scope\": \"%s\", \"counters\": \"%s\"",
+	        rule->process_scope ? "process" : "machine", counted_in(h, rule));
+	if (rule->process_scope || h->unusable)
 		fputs(", \"calls\": null, \"fires\": null", out);
 	else
 		fprintf(out, ", \"calls\": %llu, \"fires\": %llu", (unsigned long long)x->calls,
@@ -140,10 +157,11 @@ static void print_hit(struct hits *h, const char *category, const struct wrench_
 		wrench__format_time(x.last_ns / 1000000000, x.when, sizeof(x.when));
 	tokens_of(text, len, &line);
 	const char *shown = line.data && !line.failed ? line.data : rule->feature;
+	h->unavailable += !rule->process_scope && h->unusable;
 	if (h->o->json)
 		print_hit_json(h, category, shown, rule, &x);
 	else
-		print_hit_text(category, shown, rule, &x);
+		print_hit_text(h, category, shown, rule, &x);
 	free(line.data);
 }
 
@@ -188,18 +206,40 @@ static void hits_category(struct hits *h, int dirfd, const char *category)
 	free(file.data);
 }
 
+/* Opens the trigger directory for hits and wait, and finds whether the
+ * agent can use its counters (*UNUSABLE, malloc'ed: why not). A directory
+ * that is missing or refused is said, and nothing can be counted there:
+ * -1. */
+static int open_counted_dir(const struct options *o, char **unusable)
+{
+	struct wrench__trust t = {0};
+	int dirfd = open_checked_dir(o, &t, true);
+
+	*unusable = NULL;
+	if (dirfd == -ENOENT)
+		note("%s does not exist: no trigger is set, and nothing fires", o->dir);
+	else if (dirfd < 0)
+		note("the agent ignores %s, and nothing fires: %s", o->dir,
+		     t.problems ? t.first.message : strerror(-dirfd));
+	if (dirfd < 0)
+		return -1;
+	*unusable = agent_counters_problem(o, dirfd);
+	return dirfd;
+}
+
 int cmd_hits(const struct options *o, const char *category)
 {
 	struct hits h = {.o = o, .now = now_seconds(), .first_json = true};
+	char *unusable;
 
 	if (category && !wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
-	struct wrench__trust t = {0};
-	int dirfd = open_checked_dir(o, &t, true);
-	if (dirfd < 0 && dirfd != -ENOENT)
-		note("cannot read %s: %s", o->dir, t.problems ? t.first.message : strerror(-dirfd));
+	int dirfd = open_counted_dir(o, &unusable);
+	h.unusable = unusable;
+	if (unusable)
+		note("%s", unusable);
 	if (o->json) {
 		fputs("{\"dir\": ", stdout);
 		json_string(stdout, o->dir);
@@ -215,9 +255,14 @@ int cmd_hits(const struct options *o, const char *category)
 			free_names(names);
 		close(dirfd);
 	}
-	if (o->json)
-		fputs(h.first_json ? "]}\n" : "\n]}\n", stdout);
-	return EXIT_OK;
+	if (o->json) {
+		fputs(h.first_json ? "], " : "\n], ", stdout);
+		fputs("\"counters_problem\": ", stdout);
+		json_string(stdout, unusable);
+		fputs("}\n", stdout);
+	}
+	free(unusable);
+	return dirfd < 0 || h.unavailable ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* ---- wait -------------------------------------------------------------------- */
@@ -257,12 +302,41 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Whether FEATURE can be seen to fire at all: not in a directory that is
+ * missing or refused, nor without counters the agent can use, nor in a
+ * file it refuses. Says why not. */
+static bool can_fire(const struct options *o, const char *category)
+{
+	char *unusable;
+	int dirfd = open_counted_dir(o, &unusable);
+	bool can = dirfd >= 0 && !unusable;
+
+	if (unusable)
+		note("%s; a fire would not be counted", unusable);
+	free(unusable);
+	if (dirfd >= 0) {
+		struct wrench__trust t = {0};
+		struct wrench__file file = {0};
+		int rc = judge_file(o, dirfd, category, &t, &file);
+		free(file.data);
+		close(dirfd);
+		if (rc < 0 && rc != -ENOENT) {
+			note("the agent ignores it: %s",
+			     t.problems ? t.first.message : strerror(-rc));
+			can = false;
+		}
+	}
+	return can;
+}
+
 int cmd_wait(const struct options *o, const char *category, const char *feature)
 {
 	if (!wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
+	if (!can_fire(o, category))
+		return EXIT_PROBLEMS;
 	uint64_t start = monotonic_ns(), fires;
 	bool timed_out = false;
 	while ((fires = fires_of(o, category, feature)) < o->fires) {
@@ -345,6 +419,6 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 		free_names(names);
 		tidy_all_counters(o, dirfd);
 	}
-	close(dirfd);
+	close_target(&target);
 	return EXIT_OK;
 }

@@ -1,9 +1,13 @@
 /*
- * The lock that keeps two wrench commands from losing each other's edit.
- * It is a flock() on the trigger directory, which anyone who may open the
- * directory can also take: so it is never waited for without bound. A
- * holder that keeps it longer than LOCK_WAIT_MS is named (from
- * /proc/locks) and the command gives up, having changed nothing.
+ * The lock that keeps two wrench commands from losing each other's edit:
+ * a flock() on the state directory, .wrench-state, which is 0700 (0711 at
+ * most, once prepared for a non-root agent) and owned by root or the
+ * trigger directory's owner. Taking a flock needs a descriptor, and a
+ * descriptor of a directory needs read permission: nobody but its owner
+ * and root can take it, so a user who can read the trigger directory or
+ * any file in it cannot delay an edit. A holder that keeps it longer than
+ * LOCK_WAIT_MS (another wrench command of the same users, stuck) is named
+ * (from /proc/locks) and the command gives up, having changed nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,7 +101,8 @@ static void name_holder(const struct stat *st, const char *path)
 	     path, pid, comm, uid, LOCK_WAIT_MS / 1000, pid);
 }
 
-int lock_dir(int dirfd, const char *path)
+/* Locks the state directory DIRFD, of PATH. */
+static int lock_state_dir(int dirfd, const char *path)
 {
 	long deadline = now_ms() + LOCK_WAIT_MS;
 	struct stat st;
@@ -119,4 +124,30 @@ int lock_dir(int dirfd, const char *path)
 	else
 		note("%s is locked by another process; nothing was changed", path);
 	return EXIT_USAGE;
+}
+
+int lock_dir(const struct options *o, int dirfd, bool open_up, int *lock_fd)
+{
+	struct wrench__state_where w = {
+	        .dirfd = dirfd, .dir = o->dir, .create = true, .open_up = open_up};
+	struct wrench__problem why;
+	char path[PATH_MAX + 32];
+
+	agent_of(o, &w);
+	trigger_path(o, WRENCH_STATE_DIR, path, sizeof(path));
+	*lock_fd = wrench__state_dir(&w, &why);
+	if ((*lock_fd == -EACCES || *lock_fd == -EPERM) && geteuid() != 0) {
+		cannot(o, -EACCES, "lock", path);
+		return EXIT_USAGE;
+	}
+	if (*lock_fd < 0) {
+		note("nothing was changed: %s", why.message);
+		return EXIT_USAGE;
+	}
+	int rc = lock_state_dir(*lock_fd, path);
+	if (rc != 0) {
+		close(*lock_fd);
+		*lock_fd = -1;
+	}
+	return rc;
 }

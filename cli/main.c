@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,7 +20,8 @@ static void usage(FILE *out)
 	fputs("usage: wrench [--dir DIR] [--owner USER] set CATEGORY FEATURE [DIRECTIVE ...]\n"
 	      "                    [--for DURATION]\n"
 	      "       wrench [--dir DIR] [--owner USER] unset CATEGORY [FEATURE]\n"
-	      "       wrench [--dir DIR] clear [--expired]\n"
+	      "       wrench [--dir DIR] [--owner USER] clear [--expired]\n"
+	      "       wrench [--dir DIR] [--owner USER] prepare\n"
 	      "       wrench [--dir DIR] [--json] list [CATEGORY]\n"
 	      "       wrench [--dir DIR] [--json] check\n"
 	      "       wrench [--dir DIR] [--json] eval CATEGORY FEATURE [-n N]\n"
@@ -73,8 +75,30 @@ static int resolve_dir(const char *given, struct options *o)
 	return 0;
 }
 
-/* The agent's user, with every group it is in: the agent's access to
- * its files is judged with them. */
+/* The groups of the agent's user NAME: its access to its files is judged
+ * with them. */
+static void resolve_groups(const char *name, struct options *o)
+{
+	int n = 64;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		gid_t *groups = realloc(o->owner_groups, (size_t)n * sizeof(*groups));
+		if (!groups)
+			break;
+		o->owner_groups = groups;
+		int want = n;
+		if (getgrouplist(name, o->owner_gid, groups, &want) >= 0) {
+			o->owner_ngroups = want;
+			return;
+		}
+		n = want > n ? want : n * 2;
+	}
+	/* Without the list, only the primary group counts: an access
+	 * through another group is then reported as missing, never the
+	 * reverse. */
+	o->owner_ngroups = 0;
+}
+
+/* The agent's user, with every group it is in. */
 static int resolve_owner(const char *user, struct options *o)
 {
 	char *end;
@@ -91,24 +115,50 @@ static int resolve_owner(const char *user, struct options *o)
 	o->has_owner = true;
 	o->owner_uid = pw->pw_uid;
 	o->owner_gid = pw->pw_gid;
-	int n = 64;
-	for (int attempt = 0; attempt < 4; attempt++) {
-		gid_t *groups = realloc(o->owner_groups, (size_t)n * sizeof(*groups));
-		if (!groups)
-			break;
-		o->owner_groups = groups;
-		int want = n;
-		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &want) >= 0) {
-			o->owner_ngroups = want;
-			return 0;
-		}
-		n = want > n ? want : n * 2;
-	}
-	/* Without the list, only the primary group counts: an access
-	 * through another group is then reported as missing, never the
-	 * reverse. */
-	o->owner_ngroups = 0;
+	resolve_groups(pw->pw_name, o);
 	return 0;
+}
+
+/*
+ * Root, without --owner, in a trigger directory that belongs to another
+ * user (one that `wrench --owner USER` made for USER's agent), running a
+ * command that cleans up or reads counters (clear, reset, hits, wait): the
+ * agent is that user, as if --owner named it. Judging for root would
+ * refuse everything and suggest giving the directory to root, which would
+ * make the agent refuse it instead. The commands that judge or write
+ * files (check, list, eval, set, unset, prepare) keep judging for root
+ * unless told: a directory some user took over must not pass for theirs.
+ * The directory is reached by the library's walk, with descriptors.
+ */
+static void ignore(const struct wrench__problem *problem, void *ctx)
+{
+	(void)problem;
+	(void)ctx;
+}
+
+static void adopt_dir_owner(struct options *o)
+{
+	/* A walk that goes on past owner problems, as a lint's does. */
+	struct wrench__trust t = {.report = ignore};
+	struct wrench__make_dir walk = {.keep_untrusted = true};
+	struct stat st;
+
+	if (geteuid() != 0)
+		return;
+	int fd = wrench__trust_make_dir(o->dir, &walk, &t);
+	if (fd < 0)
+		return;
+	int rc = fstat(fd, &st);
+	close(fd);
+	if (rc < 0 || st.st_uid == 0)
+		return;
+	struct passwd *pw = getpwuid(st.st_uid);
+	o->has_owner = true;
+	o->owner_implied = true;
+	o->owner_uid = st.st_uid;
+	o->owner_gid = pw ? pw->pw_gid : st.st_gid;
+	if (pw)
+		resolve_groups(pw->pw_name, o);
 }
 
 static int parse_fires(const char *text, struct options *o)
@@ -163,6 +213,13 @@ static int run_clear(const struct options *o, char **args, int nargs)
 	return cmd_clear(o);
 }
 
+static int run_prepare(const struct options *o, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	return cmd_prepare(o);
+}
+
 static int run_list(const struct options *o, char **args, int nargs)
 {
 	return cmd_list(o, nargs ? args[0] : NULL);
@@ -204,19 +261,23 @@ static const struct command {
 	int min_args, max_args; /* after the command name; -1: any */
 	bool json, owner, count;
 	bool writes; /* --owner then gives files away, which needs root */
-	char only;   /* the one command that takes --for (f), --expired (x), or
-	              * --fires and --timeout (w) */
+	/* Run by root without --owner in a directory of another user, it
+	 * acts for that user's agent (adopt_dir_owner()). */
+	bool adopts;
+	char only; /* the one command that takes --for (f), --expired (x), or
+	            * --fires and --timeout (w) */
 	int (*run)(const struct options *o, char **args, int nargs);
 } commands[] = {
-        {"set", 2, -1, false, true, false, true, 'f', run_set},
-        {"unset", 1, 2, false, true, false, true, 0, run_unset},
-        {"clear", 0, 0, false, false, false, true, 'x', run_clear},
-        {"list", 0, 1, true, true, false, false, 0, run_list},
-        {"check", 0, 0, true, true, false, false, 0, run_check},
-        {"eval", 2, 2, true, true, true, false, 0, run_eval},
-        {"hits", 0, 1, true, true, false, false, 0, run_hits},
-        {"wait", 2, 2, true, true, false, false, 'w', run_wait},
-        {"reset", 0, 2, false, true, false, false, 0, run_reset},
+        {"set", 2, -1, false, true, false, true, false, 'f', run_set},
+        {"unset", 1, 2, false, true, false, true, false, 0, run_unset},
+        {"clear", 0, 0, false, true, false, true, true, 'x', run_clear},
+        {"prepare", 0, 0, false, true, false, true, false, 0, run_prepare},
+        {"list", 0, 1, true, true, false, false, false, 0, run_list},
+        {"check", 0, 0, true, true, false, false, false, 0, run_check},
+        {"eval", 2, 2, true, true, true, false, false, 0, run_eval},
+        {"hits", 0, 1, true, true, false, false, true, 0, run_hits},
+        {"wait", 2, 2, true, true, false, false, true, 'w', run_wait},
+        {"reset", 0, 2, false, true, false, false, true, 0, run_reset},
 };
 
 int main(int argc, char **argv)
@@ -323,6 +384,8 @@ int main(int argc, char **argv)
 	}
 	if (owner && resolve_owner(owner, &o) != 0)
 		return EXIT_USAGE;
+	if (!owner && c->adopts)
+		adopt_dir_owner(&o);
 	guard_mapped_files(&o);
 	int rc = c->run(&o, argv + optind + 1, nargs);
 	free(o.owner_groups);

@@ -195,7 +195,19 @@ struct checker {
 	const char *path;
 	unsigned line;
 	unsigned problems;
+	/* What the lint found reaching the directory and each file: the
+	 * trial as the agent would find it again. */
+	bool dir_told;
+	struct buffer told; /* the paths told, each with its NUL */
 };
+
+static bool was_told(const struct checker *c, const char *path)
+{
+	for (size_t at = 0; at < c->told.len; at += strlen(c->told.data + at) + 1)
+		if (strcmp(c->told.data + at, path) == 0)
+			return true;
+	return false;
+}
 
 /* One problem: "PATH[:LINE]: MESSAGE", the fix split out for --json. The
  * fix starts at the first "; fix: " from FROM, a point of MESSAGE past
@@ -207,6 +219,7 @@ static void print_problem(struct checker *c, const char *path, unsigned line, co
 	const char *fix = strstr(from, "; fix: ");
 	FILE *out = stdout;
 
+	buffer_add(&c->told, path, strlen(path) + 1);
 	if (c->o->json) {
 		fputs(c->problems ? ",\n  " : "\n  ", out);
 		fputs("{\"path\": ", out);
@@ -355,14 +368,43 @@ static void check_category(struct checker *c, int dirfd, const char *name)
 	if (file.data)
 		each_line(file.data, file.len, NULL, check_line, c);
 	free(file.data);
-	/* Counters the agent could not use make it count per process. */
-	struct wrench__problem why;
-	if (wrench__category_is_valid(name) && judge_counters(c->o, dirfd, name, &why) < 0) {
-		/* The message names the state file, the category's name with it. */
-		const char *named = strstr(why.message, name);
-		print_problem(c, c->path, 0, why.message,
-		              named ? named + strlen(name) : why.message);
+}
+
+/* What the agent will meet, tried as the agent: its watches and its
+ * counters, and what keeps it from a file or the directory that the lint
+ * did not already say. */
+static void check_as_agent(struct checker *c, char **names)
+{
+	struct agent_report r;
+	char uid[32];
+
+	snprintf(uid, sizeof(uid), "%u", (unsigned)(c->o->has_owner ? c->o->owner_uid : 0));
+	int rc = try_as_agent(c->o, names, true, &r);
+	if (rc == -EPERM) {
+		char *message = NULL;
+		char *sudo = sudo_command(c->o);
+		if (asprintf(&message,
+		             "only root can try the setup as uid %s: its watches and counters were "
+		             "not tried; fix: %s",
+		             uid, sudo ? sudo : "sudo wrench ... check") < 0)
+			message = NULL;
+		print_problem(c, c->o->dir, 0, message ? message : "out of memory",
+		              message ? message : "");
+		free(message);
+		free(sudo);
+	} else if (rc < 0) {
+		print_problem(c, c->o->dir, 0, "the setup could not be tried as the agent", "");
 	}
+	for (size_t i = 0; i < r.count; i++) {
+		const struct agent_finding *f = &r.finding[i];
+		if ((f->kind == AGENT_WALK && c->dir_told) ||
+		    (f->kind == AGENT_READ && was_told(c, f->path)))
+			continue;
+		const char *path = *f->path ? f->path : c->o->dir;
+		const char *named = strstr(f->message, path);
+		print_problem(c, path, 0, f->message, named ? named + strlen(path) : f->message);
+	}
+	free_agent_report(&r);
 }
 
 int cmd_check(const struct options *o)
@@ -388,13 +430,16 @@ int cmd_check(const struct options *o)
 			print_problem(&c, o->dir, 0, strerror(-dirfd), "");
 	} else {
 		char **names = list_names(dirfd);
+		c.dir_told = c.problems > 0;
 		if (!names)
 			print_problem(&c, o->dir, 0, "cannot list the directory", "");
 		for (size_t i = 0; names && names[i]; i++)
 			check_category(&c, dirfd, names[i]);
-		free_names(names);
 		close(dirfd);
+		check_as_agent(&c, names);
+		free_names(names);
 	}
+	free(c.told.data);
 	if (o->json)
 		printf("%s], \"ok\": %s}\n", c.problems ? "\n" : "", c.problems ? "false" : "true");
 	else if (c.problems == 0 && dirfd != -ENOENT)

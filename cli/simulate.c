@@ -55,10 +55,19 @@ static void run_call(const struct options *o, struct wrench__rules *rules, const
 	*active += call.active;
 }
 
-/* Copies the machine-wide counters of RULES' lines into their own. */
+/* Copies the machine-wide counters of RULES' lines into their own; when
+ * the agent cannot use them, its lines that a count decides stay off, as
+ * they do in the agent. */
 static void start_from_counters(const struct options *o, int dirfd, const char *category,
                                 struct wrench__rules *rules)
 {
+	char *unusable = agent_counters_problem(o, dirfd);
+	if (unusable) {
+		note("%s", unusable);
+		free(unusable);
+		wrench__rules_close_counted(rules);
+		return;
+	}
 	if (wrench__rules_set_keys(rules) < 0)
 		return;
 	struct wrench__state *state = open_counters(o, dirfd, category, false);

@@ -268,10 +268,12 @@ expect_missing() {
 	fi
 }
 
+# The entries of a trigger directory but the state directory, which every
+# command that edits makes (its lock).
 expect_entries() {
 	# Names here are plain: ls is fine.
 	# shellcheck disable=SC2012
-	got=$(ls -A "$1" | tr '\n' ' ')
+	got=$(ls -A "$1" | grep -vx '\.wrench-state' | tr '\n' ' ')
 	[ "$got" = "$2" ] || fail "$1 holds \"$got\", expected \"$2\""
 }
 
@@ -379,9 +381,23 @@ test_option_of_another_command_is_a_usage_error() {
 	expect_missing "$D"
 }
 
-test_owner_on_clear_is_a_usage_error() {
-	w --dir "$D" --owner root clear
-	expect_bad_usage
+# A directory made with --owner is its agent's: root cleans it with or
+# without --owner, and nothing it suggests would give it to root.
+test_clear_cleans_a_directory_made_for_an_agent() {
+	need_root "chown to nobody"
+	chmod 0755 "$t"
+	w --dir "$D" --owner nobody set cat feat times=1
+	expect_rc 0
+	w --dir "$D" clear
+	expect_rc 0
+	expect_entries "$D" ""
+	expect_owner "$D" "$nobody_uid:$nobody_gid"
+	w --dir "$D" --owner nobody set cat feat times=1
+	w --dir "$D" --owner nobody clear
+	expect_rc 0
+	expect_entries "$D" ""
+	expect_owner "$D" "$nobody_uid:$nobody_gid"
+	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "counters left: $(ls -A "$D/.wrench-state")"
 }
 
 # list, check and eval judge files for the agent's uid given by --owner:
@@ -1457,7 +1473,7 @@ test_concurrent_reader_never_sees_a_torn_file() {
 	expect_unchanged "$D/cat" "$t/orig"
 	expect_mode "$D/cat" 600
 	# The reader's counters live in the state directory (wrench(5)).
-	expect_entries "$D" ".wrench-state cat "
+	expect_entries "$D" "cat "
 }
 
 # ---- Security (issue 8) and the first hour (issue 9) ---------------------
@@ -1629,34 +1645,80 @@ test_set_creates_the_directory_through_descriptors() {
 	expect_file "$D/cat" 'feat\n'
 }
 
-# Issue 8, item 3: a reader of the directory that locks it cannot hang the
-# command: it gives up after a bounded wait, names the holder and changes
-# nothing.
+# Issue 8, item 3: another command of the same user that keeps the lock
+# cannot hang the command: it gives up after a bounded wait, names the
+# holder and changes nothing.
 test_a_lock_held_by_another_process_does_not_hang_the_command() {
 	mkd
-	chmod 0755 "$t" "$D"
 	mkfile "$D/cat" 'a\n'
+	w --dir "$D" set cat a
 	cp "$D/cat" "$t/orig"
-	if [ "$uid" -eq 0 ]; then
-		setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
-			flock --no-fork "$D" sleep 60 &
-	else
-		flock --no-fork "$D" sleep 60 &
-	fi
+	flock --no-fork "$D/.wrench-state" sleep 60 &
 	holder=$!
-	sleep 0.5
-	start=$(now_ms)
+	wait_for_lock "$D/.wrench-state"
 	w --dir "$D" set cat b
-	elapsed=$(($(now_ms) - start))
 	kill "$holder" 2> /dev/null
 	wait "$holder" 2> /dev/null
 	expect_usage_error
-	expect_stderr_contains "$D is locked by process $holder (sleep"
+	expect_stderr_contains "$D/.wrench-state is locked by process $holder (sleep"
 	expect_stderr_contains "nothing was changed"
-	[ "$elapsed" -lt 25000 ] || fail "set waited ${elapsed} ms for the lock"
 	expect_unchanged "$D/cat" "$t/orig"
 	w --dir "$D" set cat b
 	expect_rc 0
+}
+
+# Waits until someone holds a flock on PATH (from /proc/locks).
+wait_for_lock() {
+	ino=$(stat -c %i "$1")
+	for _ in $(seq 1 3000); do
+		grep -q "FLOCK.*:$ino " /proc/locks && return 0
+		sleep 0.01
+	done
+	fail "nobody took the lock on $1"
+}
+
+# Issue 16, item 4: a user who can read the trigger directory and its files
+# locks everything it can open: root's edits are not delayed at all.
+test_a_reader_cannot_delay_an_edit() {
+	need_root "run a reader as nobody"
+	chmod 0755 "$t"
+	mkd
+	chmod 0755 "$D"
+	w --dir "$D" --owner nobody set cat a
+	w --dir "$D" set other a
+	chmod 0644 "$D/other"
+	cat > "$t/lock-all" <<-'EOF'
+		#!/bin/sh
+		# Holds a flock on every entry it can open, then says so.
+		for f in "$1" "$1"/* "$1"/.wrench-state "$1"/.wrench-state/*; do
+			exec 3< "$f" 2> /dev/null || continue
+			flock -n 3 && echo "locked $f" >> "$2"
+			eval "exec $((9 + $(wc -l < "$2"))) <&3"
+		done
+		echo done >> "$2"
+		sleep 60
+	EOF
+	chmod 0755 "$t/lock-all"
+	: > "$t/locked"
+	chmod 0666 "$t/locked"
+	setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+		"$t/lock-all" "$D" "$t/locked" &
+	holder=$!
+	for _ in $(seq 1 3000); do
+		grep -qx done "$t/locked" && break
+		sleep 0.01
+	done
+	grep -q "locked $D\$" "$t/locked" || fail "the reader could not lock the directory: $(cat "$t/locked")"
+	for verb in "set cat b" "unset cat b" "reset" "clear"; do
+		start=$(now_ms)
+		# shellcheck disable=SC2086
+		w --dir "$D" $verb
+		elapsed=$(($(now_ms) - start))
+		[ "$rc" -le 1 ] || fail "$verb: exit $rc: $(cat "$t/err")"
+		[ "$elapsed" -lt 1000 ] || fail "$verb took ${elapsed} ms with a reader holding locks"
+	done
+	kill "$holder" 2> /dev/null
+	wait "$holder" 2> /dev/null
 }
 
 # Issue 8, item 4: a file name with a newline cannot forge a line of list,
@@ -1769,9 +1831,17 @@ test_owner_judges_whether_the_agent_can_read_the_file() {
 	w --dir "$D" --owner nobody check
 	expect_rc 1
 	expect_problem "$D" "cannot be searched by the agent" "fix: chmod o+x $D"
-	# Access through the agent's group counts.
+	# Access through the agent's group counts; to be watched, the
+	# directory must be readable too, and the agent needs its counters.
 	chgrp "$nobody_gid" "$D"
 	chmod 0710 "$D"
+	w --dir "$D" --owner nobody check
+	expect_rc 1
+	expect_problem "$D" "cannot be watched by the agent" "fix: chmod g+r $D"
+	expect_problem "$D" "cannot use its counters" "prepare"
+	chmod 0750 "$D"
+	w --dir "$D" --owner nobody prepare
+	expect_rc 0
 	w --dir "$D" --owner nobody check
 	expect_rc 0
 	w --dir "$D" --owner nobody eval myagent fetch-fails
@@ -1791,10 +1861,11 @@ test_non_root_refusal_says_it_needs_root() {
 	expect_stderr_contains "Permission denied"
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set cat b"
 	expect_file "$D/cat" 'a\n'
-	# Creating a file in root's directory, and removing one.
+	# Creating a file in root's directory, and removing one: the
+	# command's lock is refused first.
 	w_nobody --dir "$D" set other b
 	expect_usage_error
-	expect_stderr_contains "cannot write $D/other: Permission denied"
+	expect_stderr_contains "cannot lock $D/.wrench-state: Permission denied"
 	expect_stderr_contains "fix: this needs root: sudo wrench --dir $D set other b"
 	w_nobody --dir "$D" unset cat
 	expect_usage_error

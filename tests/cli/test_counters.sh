@@ -192,9 +192,9 @@ test_unset_and_clear_remove_the_counters() {
 	w clear
 	expect_rc 0
 	expect_no_counters_left other
-	# One state file for the directory, kept for the next lines; the
-	# earlier version's are gone.
-	[ "$(ls -A "$D/.wrench-state")" = "counters-$uid" ] || fail "state: $(ls -A "$D/.wrench-state")"
+	# No category is left: neither is any counters file, nor the earlier
+	# version's; the state directory stays (the command's lock).
+	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "state: $(ls -A "$D/.wrench-state")"
 }
 
 # ---- wait ----------------------------------------------------------------------
@@ -374,16 +374,16 @@ test_state_directory_is_not_a_category() {
 test_check_reports_counters_an_agent_would_not_use() {
 	w set cat step times=1
 	agent step 1
-	chmod 0666 "$D/.wrench-state/counters-$uid"
+	chmod 0666 "$D/.wrench-state/counters-v3-$uid"
 	w check
 	expect_rc 1
-	grep -q "\.wrench-state/counters-$uid is writable by group or others.*fix: chmod go-w" "$t/out" ||
+	grep -q "\.wrench-state/counters-v3-$uid is writable by group or others.*fix: chmod go-w" "$t/out" ||
 		fail "check: $(cat "$t/out")"
-	# The agent does not trust them either: it counts per process, and says so.
+	# The agent does not trust them either: the line stays off, and it says so.
 	got=""
 	agent step 1
-	[ "$got" = 1 ] || fail "answered $got with untrusted counters"
-	grep -q 'per process' "$t/agent.err" || fail "agent said: $(cat "$t/agent.err")"
+	[ "$got" = 0 ] || fail "answered $got with untrusted counters"
+	grep -q 'never fire' "$t/agent.err" || fail "agent said: $(cat "$t/agent.err")"
 }
 
 test_owner_gets_the_state_files() {
@@ -391,7 +391,7 @@ test_owner_gets_the_state_files() {
 	w --owner nobody set cat step times=1
 	expect_rc 0
 	[ "$(stat -c %U "$D/.wrench-state")" = nobody ] || fail "state directory not nobody's"
-	state_file="$D/.wrench-state/counters-$(id -u nobody)"
+	state_file="$D/.wrench-state/counters-v3-$(id -u nobody)"
 	[ "$(stat -c %U%a "$state_file")" = nobody600 ] || fail "state file: $(stat -c %U%a "$state_file")"
 	# The agent, running as nobody, counts in it.
 	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')
@@ -410,7 +410,7 @@ test_owner_in_a_shared_directory_leaves_the_counters_usable_by_all() {
 	expect_rc 0
 	[ "$(stat -c %U%a "$D/.wrench-state")" = root711 ] ||
 		fail "state directory: $(stat -c %U%a "$D/.wrench-state")"
-	state_file="$D/.wrench-state/counters-$(id -u nobody)"
+	state_file="$D/.wrench-state/counters-v3-$(id -u nobody)"
 	[ "$(stat -c %U%a "$state_file")" = nobody600 ] ||
 		fail "state file: $(stat -c %U%a "$state_file")"
 	got=$(agent_as_nobody --sequence 2 "$D" cat step 2> "$t/agent.err" | tr -d '\n')

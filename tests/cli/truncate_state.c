@@ -7,6 +7,9 @@
  * With TRUNCATE_STATE_OTHER=FILE in the environment, it leaves the
  * counters file alone and raises a SIGBUS of the same kind on another
  * file instead: FILE, mapped, cut to nothing and read.
+ *
+ * Only in the command's own process: the child it forks to try the setup
+ * as the agent maps the file too, and is left alone.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -18,6 +21,13 @@
 #include <unistd.h>
 
 typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
+
+static pid_t command_pid;
+
+__attribute__((constructor)) static void remember_the_command(void)
+{
+	command_pid = getpid();
+}
 
 /* Maps PATH (a page of it), cuts it to nothing and reads the page. */
 static void touch_past_the_end(mmap_fn *real_mmap, const char *path)
@@ -42,7 +52,7 @@ __attribute__((visibility("default"))) void *mmap(void *addr, size_t len, int pr
 	if (!real_mmap)
 		real_mmap = (mmap_fn *)dlsym(RTLD_NEXT, "mmap");
 	void *p = real_mmap(addr, len, prot, flags, fd, off);
-	if (p == MAP_FAILED || fd < 0 || !(flags & MAP_SHARED))
+	if (p == MAP_FAILED || fd < 0 || !(flags & MAP_SHARED) || getpid() != command_pid)
 		return p;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(link, target, sizeof(target) - 1);

@@ -84,7 +84,7 @@ int main(void)
 	char path[512];
 	snprintf(path, sizeof(path), "%s/agent", dir);
 	unlink(path);
-	snprintf(path, sizeof(path), "%s/.wrench-state/counters-%u", dir, (unsigned)geteuid());
+	snprintf(path, sizeof(path), "%s/.wrench-state/counters-v3-%u", dir, (unsigned)geteuid());
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/.wrench-state", dir);
 	rmdir(path);
