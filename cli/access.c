@@ -44,7 +44,7 @@ static int class_shift(const struct options *o, const struct stat *st, const cha
 }
 
 static void add_problem(struct access_check *c, const struct stat *st, const char *path,
-                        bool is_dir, const char *who)
+                        bool is_dir, const char *who, const char *bits)
 {
 	struct wrench__problem problem = {.level = WRENCH_LOG_ERROR, .path = path};
 	struct wrench__trust *t = c->t;
@@ -58,8 +58,7 @@ static void add_problem(struct access_check *c, const struct stat *st, const cha
 	        "%s cannot be %s by the agent (uid %u): it is owned by uid %u, gid %u, mode "
 	        "%04o; fix: chmod %s+%s %s",
 	        path, is_dir ? "searched" : "read", (unsigned)c->o->owner_uid, (unsigned)st->st_uid,
-	        (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777), who, is_dir ? "x" : "r",
-	        word);
+	        (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777), who, bits, word);
 	if (n < 0)
 		snprintf(problem.message, sizeof(problem.message), "%s cannot be reached", path);
 	if (t->report)
@@ -93,8 +92,14 @@ static void opened(int fd, enum wrench__opened what, const char *next, void *ctx
 	bool is_dir = what != WRENCH__FILE;
 	int shift = class_shift(c->o, &st, &who);
 	mode_t need = (is_dir ? S_IXUSR : S_IRUSR) >> shift;
+	/* A directory the agent cannot search, it cannot watch either
+	 * without read permission: one fix gives both. */
+	bool unreadable = !(st.st_mode & (S_IRUSR >> shift));
 	if (!(st.st_mode & need))
-		add_problem(c, &st, path, is_dir, who);
+		add_problem(c, &st, path, is_dir, who,
+		            is_dir && unreadable ? "rx"
+		            : is_dir             ? "x"
+		                                 : "r");
 }
 
 void check_agent_access(const struct options *o, struct wrench__trust *t, struct access_check *ctx)

@@ -195,6 +195,13 @@ static void child(const struct options *o, char *const names[], bool watches, in
 			     trust.problems ? trust.first.message : strerror(-dirfd));
 		_exit(0);
 	}
+	/* Reached, but not searched: nothing in it can be opened, which is
+	 * the one thing to fix. */
+	if (faccessat(dirfd, ".", X_OK, AT_EACCESS) < 0) {
+		tell(&t, AGENT_WALK, o->dir, "%s cannot be searched by the agent (uid %u): %s",
+		     o->dir, (unsigned)agent_uid(o), strerror(errno));
+		_exit(0);
+	}
 	for (size_t i = 0; names && names[i]; i++) {
 		char path[PATH_MAX + NAME_MAX + 2];
 		if (!is_category(names[i]))
@@ -250,6 +257,28 @@ static int read_records(int in, struct agent_report *r)
 	}
 }
 
+/* A directory the agent cannot search is the one thing to fix about it:
+ * the fix of that gives read permission too, and the watch it could not
+ * set is not told apart. */
+static void drop_watches_of_unreached(struct agent_report *r)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->count; i++) {
+		bool unreached = false;
+		for (size_t j = 0; j < r->count && r->finding[i].kind == AGENT_WATCH; j++)
+			unreached |= r->finding[j].kind == AGENT_WALK &&
+			             strcmp(r->finding[j].path, r->finding[i].path) == 0;
+		if (unreached) {
+			free(r->finding[i].path);
+			free(r->finding[i].message);
+			continue;
+		}
+		r->finding[kept++] = r->finding[i];
+	}
+	r->count = kept;
+}
+
 int try_as_agent(const struct options *o, char *const names[], bool watches, struct agent_report *r)
 {
 	int pipefd[2];
@@ -280,6 +309,7 @@ int try_as_agent(const struct options *o, char *const names[], bool watches, str
 			return -errno;
 	if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
 		rc = -ECHILD;
+	drop_watches_of_unreached(r);
 	r->tried = rc == 0;
 	return rc;
 }

@@ -27,7 +27,15 @@ command -v jq > /dev/null 2>&1 || {
 	exit 1
 }
 scratch=$(mktemp -d /tmp/wrench-counters.XXXXXX) || exit 1
-trap 'rm -rf "$scratch"' EXIT
+# Users the tests made, and tmpfs they mounted, go with the scratch.
+cleanup() {
+	grep -o "$scratch/[^ ]*/mnt" /proc/mounts 2> /dev/null | while read -r m; do
+		umount "$m"
+	done
+	[ -f "$scratch/users" ] && while read -r u; do userdel "$u"; done < "$scratch/users"
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
 chmod 0755 "$scratch"
 unset WRENCH_DIR WRENCH_SEED WRENCH_LOG
 uid=$(id -u)
@@ -423,6 +431,185 @@ test_owner_in_a_shared_directory_leaves_the_counters_usable_by_all() {
 		got="$got$("$reader" --sequence 1 "$D" other step 2>> "$t/agent.err" | tr -d '\n')"
 	done
 	[ "$got" = 10 ] || fail "root agent answered $got: $(cat "$t/agent.err")"
+}
+
+# ---- counters that never fail open ------------------------------------------------
+
+# A user of its own for the non-root agent, made by the test and removed
+# when the tests end: what a machine running an agent as a service user
+# has. Sets $agent_user, or skips.
+make_agent_user() {
+	[ "$uid" -eq 0 ] || skip "skipped: needs root (creates a user)"
+	command -v useradd > /dev/null 2>&1 || skip "skipped: no useradd"
+	agent_user=wrench-t$$-$(cat "$scratch/users" 2> /dev/null | wc -l)
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$agent_user" ||
+		skip "skipped: useradd failed"
+	echo "$agent_user" >> "$scratch/users"
+}
+
+# The reader run as $agent_user, with its copied library.
+agent_as_user() {
+	timeout 60 setpriv --reuid "$agent_user" --regid "$agent_user" --clear-groups \
+		env LD_LIBRARY_PATH="$libdir" "$reader_copy" "$@"
+}
+
+# Issue 16: a non-root agent, in a root-owned directory (as a package
+# makes /var/lib/juju/wrench), set up as wrench(1) says; restarted three
+# times under "kill times=1", it is killed once, and hits shows one fire.
+test_a_non_root_agent_is_killed_once_over_restarts() {
+	make_agent_user
+	mkdir -m 0700 "$D"
+	w --owner "$agent_user" set cat crash kill times=1
+	expect_rc 1
+	grep -q "fix: chmod o+rx $D" "$t/err" || fail "set said: $(cat "$t/err")"
+	chmod o+rx "$D"
+	w --owner "$agent_user" set cat crash kill times=1
+	expect_rc 0
+	w --owner "$agent_user" check
+	expect_rc 0
+	[ "$(stat -c %U%a "$D/.wrench-state")" = root711 ] ||
+		fail "state directory: $(stat -c %U%a "$D/.wrench-state")"
+	codes=""
+	for _ in 1 2 3; do
+		agent_as_user --sequence 1 "$D" cat crash > /dev/null 2> "$t/agent.err"
+		codes="$codes $?"
+	done
+	[ "$codes" = " 137 0 0" ] || fail "the agent exited$codes: $(cat "$t/agent.err")"
+	w --owner "$agent_user" --json hits cat
+	expect_rc 0
+	jq -e '.lines[0] | .fires == 1 and .calls == 3 and .counters == "machine"' "$t/out" \
+		> /dev/null || fail "hits: $(cat "$t/out")"
+}
+
+# The same agent before its directory is prepared: it never fires a line
+# that a count decides, says why, and the tools say so too.
+test_a_non_root_agent_without_its_counters_fails_closed() {
+	make_agent_user
+	mkdir -m 0755 "$D"
+	w set cat crash kill times=1
+	chmod 0644 "$D/cat"
+	codes=""
+	for _ in 1 2; do
+		agent_as_user --sequence 1 "$D" cat crash > /dev/null 2> "$t/agent.err"
+		codes="$codes $?"
+	done
+	[ "$codes" = " 0 0" ] || fail "the agent exited$codes: $(cat "$t/agent.err")"
+	grep -q "never fire.*prepare\|prepare.*never fire" "$t/agent.err" ||
+		fail "the agent said: $(cat "$t/agent.err")"
+	w --owner "$agent_user" hits
+	expect_rc 1
+	grep -q '^cat crash kill times=1  counters unavailable: never fires$' "$t/out" ||
+		fail "hits: $(cat "$t/out")"
+	w --owner "$agent_user" check
+	expect_rc 1
+	grep -q "cannot use its counters.*--owner $(id -u "$agent_user") prepare" "$t/out" ||
+		fail "check: $(cat "$t/out")"
+	w --owner "$agent_user" prepare
+	expect_rc 0
+	agent_as_user --sequence 1 "$D" cat crash > /dev/null 2>&1
+	[ $? -eq 137 ] || fail "the prepared agent was not killed"
+}
+
+# A full file system (a tmpfs that a user filled): the counters cannot be
+# made, so the kill line stays off instead of killing every restart, and
+# every tool says so; with room again, it fires once.
+test_a_full_disk_never_makes_a_line_fire_more() {
+	[ "$uid" -eq 0 ] || skip "skipped: needs root (mounts a tmpfs)"
+	mkdir "$t/mnt"
+	mount -t tmpfs -o size=1m,mode=0755 tmpfs "$t/mnt" 2> /dev/null ||
+		skip "skipped: cannot mount a tmpfs"
+	D=$t/mnt/wrench
+	mkdir -m 0700 "$D"
+	# Less room than the counters need, enough for a trigger file.
+	free_kib=$(df -k --output=avail "$t/mnt" | tail -1)
+	dd if=/dev/zero of="$t/mnt/fill" bs=4k count=$(((free_kib - 64) / 4)) 2> /dev/null
+	w set cat crash kill times=1
+	expect_rc 1
+	grep -q "No space left on device" "$t/err" && grep -q "never fires" "$t/err" ||
+		fail "set said: $(cat "$t/err")"
+	got=""
+	agent crash 1
+	agent crash 1
+	[ "$got" = 00 ] && [ "$agent_rc" -eq 0 ] || fail "agents answered $got, exit $agent_rc"
+	w hits
+	expect_rc 1
+	grep -q 'counters unavailable: never fires' "$t/out" || fail "hits: $(cat "$t/out")"
+	w check
+	expect_rc 1
+	grep -q "fix: free space" "$t/out" || fail "check: $(cat "$t/out")"
+	w wait cat crash --timeout 30s
+	expect_rc 1
+	rm "$t/mnt/fill"
+	got=""
+	agent crash 1
+	[ "$agent_rc" -eq 137 ] || fail "with room, the first agent exited $agent_rc"
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] || fail "with room, the second agent exited $agent_rc"
+	# Full again, once spent: the spent line stays spent.
+	dd if=/dev/zero of="$t/mnt/fill" bs=4k count=1000 2> /dev/null
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] || fail "on a full disk, a spent line fired: exit $agent_rc"
+	w --json hits
+	jq -e '.lines[0].fires == 1' "$t/out" > /dev/null || fail "hits: $(cat "$t/out")"
+	umount "$t/mnt"
+}
+
+# A second name of the counters file: every agent refuses the file and
+# keeps the spent line off; the fix keeps the counts.
+test_a_second_link_to_the_counters_keeps_a_spent_line_off() {
+	w set cat crash kill times=1
+	agent crash 1
+	[ "$agent_rc" -eq 137 ] || fail "first agent exited $agent_rc"
+	ln "$D/.wrench-state/counters-v3-$uid" "$t/other-name"
+	got=""
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] || fail "with two links, the agent exited $agent_rc"
+	grep -q '2 links' "$t/agent.err" || fail "the agent said: $(cat "$t/agent.err")"
+	w hits
+	expect_rc 1
+	grep -q 'find / -xdev -samefile' "$t/err" || fail "hits said: $(cat "$t/err")"
+	w check
+	expect_rc 1
+	grep -q 'its counts are kept' "$t/out" || fail "check: $(cat "$t/out")"
+	rm "$t/other-name"
+	agent crash 1
+	[ "$agent_rc" -eq 0 ] || fail "once mended, the agent exited $agent_rc"
+	w --json hits
+	expect_rc 0
+	jq -e '.lines[0].fires == 1' "$t/out" > /dev/null || fail "hits: $(cat "$t/out")"
+}
+
+# wait and hits on a directory the agent refuses, or that is missing: at
+# once, with the reason, never the whole timeout.
+test_wait_and_hits_on_a_refused_directory_fail_at_once() {
+	mkdir -m 0777 "$D"
+	printf 'step\n' > "$D/cat"
+	chmod 0600 "$D/cat"
+	start=$(date +%s)
+	w wait cat step --timeout 60s
+	expect_rc 1
+	[ $(($(date +%s) - start)) -lt 30 ] || fail "wait waited for its timeout"
+	grep -q 'writable by group or others' "$t/err" || fail "wait said: $(cat "$t/err")"
+	w hits
+	expect_rc 1
+	grep -q 'writable by group or others' "$t/err" || fail "hits said: $(cat "$t/err")"
+	rm -r "$D"
+	w wait cat step --timeout 60s
+	expect_rc 1
+	grep -q 'does not exist' "$t/err" || fail "wait said: $(cat "$t/err")"
+	w hits
+	expect_rc 1
+}
+
+# A directory with a handful of trigger files costs its state at most 1 MiB.
+test_the_state_of_a_few_triggers_is_small() {
+	for c in a b c d e; do
+		w set "$c" step times=3
+		w set "$c" other every=2
+	done
+	"$reader" --sequence 1 "$D" a step > /dev/null 2>&1
+	kib=$(du -sk "$D/.wrench-state" | cut -f1)
+	[ "$kib" -le 1024 ] || fail "the state takes $kib KiB"
 }
 
 run_tests "$0" 0755
