@@ -607,7 +607,7 @@ static void tell_unusable(const char *dir, const struct wrench__problem *why)
 	if (!first_telling(dir, wrench__hash_string(why->message) | 1))
 		return;
 	atomic_store(&unusable_told, true);
-	wrench__log(why->level,
+	wrench__log(WRENCH_LOG_WARN,
 	            "%s; until then the lines of %s that a count decides (times=, "
 	            "every=, first=, after=) never fire, and the others are counted per process",
 	            why->message, dir);

@@ -1584,7 +1584,7 @@ test_set_owner_leaves_a_shared_directory_to_its_owner() {
 	w --dir "$D" --owner nobody set unit-agent other
 	expect_rc 1
 	expect_stderr_contains "$D cannot be searched by the agent (uid $nobody_uid)"
-	expect_stderr_contains "fix: chmod o+x $D"
+	expect_stderr_contains "fix: chmod o+rx $D"
 	expect_owner "$D" "0:0"
 }
 
@@ -1830,7 +1830,7 @@ test_owner_judges_whether_the_agent_can_read_the_file() {
 	chmod 0700 "$D"
 	w --dir "$D" --owner nobody check
 	expect_rc 1
-	expect_problem "$D" "cannot be searched by the agent" "fix: chmod o+x $D"
+	expect_problem "$D" "cannot be searched by the agent" "fix: chmod o+rx $D"
 	# Access through the agent's group counts; to be watched, the
 	# directory must be readable too, and the agent needs its counters.
 	chgrp "$nobody_gid" "$D"
