@@ -120,11 +120,11 @@ static void rewrite_line(const char *line, size_t len, bool has_newline, bool na
 	r->matched = true;
 }
 
-/* Reports how the agent would judge the file just written. */
+/* Reports how the agent would judge what was written; CTX: what it would
+ * ignore. */
 static void warn_problem(const struct wrench__problem *problem, void *ctx)
 {
-	(void)ctx;
-	note("warning: the agent will ignore this trigger: %s", problem->message);
+	note("warning: the agent will ignore %s: %s", (const char *)ctx, problem->message);
 }
 
 /* The file is written (CATEGORY; NULL: the directory is prepared): would
@@ -132,7 +132,8 @@ static void warn_problem(const struct wrench__problem *problem, void *ctx)
  * it see changes at once and count machine-wide? */
 static int verify_written(const struct options *o, const char *category)
 {
-	struct wrench__trust t = {.report = warn_problem};
+	struct wrench__trust t = {.report = warn_problem,
+	                          .ctx = category ? "this trigger" : "this directory"};
 	struct access_check access;
 	struct wrench__file file = {0};
 	char *names[] = {(char *)category, NULL};
