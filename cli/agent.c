@@ -10,12 +10,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -51,7 +54,6 @@ static void tell(struct trial *t, enum agent_finding_kind kind, const char *path
 	va_start(ap, fmt);
 	vsnprintf(r.message, sizeof(r.message), fmt, ap);
 	va_end(ap);
-	wrench__quote_fix(r.message, sizeof(r.message), path);
 	for (const char *p = (const char *)&r; p < (const char *)(&r + 1);) {
 		ssize_t n = write(t->out, p, (size_t)((const char *)(&r + 1) - p));
 		if (n < 0 && errno == EINTR)
@@ -90,14 +92,16 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 	int err = errno;
 	struct stat st;
 	const char *who = "o";
+	char word[sizeof(path) * 4 + 3];
 	if (fstat(fd, &st) == 0)
 		who = access_class(t->o, &st);
+	wrench__shell_quote(path, word, sizeof(word));
 	if (err == EACCES)
 		tell(t, AGENT_WATCH, path,
 		     "%s cannot be watched by the agent (uid %u): inotify needs read permission, "
 		     "so a change to it is seen at the agent's next try, up to 10 s later, not at "
 		     "its next call; fix: chmod %s+r %s",
-		     path, (unsigned)agent_uid(t->o), who, path);
+		     path, (unsigned)agent_uid(t->o), who, word);
 	else
 		tell(t, AGENT_WATCH, path,
 		     "%s cannot be watched by the agent (uid %u): %s, so a change to it is seen at "
@@ -220,12 +224,44 @@ static void child(const struct options *o, char *const names[], bool watches, in
 	_exit(0);
 }
 
+/* How long the trial may take: the agent's user may stop the child (it
+ * runs as that user) or slow its walk, and the command never waits on
+ * another user without bound. */
+#define TRIAL_WAIT_MS 10000
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until IN has something to read, at most until DEADLINE (ms). */
+static int readable_by(int in, long deadline)
+{
+	for (;;) {
+		long left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = in, .events = POLLIN};
+		int n = poll(&p, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 static int read_records(int in, struct agent_report *r)
 {
 	struct record rec;
 	size_t got = 0;
+	long deadline = now_ms() + TRIAL_WAIT_MS;
 
 	for (;;) {
+		int ready = readable_by(in, deadline);
+		if (ready < 0)
+			return ready;
 		ssize_t n = read(in, (char *)&rec + got, sizeof(rec) - got);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -303,6 +339,8 @@ int try_as_agent(const struct options *o, char *const names[], bool watches, str
 	close(pipefd[1]);
 	int rc = read_records(pipefd[0], r);
 	close(pipefd[0]);
+	if (rc == -ETIMEDOUT)
+		kill(pid, SIGKILL); /* root may: it became another user */
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
@@ -324,6 +362,12 @@ void free_agent_report(struct agent_report *r)
 	memset(r, 0, sizeof(*r));
 }
 
+const char *trial_error(int err)
+{
+	return err == -ETIMEDOUT ? "it did not finish within 10 s (stopped, or slowed down?)"
+	                         : strerror(-err);
+}
+
 size_t warn_agent_findings(const struct options *o, char *const names[], bool reach_told)
 {
 	struct agent_report r;
@@ -332,7 +376,7 @@ size_t warn_agent_findings(const struct options *o, char *const names[], bool re
 	int rc = try_as_agent(o, names, true, &r);
 	if (rc < 0) {
 		note("warning: the setup could not be tried as uid %u: %s", (unsigned)agent_uid(o),
-		     strerror(-rc));
+		     trial_error(rc));
 		free_agent_report(&r);
 		return 1;
 	}
@@ -354,16 +398,18 @@ char *agent_counters_problem(const struct options *o, int dirfd)
 	char *problem = NULL;
 
 	int rc = try_as_agent(o, NULL, false, &r);
-	if (rc == 0) {
-		for (size_t i = 0; i < r.count && !problem; i++)
-			if (r.finding[i].kind == AGENT_COUNTERS || r.finding[i].kind == AGENT_WALK)
-				problem = strdup(r.finding[i].message);
-		free_agent_report(&r);
-		return problem;
-	}
+	for (size_t i = 0; rc == 0 && i < r.count && !problem; i++)
+		if (r.finding[i].kind == AGENT_COUNTERS || r.finding[i].kind == AGENT_WALK)
+			problem = strdup(r.finding[i].message);
 	free_agent_report(&r);
+	if (rc == 0)
+		return problem;
 	/* Not root: judged from this side, as the agent's uid. */
-	if (judge_counters(o, dirfd, NULL, &why) < 0)
-		return strdup(why.message);
-	return NULL;
+	if (rc == -EPERM)
+		return judge_counters(o, dirfd, NULL, &why) < 0 ? strdup(why.message) : NULL;
+	/* Untried is not fine: a tool that cannot tell says so. */
+	if (asprintf(&problem, "the setup could not be tried as uid %u: %s", (unsigned)agent_uid(o),
+	             trial_error(rc)) < 0)
+		problem = NULL;
+	return problem;
 }

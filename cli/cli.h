@@ -80,7 +80,8 @@ const char *trigger_path(const struct options *o, const char *name, char *buf, s
 /* The trigger directory, opened for writing. */
 struct target {
 	int fd;        /* a plain descriptor of the directory */
-	int lock_fd;   /* its state directory, locked */
+	int state_fd;  /* its state directory, checked */
+	int lock_fd;   /* the lock file in it, locked */
 	bool created;  /* by this command: it may be given to --owner's user */
 	uid_t dir_uid; /* its owner */
 };
@@ -113,13 +114,17 @@ int read_for_rewrite(const struct options *o, int dirfd, const char *name, struc
 int replace_file(int dirfd, const struct options *o, const struct target *target, const char *name,
                  const char *data, size_t len, const struct contents *old);
 
+/* The command's lock file, in the state directory; no counters file has
+ * that name. */
+#define LOCK_FILE "lock"
+
 /* ---- lock.c ------------------------------------------------------------- */
 
-/* Takes the command's lock on the trigger directory DIRFD: its state
- * directory, created (and opened up for a non-root agent, OPEN_UP) when
- * missing, locked in *LOCK_FD, waiting a bounded time for another holder.
- * 0, or EXIT_USAGE after saying why. */
-int lock_dir(const struct options *o, int dirfd, bool open_up, int *lock_fd);
+/* Takes the command's lock on the trigger directory DIRFD: the lock file
+ * of its state directory (created, and opened up for a non-root agent,
+ * OPEN_UP, when missing), waiting a bounded time for another holder; sets
+ * TARGET's state_fd and lock_fd. 0, or EXIT_USAGE after saying why. */
+int lock_dir(const struct options *o, int dirfd, bool open_up, struct target *target);
 
 /* ---- lines.c: finding a feature's lines -------------------------------- */
 
@@ -181,10 +186,12 @@ int prepare_counters(const struct options *o, int dirfd);
 /* Frees the counters of the lines CATEGORY no longer has, and its whole
  * state when it has no trigger file; for every category with a state. */
 void tidy_counters(const struct options *o, int dirfd, const char *category);
-void tidy_all_counters(const struct options *o, int dirfd);
+/* SDFD: the state directory, checked, under the lock (the target's
+ * state_fd). */
+void tidy_all_counters(const struct options *o, int dirfd, int sdfd);
 /* Removes every counters file (every agent user's) when the directory has
  * no category left: nothing is counted, and nothing is re-armed. */
-void remove_counters_if_unused(int dirfd);
+void remove_counters_if_unused(int dirfd, int sdfd);
 /* A duration: the trigger-file form (1.5s, 250ms, 30m) or whole hours and
  * days (2h, 7d). */
 int parse_cli_duration(const char *text, uint64_t *ns);
@@ -265,6 +272,8 @@ struct agent_report {
 int try_as_agent(const struct options *o, char *const names[], bool watches,
                  struct agent_report *r);
 void free_agent_report(struct agent_report *r);
+/* What try_as_agent()'s error ERR means, for a message. */
+const char *trial_error(int err);
 /* Tries the setup as the agent (watches too) and says each finding as a
  * warning on stderr; REACH_TOLD: the lint already said why the agent
  * cannot reach something, which the trial would say again. Returns how

@@ -164,21 +164,19 @@ static bool is_abandoned(int sdfd, const char *name)
 	       st.st_mtime < now_seconds() - 60;
 }
 
-/* Removes the state files of an earlier version, one per category, which
- * no agent reads any more, and those abandoned while being created: what
- * is left is the files of the agents' users, and those being created. */
-static void remove_old_state_files(int dirfd)
+/* Removes the state files of an earlier version, which no agent of this
+ * one reads, and those abandoned while being created, from the state
+ * directory SDFD (checked and locked): what is left is the files of the
+ * agents' users, and those being created. */
+static void remove_old_state_files(int sdfd)
 {
-	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
+	char **names = list_names(sdfd);
 
 	for (size_t i = 0; names && names[i]; i++)
-		if (!is_state_file(names[i]) &&
+		if (!is_state_file(names[i]) && strcmp(names[i], LOCK_FILE) != 0 &&
 		    (!is_temporary(names[i]) || is_abandoned(sdfd, names[i])))
 			unlinkat(sdfd, names[i], 0);
 	free_names(names);
-	if (sdfd >= 0)
-		close(sdfd);
 }
 
 /* Frees the slots of STATE (NULL: none) that KEEP does not keep; nothing
@@ -213,9 +211,9 @@ void tidy_counters(const struct options *o, int dirfd, const char *category)
 
 /* One pass over the table for the whole directory: a pass per category
  * would read the table once per category. */
-void tidy_all_counters(const struct options *o, int dirfd)
+void tidy_all_counters(const struct options *o, int dirfd, int sdfd)
 {
-	remove_old_state_files(dirfd);
+	remove_old_state_files(sdfd);
 	char **list = list_names(dirfd);
 	struct wrench__state *state = list ? open_counters(o, dirfd, NULL, false) : NULL;
 	struct keep keep = {0};
@@ -229,7 +227,7 @@ void tidy_all_counters(const struct options *o, int dirfd)
 	free_names(list);
 }
 
-void remove_counters_if_unused(int dirfd)
+void remove_counters_if_unused(int dirfd, int sdfd)
 {
 	char **list = list_names(dirfd);
 	bool used = !list;
@@ -239,16 +237,14 @@ void remove_counters_if_unused(int dirfd)
 	free_names(list);
 	if (used)
 		return;
-	int sdfd = openat(dirfd, WRENCH_STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	char **names = sdfd >= 0 ? list_names(sdfd) : NULL;
+	char **names = list_names(sdfd);
 	for (size_t i = 0; names && names[i]; i++) {
 		struct stat st;
-		if (fstatat(sdfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+		if (strcmp(names[i], LOCK_FILE) != 0 &&
+		    fstatat(sdfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
 			unlinkat(sdfd, names[i], 0);
 	}
 	free_names(names);
-	if (sdfd >= 0)
-		close(sdfd);
 }
 
 /* ---- re-arming ------------------------------------------------------------ */

@@ -369,8 +369,8 @@ int cmd_clear(const struct options *o)
 	 * (--expired removed those of each line it removed), nor, once no
 	 * category is left at all, the counters files. */
 	if (!o->expired) {
-		tidy_all_counters(o, target.fd);
-		remove_counters_if_unused(target.fd);
+		tidy_all_counters(o, target.fd, target.state_fd);
+		remove_counters_if_unused(target.fd, target.state_fd);
 	}
 	free_names(names);
 	close_target(&target);

@@ -84,6 +84,7 @@ int open_target(const struct options *o, bool create, struct target *target)
 	struct stat st;
 
 	target->fd = -1;
+	target->state_fd = -1;
 	target->lock_fd = -1;
 	/* Every ancestor is checked, for the agent, before anything is
 	 * created under it: a path through a link or a directory that
@@ -117,7 +118,7 @@ int open_target(const struct options *o, bool create, struct target *target)
 	/* The state directory is opened up for a non-root agent that does
 	 * not own it: what --owner asks for. */
 	bool open_up = o->has_owner && o->owner_uid != 0 && st.st_uid != o->owner_uid;
-	if (lock_dir(o, fd, open_up, &target->lock_fd) != 0) {
+	if (lock_dir(o, fd, open_up, target) != 0) {
 		close(fd);
 		return EXIT_USAGE;
 	}
@@ -131,9 +132,11 @@ void close_target(struct target *target)
 {
 	if (target->fd >= 0)
 		close(target->fd);
+	if (target->state_fd >= 0)
+		close(target->state_fd);
 	if (target->lock_fd >= 0)
-		close(target->lock_fd);
-	target->fd = target->lock_fd = -1;
+		close(target->lock_fd); /* and with it the lock */
+	target->fd = target->state_fd = target->lock_fd = -1;
 }
 
 /* The owner of the file being read: the checks' descriptor tells it. */

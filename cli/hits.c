@@ -417,7 +417,7 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 			reset_category(o, dirfd, names[i], feature);
 	if (!category) {
 		free_names(names);
-		tidy_all_counters(o, dirfd);
+		tidy_all_counters(o, dirfd, target.state_fd);
 	}
 	close_target(&target);
 	return EXIT_OK;

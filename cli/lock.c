@@ -1,13 +1,17 @@
 /*
- * The lock that keeps two wrench commands from losing each other's edit:
- * a flock() on the state directory, .wrench-state, which is 0700 (0711 at
- * most, once prepared for a non-root agent) and owned by root or the
- * trigger directory's owner. Taking a flock needs a descriptor, and a
- * descriptor of a directory needs read permission: nobody but its owner
- * and root can take it, so a user who can read the trigger directory or
- * any file in it cannot delay an edit. A holder that keeps it longer than
- * LOCK_WAIT_MS (another wrench command of the same users, stuck) is named
- * (from /proc/locks) and the command gives up, having changed nothing.
+ * The lock that keeps two wrench commands from losing each other's edit: a
+ * flock() on DIR/.wrench-state/lock, a regular file of mode 0600 owned by
+ * root or the owner of the state directory, in a directory that is 0700
+ * (0711 at most, once prepared for a non-root agent). Taking a flock needs
+ * a descriptor of the file, and opening it needs its read permission:
+ * nobody but root and its owner can take the lock, so a user who can read
+ * the trigger directory or any file in it cannot delay an edit. A lock
+ * file that anyone else might have opened (its mode or owner wrong) is
+ * replaced by a new one before it is used: a descriptor opened earlier
+ * keeps a lock on the old file only. A holder that keeps the lock longer
+ * than LOCK_WAIT_MS (another wrench command of the same users, stuck) is
+ * named (from /proc/locks) and the command gives up, having changed
+ * nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,8 +105,8 @@ static void name_holder(const struct stat *st, const char *path)
 	     path, pid, comm, uid, LOCK_WAIT_MS / 1000, pid);
 }
 
-/* Locks the state directory DIRFD, of PATH. */
-static int lock_state_dir(int dirfd, const char *path)
+/* Locks the lock file DIRFD, of PATH. */
+static int lock_file(int dirfd, const char *path)
 {
 	long deadline = now_ms() + LOCK_WAIT_MS;
 	struct stat st;
@@ -126,28 +130,69 @@ static int lock_state_dir(int dirfd, const char *path)
 	return EXIT_USAGE;
 }
 
-int lock_dir(const struct options *o, int dirfd, bool open_up, int *lock_fd)
+/* Whether the lock file ST is one nobody else can have opened. */
+static bool lock_file_is_private(const struct stat *st, const struct stat *state_dir)
+{
+	return S_ISREG(st->st_mode) && st->st_nlink == 1 && (st->st_mode & 077) == 0 &&
+	       (st->st_uid == 0 || st->st_uid == geteuid() || st->st_uid == state_dir->st_uid);
+}
+
+/* Opens the lock file in the state directory SDFD, replacing one that
+ * others may have opened. A descriptor, or a negative errno. */
+static int open_lock_file(int sdfd)
+{
+	struct stat dir, st;
+
+	if (fstat(sdfd, &dir) < 0)
+		return -errno;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		int fd = openat(sdfd, LOCK_FILE,
+		                O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY,
+		                0600);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st) == 0 && lock_file_is_private(&st, &dir))
+			return fd;
+		close(fd);
+		if (unlinkat(sdfd, LOCK_FILE, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
+		    errno != ENOENT)
+			return -errno;
+	}
+	return -EAGAIN;
+}
+
+int lock_dir(const struct options *o, int dirfd, bool open_up, struct target *target)
 {
 	struct wrench__state_where w = {
 	        .dirfd = dirfd, .dir = o->dir, .create = true, .open_up = open_up};
 	struct wrench__problem why;
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 32], lock_path[PATH_MAX + 48];
 
 	agent_of(o, &w);
 	trigger_path(o, WRENCH_STATE_DIR, path, sizeof(path));
-	*lock_fd = wrench__state_dir(&w, &why);
-	if ((*lock_fd == -EACCES || *lock_fd == -EPERM) && geteuid() != 0) {
+	snprintf(lock_path, sizeof(lock_path), "%s/" LOCK_FILE, path);
+	int sdfd = wrench__state_dir(&w, &why);
+	if ((sdfd == -EACCES || sdfd == -EPERM) && geteuid() != 0) {
 		cannot(o, -EACCES, "lock", path);
 		return EXIT_USAGE;
 	}
-	if (*lock_fd < 0) {
+	if (sdfd < 0) {
 		note("nothing was changed: %s", why.message);
 		return EXIT_USAGE;
 	}
-	int rc = lock_state_dir(*lock_fd, path);
-	if (rc != 0) {
-		close(*lock_fd);
-		*lock_fd = -1;
+	int fd = open_lock_file(sdfd);
+	if (fd < 0) {
+		cannot(o, fd, "lock", lock_path);
+		close(sdfd);
+		return EXIT_USAGE;
 	}
-	return rc;
+	int rc = lock_file(fd, lock_path);
+	if (rc != 0) {
+		close(fd);
+		close(sdfd);
+		return rc;
+	}
+	target->state_fd = sdfd;
+	target->lock_fd = fd;
+	return 0;
 }

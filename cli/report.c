@@ -378,7 +378,7 @@ static void check_as_agent(struct checker *c, char **names)
 	struct agent_report r;
 	char uid[32];
 
-	snprintf(uid, sizeof(uid), "%u", (unsigned)(c->o->has_owner ? c->o->owner_uid : 0));
+	snprintf(uid, sizeof(uid), "%u", (unsigned)(c->o->has_owner ? c->o->owner_uid : geteuid()));
 	int rc = try_as_agent(c->o, names, true, &r);
 	if (rc == -EPERM) {
 		char *message = NULL;
@@ -393,7 +393,10 @@ static void check_as_agent(struct checker *c, char **names)
 		free(message);
 		free(sudo);
 	} else if (rc < 0) {
-		print_problem(c, c->o->dir, 0, "the setup could not be tried as the agent", "");
+		char message[128];
+		snprintf(message, sizeof(message), "the setup could not be tried as uid %s: %s",
+		         uid, trial_error(rc));
+		print_problem(c, c->o->dir, 0, message, "");
 	}
 	for (size_t i = 0; i < r.count; i++) {
 		const struct agent_finding *f = &r.finding[i];

@@ -370,8 +370,6 @@ int wrench__state_dir(const struct wrench__state_where *where, struct wrench__pr
  * the process only). Async-signal-safe: the wrench command's SIGBUS
  * handler asks it. */
 bool wrench__state_maps(const void *addr);
-/* The size of the state's file: the segments published now. */
-size_t wrench__state_file_size(const struct wrench__state *state);
 
 /* Errors that are a shortage, never remembered: those of
  * wrench__is_transient() and a full disk or quota. */

@@ -214,12 +214,32 @@ static struct wrench__counters *look_up(const struct wrench__state *state, uint6
 	return NULL;
 }
 
+/*
+ * Two claims of one key can each take a slot when the wrench command frees
+ * a slot earlier on the key's way between them: the one met first on the
+ * way is the key's, for everyone who looks it up. A claim that took
+ * another gives it back before anything is counted in it.
+ */
+static struct wrench__counters *first_of_key(struct wrench__state *state, uint64_t key,
+                                             struct wrench__counters *claimed)
+{
+	struct wrench__counters *reuse;
+	struct wrench__counters *first =
+	        look_up(state, key, wrench__map_segments(state->map, state->dirfd), &reuse);
+
+	if (first && first != claimed) {
+		wrench__slot_reset(state, claimed, true);
+		return first;
+	}
+	return claimed;
+}
+
 struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_t line, bool claim)
 {
 	uint64_t key = key_in(state->category, line);
 
 	for (;;) {
-		unsigned segments = state_segments(state->map);
+		unsigned segments = wrench__map_segments(state->map, state->dirfd);
 		struct wrench__counters *reuse;
 		struct wrench__counters *found = look_up(state, key, segments, &reuse);
 		if (found || !claim)
@@ -243,7 +263,7 @@ struct wrench__counters *wrench__state_slot(struct wrench__state *state, uint64_
 		                                     memory_order_acq_rel, memory_order_acquire)) {
 			atomic_store_explicit(&reuse->category, state->category,
 			                      memory_order_release);
-			return reuse;
+			return first_of_key(state, key, reuse);
 		}
 	}
 }
@@ -398,7 +418,7 @@ static bool each_in(struct wrench__state *state, struct wrench__counters *window
  * used (see look_up()); every category's are in every window. */
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
 {
-	unsigned segments = state_segments(state->map);
+	unsigned segments = wrench__map_segments(state->map, state->dirfd);
 
 	for (unsigned k = 0; k < segments; k++) {
 		if (!state->category) {
@@ -410,11 +430,6 @@ void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *
 			if (each_in(state, window_of(state, k, j), fn, ctx))
 				return;
 	}
-}
-
-size_t wrench__state_file_size(const struct wrench__state *state)
-{
-	return state_segment_offset(state_segments(state->map));
 }
 
 /* ---- states ---------------------------------------------------------------- */

@@ -128,16 +128,20 @@ static int check_owner_mode(const struct stat *st, const struct wrench__state_wh
 /* ---- the state directory ------------------------------------------------ */
 
 /* Gives a new .wrench-state the trigger directory's owner: given to one
- * agent of a shared directory, it would be refused by every other. */
+ * agent of a shared directory, it would be refused by every other. Only a
+ * directory of this process's user is given away: the trigger directory's
+ * owner could have put one of its own in its place meanwhile. */
 static int give_to_dir_owner(const struct wrench__state_where *w, int fd)
 {
-	struct stat parent;
+	struct stat parent, made;
 
-	if (fstat(w->dirfd, &parent) < 0)
+	if (fstat(w->dirfd, &parent) < 0 || fstat(fd, &made) < 0)
 		return -errno;
-	if (parent.st_uid != geteuid() && fchown(fd, parent.st_uid, parent.st_gid) < 0)
-		return -errno;
-	return 0;
+	if (parent.st_uid == geteuid())
+		return 0;
+	if (made.st_uid != geteuid())
+		return -EEXIST;
+	return fchown(fd, parent.st_uid, parent.st_gid) < 0 ? -errno : 0;
 }
 
 /* Makes the state directory searchable by others (0711) for a non-root
@@ -232,7 +236,7 @@ static size_t state_size(unsigned segments)
 /* The checks made on an opened state file: those of trigger files, and
  * the header this version writes, with the size its segments need. */
 static int check_state_file(int fd, const struct wrench__state_where *w, const char *path,
-                            struct stat *st, struct wrench__problem *why)
+                            struct stat *st, unsigned *checked, struct wrench__problem *why)
 {
 	struct state_header h;
 
@@ -262,6 +266,7 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
 		               "%s is damaged (%lld bytes, not a version %u state file of that "
 		               "size); fix: rm %s (its counts are lost: " REARMS ")",
 		               path, (long long)st->st_size, STATE_VERSION, path);
+	*checked = segments;
 	return 0;
 }
 
@@ -376,10 +381,11 @@ bool wrench__state_maps(const void *addr)
 	return false;
 }
 
-/* Maps the checked file FD, and closes it: the mapping outlives it, no
- * descriptor stays open, and none can leak to a child. */
-static int map_file(int fd, const struct stat *st, const char *path, struct state_map **out,
-                    struct wrench__problem *why)
+/* Maps the checked file FD, of CHECKED segments, and closes it: the
+ * mapping outlives it, no descriptor stays open, and none can leak to a
+ * child. */
+static int map_file(int fd, const struct stat *st, unsigned checked, const char *path,
+                    struct state_map **out, struct wrench__problem *why)
 {
 	/* The largest size the file may reach, once: segments published
 	 * later are then in every process's mapping already. Only published
@@ -404,6 +410,7 @@ static int map_file(int fd, const struct stat *st, const char *path, struct stat
 	map->dev = st->st_dev;
 	map->ino = st->st_ino;
 	map->uid = st->st_uid;
+	atomic_init(&map->verified, checked);
 	map_known(base);
 	*out = map;
 	return 0;
@@ -443,7 +450,8 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 		               path);
 	if (fd < 0)
 		return cannot(why, -errno, w, "open", path);
-	int rc = check_state_file(fd, w, path, &st, why);
+	unsigned checked = 0;
+	int rc = check_state_file(fd, w, path, &st, &checked, why);
 	if (rc == 0 && reuse && reuse->dev == st.st_dev && reuse->ino == st.st_ino &&
 	    reuse->uid == agent_uid(w)) {
 		wrench__map_get(reuse);
@@ -455,7 +463,7 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 		close(fd);
 		return rc;
 	}
-	rc = map_file(fd, &st, path, out, why);
+	rc = map_file(fd, &st, checked, path, out, why);
 	if (rc == 0)
 		(*out)->uid = agent_uid(w);
 	return rc;
@@ -522,24 +530,67 @@ static int reopen(const struct state_map *map, int dirfd)
  * means the segment comes shortly (-EAGAIN, a shortage that is tried
  * again), and nothing can hang a call on a lock.
  */
+/* Raises what the map knows to lie within the file to VERIFIED. */
+static void verified_up_to(struct state_map *map, unsigned verified)
+{
+	unsigned seen = atomic_load(&map->verified);
+	while (seen < verified && !atomic_compare_exchange_weak(&map->verified, &seen, verified))
+		;
+}
+
+/* How many of the PUBLISHED segments the file of FD holds. */
+static unsigned segments_held(int fd, unsigned published)
+{
+	struct stat st;
+	unsigned held = 0;
+
+	if (fstat(fd, &st) == 0)
+		while (held < published && (size_t)st.st_size >= state_segment_offset(held + 1))
+			held++;
+	return held;
+}
+
 int wrench__map_grow(struct state_map *map, int dirfd, unsigned k)
 {
 	if (k >= MAX_SEGMENTS)
 		return -ENOSPC;
-	if (state_segments(map) > k)
-		return 0;
 	if (dirfd < 0)
 		return -EAGAIN;
 	int fd = reopen(map, dirfd);
 	if (fd < 0)
 		return fd;
 	int rc = flock(fd, LOCK_EX | LOCK_NB) < 0 ? (errno == EWOULDBLOCK ? -EAGAIN : -errno) : 0;
-	if (rc == 0 && state_segments(map) == k) {
+	unsigned published = state_segments(map);
+	if (rc == 0 && published == k) {
 		size_t windows = state_segment_windows(k);
 		rc = reserve(fd, state_segment_offset(k), windows * WINDOW_BYTES);
-		if (rc == 0)
+		if (rc == 0) {
 			atomic_store_explicit(&map->header->segments, k + 1, memory_order_release);
+			verified_up_to(map, k + 1);
+		}
+	} else if (rc == 0) {
+		/* Published by another process: there if the file holds it;
+		 * else a number written without growing the file. */
+		unsigned held = segments_held(fd, published);
+		verified_up_to(map, held);
+		rc = held > k ? 0 : -EBADMSG;
 	}
 	close(fd); /* and with it the lock */
 	return rc;
+}
+
+unsigned wrench__map_segments(struct state_map *map, int dirfd)
+{
+	unsigned published = state_segments(map);
+	unsigned verified = atomic_load(&map->verified);
+
+	if (published <= verified || dirfd < 0)
+		return published < verified ? published : verified;
+	int fd = reopen(map, dirfd);
+	if (fd < 0)
+		return verified;
+	verified_up_to(map, segments_held(fd, published));
+	close(fd);
+	verified = atomic_load(&map->verified);
+	return published < verified ? published : verified;
 }

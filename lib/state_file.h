@@ -67,6 +67,9 @@ struct state_map {
 	dev_t dev;
 	ino_t ino;
 	uid_t uid; /* its agent's */
+	/* Segments known to lie within the file: checked against its size at
+	 * open, or published by this process after reserving them. */
+	_Atomic unsigned verified;
 };
 
 /*
@@ -83,11 +86,22 @@ int wrench__map_open(const struct wrench__state_where *w, struct state_map *reus
 void wrench__map_get(struct state_map *map);
 void wrench__map_put(struct state_map *map);
 
-/* How many segments are published now (they only ever grow). */
+/* How many segments the header says are published (they only ever grow),
+ * held within the mapping: the file's owner can write any number there. */
 static inline unsigned state_segments(const struct state_map *map)
 {
-	return atomic_load_explicit(&map->header->segments, memory_order_acquire);
+	unsigned n = atomic_load_explicit(&map->header->segments, memory_order_acquire);
+	return n < MAX_SEGMENTS ? n : MAX_SEGMENTS;
 }
+
+/*
+ * How many segments may be touched: those published, as far as the file
+ * is known to hold them. Segments another process published since are
+ * checked against the file's size, reached again through the trigger
+ * directory DIRFD (-1: not now), so that a number its owner wrote without
+ * growing the file never leads past its end.
+ */
+unsigned wrench__map_segments(struct state_map *map, int dirfd);
 
 /* The first slot of window W of segment K. */
 static inline struct wrench__counters *state_window(const struct state_map *map, unsigned k,

@@ -609,6 +609,51 @@ static void test_agent_reaches_its_counters_with_search_permission_only(void **s
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void count_slot(struct wrench__state *st, struct wrench__counters *slot, void *ctx)
+{
+	(void)st;
+	(void)slot;
+	(*(unsigned *)ctx)++;
+}
+
+/* The file's owner can write any number of segments in its header: the
+ * wrench command (root, reading a user's file) then never reads or writes
+ * past the end of the file, nor out of its mapping. */
+static void test_a_segment_count_past_the_file_is_never_followed(void **state)
+{
+	static const uint32_t lies[] = {2, 9, 10, 64, 0xffffffffu};
+	char path[600];
+	struct wrench__problem why;
+	struct wrench__state *st;
+	const char *dir = scratch_dir(state);
+
+	trigger(state, "step times=1\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = dir};
+	assert_int_equal(wrench__state_open(&w, NULL, &st, &why), 0);
+	int fd = open(state_file_in(dir, path, sizeof(path)), O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		/* The header's segment count, after magic, version and four
+		 * sizes. */
+		assert_int_equal(pwrite(fd, &lies[i], sizeof(lies[i]), 28),
+		                 (ssize_t)sizeof(lies[i]));
+		unsigned slots = 0;
+		wrench__state_each(st, count_slot, &slots);
+		assert_int_equal(slots, 1);
+		/* A claim that would need another segment finds none. */
+		for (uint64_t key = 1; key < 5000; key++)
+			wrench__state_slot(st, key * 0x9e3779b97f4a7c15ull, true);
+		struct stat sst;
+		assert_int_equal(fstat(fd, &sst), 0);
+		assert_int_equal(sst.st_size, 132 * 1024);
+	}
+	close(fd);
+	wrench__state_close(st);
+	close(dirfd);
+}
+
 /* Made by a root agent, the state directory is root's alone. */
 static void test_state_directory_is_private_when_made(void **state)
 {
@@ -731,6 +776,7 @@ int main(void)
 	        TEST(test_agent_that_may_not_create_the_state_keeps_the_lines_that_count_off),
 	        TEST(test_agent_reaches_its_counters_with_search_permission_only),
 	        TEST(test_state_directory_is_private_when_made),
+	        TEST(test_a_segment_count_past_the_file_is_never_followed),
 	        TEST(test_symlinked_state_is_not_followed),
 	        TEST(test_state_directory_is_not_a_category),
 	        TEST(test_until_in_the_past_never_fires),

@@ -397,7 +397,7 @@ test_clear_cleans_a_directory_made_for_an_agent() {
 	expect_rc 0
 	expect_entries "$D" ""
 	expect_owner "$D" "$nobody_uid:$nobody_gid"
-	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "counters left: $(ls -A "$D/.wrench-state")"
+	[ "$(ls -A "$D/.wrench-state")" = lock ] || fail "counters left: $(ls -A "$D/.wrench-state")"
 }
 
 # list, check and eval judge files for the agent's uid given by --owner:
@@ -1653,14 +1653,14 @@ test_a_lock_held_by_another_process_does_not_hang_the_command() {
 	mkfile "$D/cat" 'a\n'
 	w --dir "$D" set cat a
 	cp "$D/cat" "$t/orig"
-	flock --no-fork "$D/.wrench-state" sleep 60 &
+	flock --no-fork "$D/.wrench-state/lock" sleep 60 &
 	holder=$!
-	wait_for_lock "$D/.wrench-state"
+	wait_for_lock "$D/.wrench-state/lock"
 	w --dir "$D" set cat b
 	kill "$holder" 2> /dev/null
 	wait "$holder" 2> /dev/null
 	expect_usage_error
-	expect_stderr_contains "$D/.wrench-state is locked by process $holder (sleep"
+	expect_stderr_contains "$D/.wrench-state/lock is locked by process $holder (sleep"
 	expect_stderr_contains "nothing was changed"
 	expect_unchanged "$D/cat" "$t/orig"
 	w --dir "$D" set cat b
@@ -1678,7 +1678,9 @@ wait_for_lock() {
 }
 
 # Issue 16, item 4: a user who can read the trigger directory and its files
-# locks everything it can open: root's edits are not delayed at all.
+# locks everything it can open: root's edits are not delayed at all. Even
+# with the state directory and the lock file made readable by hand, which
+# let the reader open them: the lock file is then replaced.
 test_a_reader_cannot_delay_an_edit() {
 	need_root "run a reader as nobody"
 	chmod 0755 "$t"
@@ -1687,28 +1689,36 @@ test_a_reader_cannot_delay_an_edit() {
 	w --dir "$D" --owner nobody set cat a
 	w --dir "$D" set other a
 	chmod 0644 "$D/other"
+	chmod 0755 "$D/.wrench-state"
+	chmod 0644 "$D/.wrench-state/lock"
 	cat > "$t/lock-all" <<-'EOF'
 		#!/bin/sh
-		# Holds a flock on every entry it can open, then says so.
+		# Tries to hold a flock on every entry it can open; each try
+		# says "locked PATH" (and holds it) or "failed PATH".
 		for f in "$1" "$1"/* "$1"/.wrench-state "$1"/.wrench-state/*; do
-			exec 3< "$f" 2> /dev/null || continue
-			flock -n 3 && echo "locked $f" >> "$2"
-			eval "exec $((9 + $(wc -l < "$2"))) <&3"
+			[ -e "$f" ] || continue
+			{ flock -n "$f" sh -c 'echo "locked $1" >> "$2"; exec sleep 60' sh "$f" "$2" ||
+				echo "failed $f" >> "$2"; } &
+			echo "$f" >> "$2.tried"
 		done
-		echo done >> "$2"
-		sleep 60
+		wait
 	EOF
 	chmod 0755 "$t/lock-all"
 	: > "$t/locked"
-	chmod 0666 "$t/locked"
+	: > "$t/locked.tried"
+	chmod 0666 "$t/locked" "$t/locked.tried"
 	setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
 		"$t/lock-all" "$D" "$t/locked" &
 	holder=$!
+	# Until every try has said how it went.
 	for _ in $(seq 1 3000); do
-		grep -qx done "$t/locked" && break
+		[ -s "$t/locked.tried" ] &&
+			[ "$(wc -l < "$t/locked")" -eq "$(wc -l < "$t/locked.tried")" ] && break
 		sleep 0.01
 	done
 	grep -q "locked $D\$" "$t/locked" || fail "the reader could not lock the directory: $(cat "$t/locked")"
+	grep -q "locked $D/.wrench-state/lock\$" "$t/locked" ||
+		fail "the reader could not lock the lock file: $(cat "$t/locked")"
 	for verb in "set cat b" "unset cat b" "reset" "clear"; do
 		start=$(now_ms)
 		# shellcheck disable=SC2086
@@ -1717,7 +1727,7 @@ test_a_reader_cannot_delay_an_edit() {
 		[ "$rc" -le 1 ] || fail "$verb: exit $rc: $(cat "$t/err")"
 		[ "$elapsed" -lt 1000 ] || fail "$verb took ${elapsed} ms with a reader holding locks"
 	done
-	kill "$holder" 2> /dev/null
+	pkill -u "$nobody_uid" -x sleep 2> /dev/null
 	wait "$holder" 2> /dev/null
 }
 
@@ -1789,6 +1799,48 @@ test_check_fixes_are_safe_to_run_in_a_shell() {
 	expect_missing "$D/z; fix: touch INJECTED4"
 	w --dir "$D" check
 	expect_rc 0
+}
+
+# The fixes that the trial as the agent prints (its counters, its watches)
+# are safe to run too: a name is quoted once, never twice (which would
+# leave it bare).
+test_agent_trial_fixes_are_safe_to_run_in_a_shell() {
+	need_root "try the setup as nobody"
+	chmod 0755 "$t"
+	evil="$t/x y;touch INJECTED;\$(touch INJECTED2)'q"
+	mkdir -m 0755 "$evil"
+	D=$evil/wrench
+	mkdir -m 0755 "$D"
+	w --dir "$D" set cat feat
+	w --dir "$D" --owner nobody check --json
+	expect_rc 1
+	jq -r '.problems[].fix // empty' "$t/out" > "$t/fixes"
+	grep -q 'prepare' "$t/fixes" || fail "no fix for the counters: $(cat "$t/fixes")"
+	mkdir "$t/run" "$t/bin"
+	printf '#!/bin/sh\nexec "$@"\n' > "$t/bin/sudo"
+	chmod 0755 "$t/bin/sudo"
+	(cd "$t/run" && PATH="$t/bin:$prefix/bin:$PATH" sh "$t/fixes") > "$t/fix.out" 2>&1
+	expect_entries "$t/run" ""
+	expect_missing "$evil/INJECTED"
+	w --dir "$D" --owner nobody check
+	expect_rc 0
+}
+
+# The trial runs as the agent's user, who may stop it: the command gives
+# up on it after a bounded wait, and says so. The child stops itself here
+# (a preloaded module), as that user could stop it.
+test_a_stopped_trial_does_not_hang_the_command() {
+	stop_trial=$build/tests/libwrench_stop_trial.so
+	[ -f "$stop_trial" ] || skip "skipped: no $stop_trial"
+	mkd
+	w --dir "$D" set cat a
+	start=$(now_ms)
+	wrun env LD_PRELOAD="$stop_trial" ASAN_OPTIONS=verify_asan_link_order=0 \
+		"$W" --dir "$D" check
+	elapsed=$(($(now_ms) - start))
+	expect_rc 1
+	expect_stdout_match "could not be tried as uid $uid: it did not finish"
+	[ "$elapsed" -lt 25000 ] || fail "check took ${elapsed} ms"
 }
 
 # JSON output keeps every name exact: quotes, backslashes, newlines.

@@ -201,8 +201,8 @@ test_unset_and_clear_remove_the_counters() {
 	expect_rc 0
 	expect_no_counters_left other
 	# No category is left: neither is any counters file, nor the earlier
-	# version's; the state directory stays (the command's lock).
-	[ -z "$(ls -A "$D/.wrench-state")" ] || fail "state: $(ls -A "$D/.wrench-state")"
+	# version's; the state directory and the command's lock file stay.
+	[ "$(ls -A "$D/.wrench-state")" = lock ] || fail "state: $(ls -A "$D/.wrench-state")"
 }
 
 # ---- wait ----------------------------------------------------------------------
