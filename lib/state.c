@@ -5,16 +5,17 @@
  * trigger directory and agent user, is state_file.c's.
  *
  * A line's slot is keyed by its category and its line (the line's tokens
- * and its occurrence among identical lines). It is looked for in its
- * category's windows, a few pages of each segment in turn, by linear
- * probing, and claimed with a compare-and-swap, so processes need no lock:
- * every count is one atomic operation on the shared mapping, and a process
- * killed at any instant leaves the table whole. A line goes on to the next
- * window only when this one has no free slot: a window that still has a
- * never-used slot never sent a line further, so a key missing from it is
- * missing everywhere. When every window on a line's way is full, the file
- * grows by one segment. A category's lines stay on few pages: the first
- * store to a page of a file costs tens of microseconds.
+ * and its occurrence among identical lines). It is looked for in one of
+ * its category's windows in each segment in turn, by linear probing, and
+ * claimed with a compare-and-swap, so processes need no lock: every count
+ * is one atomic operation on the shared mapping, and a process killed at
+ * any instant leaves the table whole. A line goes on to the next segment
+ * only when its window in this one has no free slot: a window that still
+ * has a never-used slot never sent a line further, so a key missing from
+ * it is missing everywhere. When the window of every segment on a line's
+ * way is full, the file grows by one segment. A category's lines stay on
+ * few pages (the first store to a page of a file costs tens of
+ * microseconds), and a look-up reads one window per segment at most.
  *
  * Only the wrench command frees slots (under its lock); a freed slot keeps
  * key 1, a tombstone, so that the probe sequences of the other keys stay
@@ -173,43 +174,43 @@ static struct probe probe_window(struct wrench__counters *window, uint32_t at, u
 	return p;
 }
 
-/* How many windows of segment K a category's lines may take before they
- * go on to the next segment: a quarter of them, so that a segment is
- * never crowded enough to make probes long, and one category can still
- * count 130,816 lines. */
+/* How many windows of segment K a category's lines spread over: a
+ * quarter of them, so that one category can count 130,816 lines, and a
+ * category of a few lines still touches few pages. */
 static uint32_t span_of(unsigned k)
 {
 	return state_segment_windows(k) / 4;
 }
 
-/* The J-th window of the state's category in segment K: its first is
- * spread over twice the windows in each segment, so that categories
- * crowded together in one are apart in the next. */
+/* The J-th window of the state's category in segment K: the category's
+ * first is spread over twice the windows in each segment, so that
+ * categories crowded together in one are apart in the next. */
 static struct wrench__counters *window_of(const struct wrench__state *state, unsigned k, uint32_t j)
 {
 	uint32_t windows = state_segment_windows(k);
 	return state_window(state->map, k, (uint32_t)((state->category + j) % windows));
 }
 
-/* Looks for KEY in the windows on its way, in order, up to the first that
- * has a slot never used; *REUSE: the first free slot met, where a claim
- * would go. */
+/* Looks for KEY on its way: one window of its category's in each segment
+ * (chosen by the key), up to the first that has a slot never used, so
+ * that a look-up reads a few windows however full the file is; *REUSE:
+ * the first free slot met, where a claim would go. */
 static struct wrench__counters *look_up(const struct wrench__state *state, uint64_t key,
                                         unsigned segments, struct wrench__counters **reuse)
 {
-	uint32_t at = (uint32_t)mix(key) & (WINDOW_SLOTS - 1);
+	uint64_t h = mix(key);
+	uint32_t at = (uint32_t)h & (WINDOW_SLOTS - 1);
 
 	*reuse = NULL;
 	for (unsigned k = 0; k < segments; k++) {
-		for (uint32_t j = 0; j < span_of(k); j++) {
-			struct probe p = probe_window(window_of(state, k, j), at, key);
-			if (p.found)
-				return p.found;
-			if (!*reuse)
-				*reuse = p.reuse;
-			if (p.ended)
-				return NULL;
-		}
+		uint32_t j = (uint32_t)((h >> 6) % span_of(k));
+		struct probe p = probe_window(window_of(state, k, j), at, key);
+		if (p.found)
+			return p.found;
+		if (!*reuse)
+			*reuse = p.reuse;
+		if (p.ended)
+			return NULL;
 	}
 	return NULL;
 }
@@ -414,21 +415,24 @@ static bool each_in(struct wrench__state *state, struct wrench__counters *window
 	return never_used;
 }
 
-/* A category's slots are in its windows up to the first with a slot never
- * used (see look_up()); every category's are in every window. */
+/* A category's slots are in its windows; past a segment where each of
+ * them has a slot never used, none went further (see look_up()). Every
+ * category's are in every window. */
 void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *ctx)
 {
 	unsigned segments = wrench__map_segments(state->map, state->dirfd);
 
 	for (unsigned k = 0; k < segments; k++) {
+		bool last = state->category != 0;
 		if (!state->category) {
 			for (uint32_t w = 0; w < state_segment_windows(k); w++)
 				each_in(state, state_window(state->map, k, w), fn, ctx);
 			continue;
 		}
 		for (uint32_t j = 0; j < span_of(k); j++)
-			if (each_in(state, window_of(state, k, j), fn, ctx))
-				return;
+			last &= each_in(state, window_of(state, k, j), fn, ctx);
+		if (last)
+			return;
 	}
 }
 
