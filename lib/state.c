@@ -509,20 +509,24 @@ static bool first_telling(const char *name, uint64_t mark)
 
 /*
  * When the state may be tried again after a failure: from BACKOFF_FIRST_MS,
- * doubling while it keeps failing, up to BACKOFF_MAX_MS. Until then a load
- * does not try (a call that costs nothing), and its lines that count stay
- * off; change detection loads again at that time (watch.c).
+ * doubling while it keeps failing, up to BACKOFF_MAX_MS; change detection
+ * loads again at that time (watch.c). While a state that could not be
+ * used waits for that time, a load does not try it (a call that costs
+ * nothing), and its lines that count stay off. Lines that found no room
+ * in a state that works do not keep the others of later loads from theirs.
  */
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS   10000
 
 static _Atomic uint64_t backoff_ms;  /* 0: the last try worked */
 static _Atomic uint64_t next_try_ms; /* 0: try at once */
+static atomic_bool unusable;         /* the last try found no usable state */
 
-static void tried(bool worked)
+static void tried(bool worked, bool usable)
 {
 	uint64_t interval = 0;
 
+	atomic_store(&unusable, !usable);
 	if (!worked) {
 		interval = atomic_load(&backoff_ms);
 		interval = interval ? 2 * interval : BACKOFF_FIRST_MS;
@@ -537,6 +541,7 @@ void wrench__state_forget_failures(void)
 {
 	atomic_store(&backoff_ms, 0);
 	atomic_store(&next_try_ms, 0);
+	atomic_store(&unusable, false);
 }
 
 uint64_t wrench__state_next_try_ms(void)
@@ -662,7 +667,7 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 	if (!any)
 		return NULL;
 	*missing = true;
-	if (!wrench__state_retry_due()) {
+	if (atomic_load(&unusable) && !wrench__state_retry_due()) {
 		wrench__rules_close_counted(rules);
 		return NULL;
 	}
@@ -680,7 +685,7 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 		if (rc == 0)
 			snprintf(why.message, sizeof(why.message), "out of memory");
 		wrench__rules_close_counted(rules);
-		tried(false);
+		tried(false, false);
 		tell_unusable(dir, &why);
 		return NULL;
 	}
@@ -690,7 +695,7 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 	size_t left = wrench__state_attach(state, rules);
 	state->dirfd = -1; /* the load's, which ends */
 	*missing = left > 0;
-	tried(left == 0);
+	tried(left == 0, true);
 	if (left)
 		tell_no_room(dir, category, left,
 		             state->claim_error ? state->claim_error : -ENOSPC);

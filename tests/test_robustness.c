@@ -296,6 +296,8 @@ static void test_a_full_disk_keeps_off_the_lines_that_need_room(void **state)
 
 	write_file(dir, CAT, "first times=1\n", 0600);
 	assert_true(wrench_is_active(CAT, "first")); /* creates the state file */
+	write_file(dir, OTHER, "step times=2\n", 0600);
+	assert_true(wrench_is_active(OTHER, "step"));
 	for (int i = 0; i < LINES; i++)
 		len += (size_t)snprintf(text + len, sizeof(text) - len, "f%d times=1\n", i);
 	atomic_store(&fail_fallocate, ENOSPC);
@@ -307,6 +309,9 @@ static void test_a_full_disk_keeps_off_the_lines_that_need_room(void **state)
 	assert_false(wrench_is_active(CAT, "f299"));
 	assert_true(log_has(WRENCH_LOG_WARN, "no room for", "No space left on device",
 	                    "fix: free space", (const char *)NULL));
+	/* Lines that have their room keep it, in the loads that follow. */
+	assert_true(wrench_is_active(OTHER, "step"));
+	assert_false(wrench_is_active(OTHER, "step"));
 	atomic_store(&fail_fallocate, 0);
 	uint64_t deadline = now_ns() + 60ull * 1000000000u;
 	while (!wrench_is_active(CAT, "f299"))
