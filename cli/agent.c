@@ -154,8 +154,7 @@ static void try_counters(struct trial *t, int dirfd)
 	else if (rc < 0)
 		tell(t, AGENT_COUNTERS, t->o->dir,
 		     "the agent (uid %u) cannot use its counters, so its lines that a count "
-		     "decides "
-		     "never fire: %s",
+		     "decides never fire: %s",
 		     (unsigned)agent_uid(t->o), why.message);
 }
 
