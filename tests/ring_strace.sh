@@ -1,8 +1,10 @@
 #!/bin/sh
 # Counts, with strace, the system calls of N calls of wrench_is_active() in
 # the steady state: with the io_uring ring, far fewer than one per call
-# (unrelated changes in /tmp, a watched ancestor, make the ring's owner
-# drain now and then); with WRENCH_IO_URING=0, at least one per call.
+# (unrelated changes in a watched ancestor make the ring's owner drain now
+# and then); with WRENCH_IO_URING=0, at least one per call. The directory
+# is under /var/tmp, not /tmp, where other tests and compilers on a loaded
+# machine make and remove files many times a second.
 # Usage: ring_strace.sh TEST_RING   (the test_ring executable: --probe mode)
 set -eu
 
@@ -13,7 +15,7 @@ fi
 
 probe=$1
 calls=20000
-scratch=$(mktemp -d /tmp/wrench-ring-strace.XXXXXX)
+scratch=$(mktemp -d /var/tmp/wrench-ring-strace.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -m 0700 "$scratch/dir"
 printf 'other\n' > "$scratch/dir/cat"

@@ -242,6 +242,21 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool thread_is_asleep(pid_t tid)
+{
+	char path[64], line[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(line, 1, sizeof(line) - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	/* The state follows the command name, which may hold anything. */
+	const char *end = strrchr(line, ')');
+	return end && end[1] == ' ' && end[2] == 'S';
+}
+
 bool need_root(const char *why)
 {
 	if (geteuid() == 0)

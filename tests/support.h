@@ -89,6 +89,11 @@ int run_in_child(void (*fn)(void *), void *arg);
 /* Monotonic time in nanoseconds. */
 uint64_t now_ns(void);
 
+/* Answers whether thread TID of this process is asleep (state S: waiting
+ * for a lock, a sleep, an event), for a test that waits until another
+ * thread blocks rather than for a fixed time. */
+bool thread_is_asleep(pid_t tid);
+
 /* Answers whether the tests run as root; prints why a test is skipped. */
 bool need_root(const char *why);
 

@@ -18,6 +18,10 @@
 
 #define CAT "agent"
 
+/* The longest a test waits for another thread to get somewhere: a loaded
+ * machine takes seconds, a correct library never this long. */
+#define WAIT_NS (20 * 1000000000ull)
+
 static int setup(void **state)
 {
 	/* These tests follow each message to the logger: every fire logs. */
@@ -221,7 +225,8 @@ static void *keep_firing(void *arg)
 
 static void wait_until_at_least(atomic_uint *value, unsigned want)
 {
-	for (int i = 0; i < 100000 && atomic_load(value) < want; i++)
+	uint64_t deadline = now_ns() + WAIT_NS;
+	while (atomic_load(value) < want && now_ns() < deadline)
 		sleep_us(100);
 	assert_true(atomic_load(value) >= want);
 }
@@ -252,11 +257,13 @@ static void test_logger_swap_waits_for_deliveries_in_flight(void **state)
  * Thread A replaces the logger while thread B is inside it, and the logger,
  * on B, replaces the logger too. A waits for B's delivery to end; B must not
  * wait for A in turn. Run in a child with an alarm, so that a deadlock
- * fails the test instead of hanging the suite.
+ * fails the test instead of hanging the suite; it comes after the longest
+ * the waits below can take.
  */
-#define CHILD_ALARM_SECONDS 10
+#define CHILD_ALARM_SECONDS 60
 
 static atomic_bool b_in_logger, a_replacing, b_replaced;
+static _Atomic pid_t a_thread;
 
 static void ignore_message(enum wrench_log_level level, const char *message, void *ctx)
 {
@@ -267,7 +274,8 @@ static void ignore_message(enum wrench_log_level level, const char *message, voi
 
 static void wait_for_flag(atomic_bool *flag)
 {
-	for (int i = 0; i < 50000 && !atomic_load(flag); i++)
+	uint64_t deadline = now_ns() + WAIT_NS;
+	while (!atomic_load(flag) && now_ns() < deadline)
 		sleep_us(100);
 	if (!atomic_load(flag))
 		_exit(3);
@@ -281,10 +289,13 @@ static void replacing_logger(enum wrench_log_level level, const char *message, v
 	if (atomic_exchange(&b_in_logger, true))
 		return;
 	wait_for_flag(&a_replacing);
-	/* A cannot return while this delivery is in flight: give it time to
-	 * get into wrench_set_logger() and start waiting for it. Should it
-	 * take longer, the test merely misses the deadlock; it cannot fail. */
-	sleep_us(200000);
+	/* A cannot return while this delivery is in flight: let it get into
+	 * wrench_set_logger() and wait for it there, asleep (nothing else
+	 * puts it to sleep on the way). Should it not be seen asleep, the
+	 * test merely misses the deadlock; it cannot fail. */
+	uint64_t deadline = now_ns() + WAIT_NS / 4;
+	while (!thread_is_asleep(atomic_load(&a_thread)) && now_ns() < deadline)
+		sleep_us(100);
 	wrench_set_logger(ignore_message, NULL);
 	atomic_store(&b_replaced, true);
 }
@@ -301,6 +312,7 @@ static void child_replace_while_logger_replaces(void *arg)
 	pthread_t b;
 	(void)arg;
 	alarm(CHILD_ALARM_SECONDS);
+	atomic_store(&a_thread, gettid());
 	wrench_set_logger(replacing_logger, NULL);
 	if (pthread_create(&b, NULL, fire_once, NULL) != 0)
 		_exit(4);
@@ -482,24 +494,32 @@ static void test_a_problem_is_logged_once_however_often_its_file_changes(void **
 }
 
 /* Distinct problems made up faster than anybody reads them are rate
- * limited, and the next one logged says how many were held back. */
+ * limited, and the next one logged says how many were held back. The
+ * first 100 are logged, then 10 a second: problems are made up until one
+ * is held back, the 101st unless the machine makes fewer than 10 a
+ * second. A library that never holds one back is stopped at 1000, or
+ * after 20 s. */
 static void test_problem_messages_are_rate_limited(void **state)
 {
 	struct scratch *s = *state;
-	enum { MADE_UP = 160 };
+	enum { BURST = 100, MOST = 1000 };
+	unsigned made = 0, logged = 0;
+	uint64_t deadline = now_ns() + WAIT_NS;
 
-	for (int i = 0; i < MADE_UP; i++) {
+	while (logged == made && made < MOST && now_ns() < deadline) {
 		char name[32];
-		snprintf(name, sizeof(name), "bad-%d", i);
+		snprintf(name, sizeof(name), "bad-%u", made);
 		write_file(s->dir, name, "step\n", 0666);
+		log_capture_reset();
 		assert_false(wrench_is_active(name, "step"));
+		made++;
+		logged += log_count(WRENCH_LOG_ERROR, "writable by group or others") != 0;
 	}
-	size_t logged = log_count(WRENCH_LOG_ERROR, "writable by group or others");
-	if (logged < 100 || logged >= MADE_UP) {
-		log_dump();
-		fail_msg("%zu of %d distinct problems logged; want the first 100 and not all",
-		         logged, MADE_UP);
-	}
+	if (logged == made)
+		fail_msg("all %u distinct problems made up were logged: no rate limit", made);
+	if (logged < BURST)
+		fail_msg("problem %u was held back; want the first %d logged", logged + 1, BURST);
+	/* The rate limit lets one more through every 100 ms. */
 	sleep_us(1100 * 1000);
 	write_file(s->dir, "late", "step\n", 0666);
 	assert_false(wrench_is_active("late", "step"));

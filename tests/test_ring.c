@@ -37,8 +37,11 @@
 #define FEAT "hit"
 
 /* With the ring, at most one read() per FEW calls in the steady state:
- * not none, since unrelated changes in a watched ancestor (/tmp, busy with
- * other tests) make the owner drain now and then. */
+ * not none, since unrelated changes in a watched ancestor make the owner
+ * drain now and then. The scratch directories are under /var/tmp, not
+ * /tmp: on a loaded machine, other tests and compilers make and remove
+ * files in /tmp many times a second, and a loop of calls that the
+ * scheduler stretches out hears of more of them. */
 #define FEW 100
 
 /* ---- Counting the library's read() calls -------------------------------- */
@@ -94,7 +97,7 @@ static bool turned_off_by_env(void)
  * says which path strict mode takes in this process. */
 static int group_setup(void **state)
 {
-	char dir[] = "/tmp/wrench-test-ring.XXXXXX";
+	char dir[] = "/var/tmp/wrench-test-ring.XXXXXX";
 
 	(void)state;
 	if (sem_init(&parked, 0, 0) < 0 || sem_init(&resume, 0, 0) < 0)
@@ -276,6 +279,7 @@ static void *owner_parked_in_drain(void *arg)
 }
 
 struct other_call {
+	_Atomic pid_t calling; /* the thread, once it is about to call */
 	_Atomic int done;
 	bool active;
 };
@@ -283,16 +287,32 @@ struct other_call {
 static void *call_during_drain(void *arg)
 {
 	struct other_call *c = arg;
+	atomic_store(&c->calling, gettid());
 	c->active = wrench_is_active(CAT, FEAT);
 	atomic_store(&c->done, 1);
 	return NULL;
+}
+
+/* Waits until the other call has answered, or is asleep inside the
+ * library (waiting for the drain), however long the scheduler takes to
+ * run it; at most a generous deadline, after which it is taken as
+ * waiting. */
+static void wait_until_answered_or_waiting(struct other_call *c)
+{
+	uint64_t deadline = now_ns() + 30 * 1000000000ull;
+	while (!atomic_load(&c->done) && now_ns() < deadline) {
+		pid_t tid = atomic_load(&c->calling);
+		if (tid && thread_is_asleep(tid))
+			return;
+		usleep(1000);
+	}
 }
 
 static void test_a_drain_in_progress_is_not_trusted(void **state)
 {
 	const char *dir = scratch_dir(state);
 	struct parked_drain p = {.dir = dir};
-	struct other_call c = {0, true};
+	struct other_call c = {0, 0, true};
 	pthread_t owner, other;
 
 	if (!need_ring())
@@ -309,7 +329,7 @@ static void test_a_drain_in_progress_is_not_trusted(void **state)
 	sem_wait(&parked); /* the owner's drain is in its read() */
 	assert_int_equal(pthread_create(&other, NULL, call_during_drain, &c), 0);
 	/* Trusting the ring, the call would answer "active" at once. */
-	usleep(50000);
+	wait_until_answered_or_waiting(&c);
 	bool answered_early = atomic_load(&c.done);
 	sem_post(&resume);
 	pthread_join(owner, NULL);
@@ -893,7 +913,7 @@ static int probe(const char *dir, unsigned long n)
 	return 0;
 }
 
-#define RING_TEST(fn) cmocka_unit_test_setup_teardown(fn, scratch_setup, scratch_teardown)
+#define RING_TEST(fn) cmocka_unit_test_setup_teardown(fn, quiet_scratch_setup, scratch_teardown)
 
 int main(int argc, char **argv)
 {

@@ -500,6 +500,26 @@ static void test_new_categories_neither_copy_the_view_nor_walk_the_path_again(vo
 
 /* ---- change detection does not stop for good ---------------------------- */
 
+/* The longest a test waits for something that comes in a fraction of a
+ * second (a retry after its back-off, which is at most 10 s; a thread's
+ * exit): a loaded machine takes longer, a correct library never this. */
+#define WAIT_NS (30 * 1000000000ull)
+
+/* Calls for OTHER every 10 ms, each answering true, until OTHER has been
+ * loaded LOADS times in all (opened_by_name counts them), as the retry of
+ * what could not be watched loads it again; fails at the deadline. */
+static void wait_for_loads_of_other(unsigned loads)
+{
+	uint64_t deadline = now_ns() + WAIT_NS;
+	while (atomic_load(&opened_by_name) < loads && now_ns() < deadline) {
+		assert_true(wrench_is_active(OTHER, "step"));
+		sleep_ms(10);
+	}
+	if (atomic_load(&opened_by_name) < loads)
+		fail_msg("no retry loaded " OTHER " again in %llu s",
+		         (unsigned long long)(WAIT_NS / 1000000000u));
+}
+
 /* Watches cannot be set (a squatted name, a stalled mount, a limit): the
  * detection keeps running, calls stay cheap, and once watches can be set
  * again a change is seen at once. */
@@ -528,9 +548,12 @@ static void test_a_failed_watch_does_not_stop_change_detection(void **state)
 	assert_int_equal(unlink(path_in(dir, CAT, path, sizeof(path))), 0);
 	assert_false(wrench_is_active(CAT, "step"));
 
-	/* After the retry, the file is watched: its removal is seen at once. */
+	/* After the retry, the file is watched: its removal is seen at once.
+	 * The retry comes after a back-off that doubled with each failed one
+	 * while the calls ran, which on a loaded machine can be seconds. */
 	atomic_store(&fail_watch, 0);
-	sleep_ms(300);
+	atomic_store(&opened_by_name, 0);
+	wait_for_loads_of_other(1);
 	assert_true(wrench_is_active(OTHER, "step"));
 	atomic_store(&opened_by_name, 0);
 	assert_int_equal(count_active(OTHER, "step", 100), 100);
@@ -606,8 +629,10 @@ static void test_a_watch_name_that_cannot_be_copied_fails_that_load_only(void **
 
 	/* After the retry, the file itself is watched: a hard link made in
 	 * another directory, which no watch of the trigger directory hears
-	 * of, is seen at once (the file then has two links and is refused). */
-	sleep_ms(300);
+	 * of, is seen at once (the file then has two links and is refused).
+	 * The retry loads OTHER a second time: during the calls above, or
+	 * now. */
+	wait_for_loads_of_other(2);
 	assert_true(wrench_is_active(OTHER, "step"));
 	char path[512], sub[512], link_path[600];
 	assert_int_equal(mkdir(path_in(dir, "elsewhere", sub, sizeof(sub)), 0700), 0);
@@ -629,7 +654,8 @@ static void *outlive_main(void *arg)
 	char probe[64];
 	int fd = open("/", O_PATH | O_CLOEXEC);
 	snprintf(probe, sizeof(probe), "/proc/self/fd/%d", fd);
-	for (int i = 0; i < 500 && access(probe, F_OK) == 0; i++)
+	uint64_t deadline = now_ns() + WAIT_NS;
+	while (access(probe, F_OK) == 0 && now_ns() < deadline)
 		sleep_ms(10);
 	if (access(probe, F_OK) == 0)
 		_exit(3); /* the main thread did not go */

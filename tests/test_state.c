@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -364,30 +365,62 @@ static void test_scope_process_counts_per_process(void **state)
 
 /* ---- killed in the middle ------------------------------------------------------- */
 
+/* What a spinning process tells the test, in memory they share. */
+struct spinner {
+	atomic_bool started; /* about to make its first call */
+	atomic_bool called;  /* a call has returned */
+};
+
 static void spin(void *arg)
 {
-	(void)arg;
-	for (;;)
+	struct spinner *s = arg;
+	atomic_store(&s->started, true);
+	for (;;) {
 		wrench_is_active(CAT, "step");
+		atomic_store(&s->called, true);
+	}
+}
+
+/* Waits until FLAG is set, at most 30 s: a loaded machine may not run a
+ * new process for a while. */
+static bool wait_for_flag(atomic_bool *flag)
+{
+	uint64_t deadline = now_ns() + 30 * 1000000000ull;
+	struct timespec pause = {0, 20000};
+	while (!atomic_load(flag) && now_ns() < deadline)
+		nanosleep(&pause, NULL);
+	return atomic_load(flag);
 }
 
 static void test_processes_killed_while_counting_leave_a_usable_state(void **state)
 {
+	struct spinner *s =
+	        mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(s != MAP_FAILED);
 	trigger(state, "step every=2 times=100000000\nlast times=1\n");
 	for (int i = 0; i < 100; i++) {
+		atomic_store(&s->started, false);
+		atomic_store(&s->called, false);
 		fflush(NULL);
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0)
-			spin(NULL);
-		/* Killed at some point of its loop, the first ones while they
-		 * create or attach the state. */
+			spin(s);
+		/* Killed at some point of its loop, counted from when it runs,
+		 * the first ones while they create or attach the state. Every
+		 * tenth has made a call first: the state is made and counts,
+		 * however late the machine runs the others. */
+		bool ran = wait_for_flag(&s->started) && (i % 10 != 9 || wait_for_flag(&s->called));
 		struct timespec pause = {0, (long)(i % 10) * 100000};
-		nanosleep(&pause, NULL);
+		if (ran)
+			nanosleep(&pause, NULL);
 		kill(pid, SIGKILL);
 		int status;
 		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!ran)
+			fail_msg("process %d did not start, or made no call, in 30 s", i);
 	}
+	munmap(s, sizeof(*s));
 	struct counts c = read_counters(state, 1);
 	/* A process killed between counting a call and its fire loses the
 	 * fire, never more. */

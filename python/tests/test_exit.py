@@ -9,11 +9,14 @@ from conftest import run_python, write_trigger
 # Daemon threads keep calling a failure point that fires and logs, through
 # the bridge, while the main thread returns and the interpreter tears
 # down around them. The handler is slow on purpose, so that deliveries are
-# in flight at exit.
+# in flight at exit: the main thread returns once one has begun, however
+# long the threads take to get there on a loaded machine.
 CHATTER_AT_EXIT = """
     import logging, sys, threading, time, wrench
+    delivering = threading.Event()
     class Slow(logging.Handler):
         def emit(self, record):
+            delivering.set()
             time.sleep(0.0005)
             sys.stdout.write(record.getMessage()[:0])
     logging.getLogger("wrench").addHandler(Slow())
@@ -26,7 +29,8 @@ CHATTER_AT_EXIT = """
     for _ in range(THREADS):
         threading.Thread(target=chatter, daemon=True).start()
     started.wait()
-    time.sleep(0.05)
+    if not delivering.wait(30):
+        sys.exit("no message was delivered in 30 s")
     print("main thread exits")
 """
 

@@ -23,7 +23,9 @@
  * Runs for SECONDS, or until SIGTERM or SIGINT. Prints "ready" once the
  * first call answered, then at exit one line of counts; with TOGGLED, also
  * how often TOGGLED was seen active and inactive, so the caller can check
- * that the reader really ran while the file changed. Exits 0 when FEATURE
+ * that the reader really ran while the file changed, and as it runs "seen
+ * toggled on" and "seen toggled off" the first time each is seen, so the
+ * caller can go on changing the file until then. Exits 0 when FEATURE
  * was active on every call and no ERROR was logged, else 1; 2 on bad usage.
  *
  * With --sequence, it makes N calls and prints one line per call, 1 when
@@ -67,6 +69,13 @@ static void count_errors(enum wrench_log_level level, const char *message, void 
 	unsigned long n = atomic_fetch_add(&count->errors, 1);
 	if (n < KEPT_MESSAGES)
 		snprintf(count->kept[n], sizeof(count->kept[n]), "%s", message);
+}
+
+/* Prints LINE at once: the caller waits for it. */
+static void said(const char *line)
+{
+	printf("%s\n", line);
+	fflush(stdout);
 }
 
 static double now(void)
@@ -118,14 +127,14 @@ int main(int argc, char **argv)
 	while (!stop && now() < end) {
 		if (!wrench_is_active(category, feature))
 			misses++;
-		if (toggled && wrench_is_active(category, toggled))
-			toggled_on++;
-		else if (toggled)
-			toggled_off++;
-		if (calls++ == 0) {
-			printf("ready\n");
-			fflush(stdout);
+		if (toggled && wrench_is_active(category, toggled)) {
+			if (toggled_on++ == 0)
+				said("seen toggled on");
+		} else if (toggled && toggled_off++ == 0) {
+			said("seen toggled off");
 		}
+		if (calls++ == 0)
+			said("ready");
 	}
 	/* No message can arrive once the logger is replaced. */
 	wrench_set_logger(NULL, NULL);

@@ -75,6 +75,28 @@ expect_rc() {
 	[ "$rc" -eq "$1" ] || fail "exit $rc, expected $1: $(cat "$t/err")"
 }
 
+# Waits until the command of process $1 is waiting: asleep, with its
+# SIGBUS handler (which it installs just before running its command) in
+# place. Returns 1 when the process has ended first, 2 after 60 s.
+wait_until_waiting() {
+	deadline=$(($(date +%s) + 60))
+	while [ "$(date +%s)" -lt "$deadline" ]; do
+		# The state follows the command name in parentheses.
+		state=$(sed 's/.*) //' "/proc/$1/stat" 2> /dev/null | cut -d ' ' -f 1)
+		case $state in
+		'' | Z | X) return 1 ;;
+		S)
+			# SIGBUS is 7: bit 6 of the mask's last hexadecimal word.
+			caught=$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$1/status" 2> /dev/null)
+			caught=${caught#"${caught%????????}"}
+			[ -n "$caught" ] && [ $((0x$caught >> 6 & 1)) -eq 1 ] && return 0
+			;;
+		esac
+		sleep 0.05
+	done
+	return 2
+}
+
 # ---- kill once means once -------------------------------------------------
 
 test_kill_times_one_kills_the_agent_once() {
@@ -217,11 +239,14 @@ test_wait_returns_at_once_for_an_earlier_fire() {
 
 test_wait_returns_when_a_running_program_fires() {
 	w set cat step
-	start=$(date +%s)
-	"$W" --dir "$D" wait cat step --timeout 30s > "$t/wait.out" 2>&1 &
+	"$W" --dir "$D" wait cat step --timeout 120s > "$t/wait.out" 2>&1 &
 	waiter=$!
-	sleep 1
-	kill -0 "$waiter" 2> /dev/null || fail "wait returned before anything fired"
+	wait_until_waiting "$waiter"
+	case $? in
+	1) fail "wait returned before anything fired: $(cat "$t/wait.out")" ;;
+	2) fail "wait was not seen waiting in 60 s" ;;
+	esac
+	start=$(date +%s)
 	agent step 1
 	wait "$waiter"
 	wrc=$?
@@ -313,9 +338,9 @@ test_another_sigbus_still_kills_the_command() {
 	grep -q "truncate_state: reading $t/other past its end" "$t/err" ||
 		fail "the other file was not read: $(cat "$t/err")"
 
-	"$W" --dir "$D" wait cat step --fires 5 --timeout 30s > "$t/out" 2> "$t/err" &
+	"$W" --dir "$D" wait cat step --fires 5 --timeout 120s > "$t/out" 2> "$t/err" &
 	pid=$!
-	sleep 0.5
+	wait_until_waiting "$pid" || fail "the command was not seen waiting with its handler"
 	kill -BUS "$pid"
 	wait "$pid"
 	rc=$?
