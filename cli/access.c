@@ -60,13 +60,26 @@ static void add_problem(struct access_check *c, const struct stat *st, const cha
 	        path, is_dir ? "searched" : "read", (unsigned)c->o->owner_uid, (unsigned)st->st_uid,
 	        (unsigned)st->st_gid, (unsigned)(st->st_mode & 07777), who, bits, word);
 	if (n < 0)
-		snprintf(problem.message, sizeof(problem.message), "%s cannot be reached", path);
+		snprintf(problem.message, sizeof(problem.message), "%.*s cannot be reached",
+		         (int)sizeof(problem.message) - 32, path);
 	if (t->report)
 		t->report(&problem, t->ctx);
 	if (t->problems++ == 0) {
 		t->first = problem;
 		t->first.path = NULL;
 	}
+}
+
+bool walk_step(const struct options *o, enum wrench__opened what, const char *next,
+               char walked[WALK_PATH_MAX], char path[WALK_PATH_MAX])
+{
+	if (what == WRENCH__FILE)
+		trigger_path(o, next, path, WALK_PATH_MAX);
+	else
+		snprintf(path, WALK_PATH_MAX, "%s", walked);
+	return what != WRENCH__ANCESTOR ||
+	       snprintf(walked, WALK_PATH_MAX, "%s%s%s", path,
+	                path[strlen(path) - 1] == '/' ? "" : "/", next) < WALK_PATH_MAX;
 }
 
 /* The walk tells of each directory it opens, then of the file. */
@@ -77,13 +90,7 @@ static void opened(int fd, enum wrench__opened what, const char *next, void *ctx
 	struct stat st;
 	const char *who;
 
-	if (what == WRENCH__FILE)
-		trigger_path(c->o, next, path, sizeof(path));
-	else
-		snprintf(path, sizeof(path), "%s", c->path);
-	if (what == WRENCH__ANCESTOR &&
-	    snprintf(c->path, sizeof(c->path), "%s%s%s", path,
-	             path[strlen(path) - 1] == '/' ? "" : "/", next) >= (int)sizeof(c->path))
+	if (!walk_step(c->o, what, next, c->path, path))
 		return; /* longer than the library accepts: it refuses it */
 	/* A symlink or a wrong type is the trust checks' to report. */
 	if (fstat(fd, &st) < 0 ||

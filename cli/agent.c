@@ -38,7 +38,7 @@ struct trial {
 	const struct options *o;
 	int out;
 	int inotify;
-	char path[PATH_MAX + NAME_MAX + 2]; /* of what the walk opens next */
+	char path[WALK_PATH_MAX]; /* of what the walk opens next */
 };
 
 static void tell(struct trial *t, enum agent_finding_kind kind, const char *path, const char *fmt,
@@ -76,13 +76,7 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 	struct trial *t = ctx;
 	char path[sizeof(t->path)], proc[64];
 
-	if (what == WRENCH__FILE)
-		trigger_path(t->o, next, path, sizeof(path));
-	else
-		snprintf(path, sizeof(path), "%s", t->path);
-	if (what == WRENCH__ANCESTOR &&
-	    snprintf(t->path, sizeof(t->path), "%s%s%s", path,
-	             path[strlen(path) - 1] == '/' ? "" : "/", next) >= (int)sizeof(t->path))
+	if (!walk_step(t->o, what, next, t->path, path))
 		return; /* longer than the library accepts: it refuses it */
 	if (t->inotify < 0)
 		return;

@@ -218,11 +218,20 @@ int judge_file(const struct options *o, int dirfd, const char *name, struct wren
 /* With --owner, makes T also report a directory the agent's user cannot
  * search and a file it cannot read, from the mode bits seen on the
  * descriptors the checks open; CTX lives as long as T is used. */
+#define WALK_PATH_MAX (PATH_MAX + NAME_MAX + 2)
+
 struct access_check {
 	const struct options *o;
 	struct wrench__trust *t;
-	char path[PATH_MAX + NAME_MAX + 2]; /* of what the walk opens next */
+	char path[WALK_PATH_MAX]; /* of what the walk opens next */
 };
+
+/* Follows the library's walk from its opened hook: PATH gets the path of
+ * what was just opened (WHAT, NEXT as the hook has them), and WALKED, the
+ * path the walk has reached, moves on past an ancestor. False when the
+ * path is longer than the library accepts (it refuses it). */
+bool walk_step(const struct options *o, enum wrench__opened what, const char *next,
+               char walked[WALK_PATH_MAX], char path[WALK_PATH_MAX]);
 void check_agent_access(const struct options *o, struct wrench__trust *t, struct access_check *ctx);
 
 /* The names of the entries of the directory, in order; NULL-terminated,
