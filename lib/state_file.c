@@ -381,10 +381,10 @@ bool wrench__state_maps(const void *addr)
 	return false;
 }
 
-/* Maps the checked file FD, of CHECKED segments, and closes it: the
- * mapping outlives it, no descriptor stays open, and none can leak to a
- * child. */
-static int map_file(int fd, const struct stat *st, unsigned checked, const char *path,
+/* Maps the checked file FD, of CHECKED segments, of the agent UID, and
+ * closes it: the mapping outlives it, no descriptor stays open, and none
+ * can leak to a child. */
+static int map_file(int fd, const struct stat *st, unsigned checked, uid_t uid, const char *path,
                     struct state_map **out, struct wrench__problem *why)
 {
 	/* The largest size the file may reach, once: segments published
@@ -409,7 +409,7 @@ static int map_file(int fd, const struct stat *st, unsigned checked, const char 
 	map->header = base;
 	map->dev = st->st_dev;
 	map->ino = st->st_ino;
-	map->uid = st->st_uid;
+	map->uid = uid;
 	atomic_init(&map->verified, checked);
 	map_known(base);
 	*out = map;
@@ -463,10 +463,7 @@ static int map_state_file(int sdfd, const struct wrench__state_where *w, const c
 		close(fd);
 		return rc;
 	}
-	rc = map_file(fd, &st, checked, path, out, why);
-	if (rc == 0)
-		(*out)->uid = agent_uid(w);
-	return rc;
+	return map_file(fd, &st, checked, agent_uid(w), path, out, why);
 }
 
 int wrench__map_open(const struct wrench__state_where *w, struct state_map *reuse,

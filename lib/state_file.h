@@ -19,16 +19,16 @@
 
 #include "internal.h"
 
-#define STATE_PAGE      4096u
+#define STATE_PAGE      ((size_t)4096)
 #define WINDOW_SLOTS    WRENCH__WINDOW_SLOTS
-#define WINDOW_BYTES    (2u * STATE_PAGE)
+#define WINDOW_BYTES    (2 * STATE_PAGE)
 #define FIRST_WINDOWS   16u
 #define MAX_SEGMENTS    9u /* 8,176 windows, 523,264 slots, 64 MiB */
 #define STATE_FILE_NAME "counters-v3-"
 
 _Static_assert(WINDOW_SLOTS * sizeof(struct wrench__counters) == STATE_PAGE,
                "a window's slots fill one page");
-_Static_assert(WRENCH__SHARDS *WINDOW_SLOTS * sizeof(struct wrench__shard) == STATE_PAGE,
+_Static_assert((size_t)WRENCH__SHARDS *WINDOW_SLOTS * sizeof(struct wrench__shard) == STATE_PAGE,
                "a window's shards fill the next");
 
 /* Where segment K starts, which is also the size of a file of K segments. */
