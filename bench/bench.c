@@ -116,6 +116,31 @@ static void loop_wrench_call(void *arg, unsigned long n)
 	sink += active;
 }
 
+/* A literal call site: both names string literals, as in most product
+ * code, so that the call gets a record of its own (wrench.h). One loop
+ * per point, each with its own site. */
+#define LITERAL_LOOP(fn, category, feature)                                                        \
+	static void fn(void *arg, unsigned long n)                                                 \
+	{                                                                                          \
+		unsigned long active = 0;                                                          \
+		(void)arg;                                                                         \
+		for (unsigned long i = 0; i < n; i++)                                              \
+			active += wrench_is_active(category, feature);                             \
+		sink += active;                                                                    \
+	}
+
+LITERAL_LOOP(literal_hot, "bench", "hot")
+LITERAL_LOOP(literal_absent, "bench", "absent")
+LITERAL_LOOP(literal_coin, "bench", "coin")
+LITERAL_LOOP(literal_big, "category-500", "feature-51")
+LITERAL_LOOP(literal_hot_old, "bench", "hot-old")
+LITERAL_LOOP(literal_every, "bench", "every")
+LITERAL_LOOP(literal_every_old, "bench", "every-old")
+LITERAL_LOOP(literal_times, "bench", "times")
+LITERAL_LOOP(literal_times_old, "bench", "times-old")
+LITERAL_LOOP(literal_after, "bench", "after")
+LITERAL_LOOP(literal_after_old, "bench", "after-old")
+
 static void loop_naive(void *arg, unsigned long n)
 {
 	const struct point *p = arg;
@@ -193,6 +218,11 @@ static void loop_two_threads_of(loop_fn *loop, void *arg, unsigned long n)
 static void loop_two_threads(void *arg, unsigned long n)
 {
 	loop_two_threads_of(loop_wrench, arg, n);
+}
+
+static void loop_two_threads_literal(void *arg, unsigned long n)
+{
+	loop_two_threads_of(literal_hot, arg, n);
 }
 
 static void loop_two_threads_naive(void *arg, unsigned long n)
@@ -395,6 +425,12 @@ struct row {
 	double strict_off; /* strict mode with the ring turned off */
 };
 
+/* A row's point asked from a literal call site, in the three modes. */
+struct literal_row {
+	loop_fn *loop;
+	double strict, off, relaxed;
+};
+
 static double in_mode(unsigned recheck_ms, struct row *r, loop_fn *loop)
 {
 	wrench_set_recheck_ms(recheck_ms);
@@ -489,13 +525,13 @@ static const char *strict_path(void)
  * has not called it yet. Fills each row's strict_off and TWO's; writes the
  * child's path into PATH.
  */
-static void measure_ring_off(struct row *rows, size_t nrows, struct row *two, char *path,
-                             size_t len)
+static void measure_ring_off(struct row *rows, struct literal_row *lit, size_t nrows,
+                             struct row *two, char *path, size_t len)
 {
 	double got[32];
 	int p[2];
 
-	if (nrows + 1 > sizeof(got) / sizeof(got[0]) || pipe(p) < 0)
+	if (2 * (nrows + 1) > sizeof(got) / sizeof(got[0]) || pipe(p) < 0)
 		exit(1);
 	fflush(NULL);
 	pid_t pid = fork();
@@ -504,6 +540,9 @@ static void measure_ring_off(struct row *rows, size_t nrows, struct row *two, ch
 		for (size_t i = 0; i < nrows; i++)
 			got[i] = in_mode(0, &rows[i], loop_wrench);
 		got[nrows] = in_mode(0, two, loop_two_threads);
+		for (size_t i = 0; i < nrows; i++)
+			got[nrows + 1 + i] = in_mode(0, &rows[i], lit[i].loop);
+		got[2 * nrows + 1] = in_mode(0, two, lit[nrows].loop);
 		snprintf(path, len, "%s", strict_path());
 		if (write(p[1], got, sizeof(got)) != (ssize_t)sizeof(got) ||
 		    write(p[1], path, len) != (ssize_t)len)
@@ -517,9 +556,12 @@ static void measure_ring_off(struct row *rows, size_t nrows, struct row *two, ch
 		exit(1);
 	}
 	close(p[0]);
-	for (size_t i = 0; i < nrows; i++)
+	for (size_t i = 0; i < nrows; i++) {
 		rows[i].strict_off = got[i];
+		lit[i].off = got[nrows + 1 + i];
+	}
 	two->strict_off = got[nrows];
+	lit[nrows].off = got[2 * nrows + 1];
 }
 
 int main(int argc, char **argv)
@@ -611,8 +653,21 @@ int main(int argc, char **argv)
 	size_t nrows = sizeof(rows) / sizeof(rows[0]);
 	struct row two = {
 	        "2 threads, feature active", small, {small, "bench", "hot"}, 0, 0, 0, true, 0};
+	/* The literal site of each row's point, in the order of the rows,
+	 * then the two threads'. */
+	struct literal_row lit[] = {
+	        {literal_hot, 0, 0, 0},       {literal_hot, 0, 0, 0},
+	        {literal_absent, 0, 0, 0},    {literal_hot, 0, 0, 0},
+	        {literal_coin, 0, 0, 0},      {literal_big, 0, 0, 0},
+	        {literal_hot_old, 0, 0, 0},   {literal_every, 0, 0, 0},
+	        {literal_every_old, 0, 0, 0}, {literal_times, 0, 0, 0},
+	        {literal_times_old, 0, 0, 0}, {literal_after, 0, 0, 0},
+	        {literal_after_old, 0, 0, 0}, {loop_two_threads_literal, 0, 0, 0},
+	};
+	_Static_assert(sizeof(lit) / sizeof(lit[0]) == sizeof(rows) / sizeof(rows[0]) + 1,
+	               "one literal site per row, and the two threads'");
 	char path_off[96];
-	measure_ring_off(rows, nrows, &two, path_off, sizeof(path_off));
+	measure_ring_off(rows, lit, nrows, &two, path_off, sizeof(path_off));
 
 	double floor_ns = measure(loop_empty, NULL);
 	double floor_two_ns = measure(loop_two_threads_empty, NULL);
@@ -632,11 +687,15 @@ int main(int argc, char **argv)
 		rows[i].relaxed = in_mode(100, &rows[i], loop_wrench);
 		if (rows[i].has_naive)
 			rows[i].naive = measure(loop_naive, &rows[i].point);
+		lit[i].strict = in_mode(0, &rows[i], lit[i].loop);
+		lit[i].relaxed = in_mode(100, &rows[i], lit[i].loop);
 	}
 	two.strict = in_mode(0, &two, loop_two_threads);
 	const char *path_on = strict_path();
 	double cpu_one, cpu_two = cpu_two_threads(loop_wrench, &two.point, &cpu_one);
 	two.relaxed = in_mode(100, &two, loop_two_threads);
+	lit[nrows].strict = in_mode(0, &two, lit[nrows].loop);
+	lit[nrows].relaxed = in_mode(100, &two, lit[nrows].loop);
 	two.naive = measure(loop_two_threads_naive, &two.point);
 	/* Machine-wide counters against the per-process ones they replace:
 	 * rows 6 to 12 are old, new, old, new, old, new, old in pairs. */
@@ -675,6 +734,15 @@ int main(int argc, char **argv)
 	}
 	printf("%-34s %10.1f %10.1f %10.1f %10.1f\n", two.name, two.strict, two.strict_off,
 	       two.relaxed, two.naive);
+
+	printf("\nthe same points from a literal call site (wrench_is_active(\"bench\", "
+	       "\"hot\"))\n");
+	printf("%-34s %10s %10s %10s\n", "scenario", "strict", "ring off", "relaxed");
+	for (size_t i = 0; i <= nrows; i++) {
+		const struct row *r = i < nrows ? &rows[i] : &two;
+		printf("%-34s %10.1f %10.1f %10.1f\n", r->name, lit[i].strict, lit[i].off,
+		       lit[i].relaxed);
+	}
 
 	printf("\ncounted lines: machine-wide (new) and scope=process (old), in turn, "
 	       "fastest of %d, CPU time\n",
@@ -763,6 +831,23 @@ int main(int argc, char **argv)
 #ifdef HAVE_LIBFIU
 	verdict("relaxed, feature active / libfiu point enabled (<= 1)", rows[3].relaxed / fiu_on,
 	        1.0, "x");
+#endif
+	/* A literal call site: a quiet point costs a few times an empty call,
+	 * an active one no more than libfiu's enabled point. */
+	for (size_t i = 0; i < 3; i++) {
+		char what[96];
+		snprintf(what, sizeof(what), "literal site, strict, %s: / floor (<= 3)",
+		         rows[i].name);
+		verdict(what, lit[i].strict / floor_ns, 3.0, "x");
+		snprintf(what, sizeof(what), "literal site, relaxed, %s: / floor (<= 3)",
+		         rows[i].name);
+		verdict(what, lit[i].relaxed / floor_ns, 3.0, "x");
+	}
+#ifdef HAVE_LIBFIU
+	verdict("literal site, strict, feature active / libfiu point enabled (<= 1)",
+	        lit[3].strict / fiu_on, 1.0, "x");
+	verdict("literal site, relaxed, feature active / libfiu point enabled (<= 1)",
+	        lit[3].relaxed / fiu_on, 1.0, "x");
 #endif
 	verdict("load one category of 100 lines (< 1000 us)", load, 1000, "us");
 	verdict("heap per trigger line (< 200 bytes)", heap, 200, "B");

@@ -282,7 +282,9 @@ static uint64_t fires_of(const struct options *o, const char *category, const ch
 	struct wrench__state *state;
 	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
 	close(dirfd);
-	for (int32_t i = rules ? wrench__rules_find(rules, feature) : -1; i >= 0;
+	struct wrench__name name = wrench__name_of(feature);
+
+	for (int32_t i = rules ? wrench__rules_find(rules, &name) : -1; i >= 0;
 	     i = rules->rule[i].next_same) {
 		const struct wrench__counters *c = counters_of(state, &rules->rule[i]);
 		struct wrench__totals totals = {0};

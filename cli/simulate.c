@@ -109,7 +109,8 @@ static struct wrench__rules *load(const struct options *o, const char *category,
 	free(file.data);
 	*seeded = rules && wrench__seed_from_env(&seed) == 0;
 	for (size_t i = 0; *seeded && i < rules->count; i++)
-		rules->rule[i].seed = wrench__seed_for_line(seed, category, rules->rule[i].line);
+		rules->rule[i].seed = wrench__seed_for_line(seed, wrench__hash_string(category),
+		                                            rules->rule[i].line);
 	return rules;
 }
 

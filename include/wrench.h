@@ -49,11 +49,38 @@ WRENCH_EXPORT bool wrench_is_active(const char *category, const char *feature);
 WRENCH_EXPORT extern unsigned char wrench__switch;
 
 /*
+ * A call site's record, made by the library at the site's first call and
+ * kept in the caller's static storage: the names made once (measured,
+ * hashed, checked) and the answer the site last got with the state it was
+ * valid for. Its layout is the library's own; it is all zeroes until then.
+ * Only the macro below makes one.
+ */
+struct wrench__site {
+	uint64_t wrench__private[12];
+};
+
+/*
+ * The same question as wrench_is_active(), asked from the call site SITE,
+ * which CATEGORY and FEATURE, string literals, never change for. Called by
+ * the macro below only.
+ */
+WRENCH_EXPORT bool wrench__site_is_active(struct wrench__site *site, const char *category,
+                                          const char *feature);
+
+/*
  * Defining WRENCH_NO_FAULTS before including this header compiles every
  * failure point out: wrench_is_active(c, f) becomes a constant false. Its
- * arguments are still evaluated, once, and still type-checked. Otherwise,
- * with GCC or Clang, wrench_is_active(c, f) checks the switch inline before
- * calling the function; (wrench_is_active)(c, f) always calls it.
+ * arguments are still evaluated, once, and still type-checked.
+ *
+ * Otherwise, with GCC or Clang, wrench_is_active(c, f) checks the switch
+ * inline before calling the library. Where both names are string literals
+ * (known at compile time, down to their contents), the call also gets a
+ * record of its own (struct wrench__site, in static storage), and a quiet
+ * failure point answers from it without a system call; other names take
+ * the ordinary path. The record is a static variable: a call in an inline
+ * function that is not static is compiled the ordinary way only if
+ * WRENCH_NO_SITES is defined (C forbids such a variable there).
+ * (wrench_is_active)(c, f) always calls the function itself.
  */
 #ifdef WRENCH_NO_FAULTS
 static inline bool wrench__no_faults(const char *category, const char *feature)
@@ -70,7 +97,32 @@ static inline bool wrench__switched_on(const char *category, const char *feature
 		return false;
 	return (wrench_is_active)(category, feature);
 }
+/* SITE: the call site's record, or NULL for names computed at run time. */
+static inline bool wrench__site_switched_on(struct wrench__site *site, const char *category,
+                                            const char *feature)
+{
+	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED))
+		return false;
+	if (site)
+		return wrench__site_is_active(site, category, feature);
+	return (wrench_is_active)(category, feature);
+}
+/* Both the address and the first byte known at compile time: a string
+ * literal (or a constant the compiler can read), never a buffer that can
+ * change. Nothing here evaluates S. */
+#define wrench__literal(s) (__builtin_constant_p(s) && __builtin_constant_p(*(const char *)(s)))
+#ifdef WRENCH_NO_SITES
 #define wrench_is_active(category, feature) wrench__switched_on((category), (feature))
+#else
+#define wrench_is_active(category, feature)                                                        \
+	wrench__site_switched_on(wrench__literal(category) && wrench__literal(feature)             \
+	                                 ? __extension__({                                         \
+		                                   static struct wrench__site wrench__site_;       \
+		                                   &wrench__site_;                                 \
+	                                   })                                                      \
+	                                 : (struct wrench__site *)0,                               \
+	                         (category), (feature))
+#endif
 #endif
 
 /* ---- Control, for tests and tools -------------------------------------- */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quiet.h"
 
 /* The switch, exported for the inline check in wrench.h. Relaxed atomic
  * accesses are enough: it orders nothing else, and a disabled call must
@@ -77,7 +78,8 @@ static void init_once(void)
 
 void wrench__init(void)
 {
-	pthread_once(&once, init_once);
+	if (!atomic_load_explicit(&initialized, memory_order_acquire))
+		pthread_once(&once, init_once);
 }
 
 static uint64_t hash_name(const char *name, uint64_t h)
@@ -153,8 +155,8 @@ static bool argument_problem(const char *category, const char *feature, char *bu
 	return true;
 }
 
-/* Validates the arguments on the slow path only: the hot path answers
- * from the lines that match, and declines a feature that none does. */
+/* Logs, once per pair, why the arguments can never make a call fire;
+ * false when they can. */
 static bool bad_argument(const char *category, const char *feature)
 {
 	char problem[200], c[300], f[300];
@@ -173,40 +175,199 @@ static bool bad_argument(const char *category, const char *feature)
 	return true;
 }
 
-WRENCH_TLS bool wrench__in_call;
-
-static bool answer(const char *category, const char *feature)
+/* The door: makes the point of CATEGORY and FEATURE, each measured and
+ * hashed once, or answers false (logged) when they can never match. */
+static bool make_point(struct wrench__point *p, const char *category, const char *feature)
 {
-	bool active;
-
-	/* Once set up, a known failure point is answered at once. */
-	bool tried =
-	        atomic_load_explicit(&initialized, memory_order_acquire) && category && feature;
-	if (tried && wrench__fast_query(category, feature, &active))
-		return active;
-	wrench__init();
 	if (bad_argument(category, feature))
 		return false;
-	return wrench__query(category, feature, tried);
+	p->category = wrench__name_of(category);
+	p->feature = wrench__name_of(feature);
+	return true;
+}
+
+WRENCH_TLS bool wrench__in_call;
+
+/* Runs FN(A, B, C) marked as inside a call: a signal handler that calls
+ * the library while this thread is inside a call would wait for a lock
+ * its own thread holds, and gets false instead. One thread-local byte, no
+ * atomic: only this thread touches it; the signal fences (no instruction)
+ * keep the compiler from moving the stores across the call. */
+#define GUARDED(active, call)                                                                      \
+	do {                                                                                       \
+		if (wrench__in_call)                                                               \
+			return false;                                                              \
+		wrench__in_call = true;                                                            \
+		atomic_signal_fence(memory_order_seq_cst);                                         \
+		active = call;                                                                     \
+		atomic_signal_fence(memory_order_seq_cst);                                         \
+		wrench__in_call = false;                                                           \
+	} while (0)
+
+/* ---- names computed at run time ------------------------------------------ */
+
+/*
+ * A thread's memory of the last points it was asked about by name, so that
+ * a point asked again is not measured, hashed and checked again: the
+ * point made once, and what the view answered. A hit is checked against
+ * copies of the names, since a caller may reuse a buffer for other names.
+ * Names too long for the copies are made at every call.
+ */
+#define MEMO_SLOTS 8
+#define MEMO_NAME  40
+
+struct memo {
+	char category[MEMO_NAME], feature[MEMO_NAME];
+	struct wrench__point point; /* its names point into the copies; NULL: empty */
+	struct wrench__recall recall;
+};
+
+static WRENCH_TLS struct memo memo[MEMO_SLOTS];
+
+/* Copies S into a memo name; false when it does not fit. */
+static bool memo_copy(char *to, const char *s, size_t len)
+{
+	if (len >= MEMO_NAME)
+		return false;
+	memcpy(to, s, len + 1);
+	return true;
+}
+
+static bool memo_same(const char *copy, const char *s)
+{
+	size_t i = 0;
+	while (copy[i] && copy[i] == s[i])
+		i++;
+	return copy[i] == s[i];
+}
+
+static struct memo *memo_slot(const char *category, const char *feature)
+{
+	uintptr_t h = (uintptr_t)category ^ ((uintptr_t)feature >> 3);
+	return &memo[(h ^ (h >> 7)) % MEMO_SLOTS];
+}
+
+/* Keeps P in M; false when its names do not fit. */
+static bool memo_keep(struct memo *m, const struct wrench__point *p)
+{
+	m->point.category.s = NULL;
+	if (!memo_copy(m->category, p->category.s, p->category.len) ||
+	    !memo_copy(m->feature, p->feature.s, p->feature.len))
+		return false;
+	m->point = *p;
+	m->point.category.s = m->category;
+	m->point.feature.s = m->feature;
+	wrench__recall_clear(&m->recall);
+	return true;
+}
+
+static bool answer_by_name(const char *category, const char *feature)
+{
+	struct wrench__point point;
+
+	wrench__init();
+	if (category && feature) {
+		struct memo *m = memo_slot(category, feature);
+		if (m->point.category.s && memo_same(m->category, category) &&
+		    memo_same(m->feature, feature))
+			return wrench__query(&m->point, &m->recall);
+		if (!make_point(&point, category, feature))
+			return false;
+		/* A call made while another is evaluating (from a logger) must
+		 * not change the entry that call may be using. */
+		if (!wrench__query_nested() && memo_keep(m, &point))
+			return wrench__query(&m->point, &m->recall);
+		return wrench__query(&point, NULL);
+	}
+	return make_point(&point, category, feature) && wrench__query(&point, NULL);
 }
 
 /* Everything but the switch, kept out of line so that the disabled path
  * is a load, a test and a return. */
 __attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
 {
-	/* A signal handler that calls us while this thread is inside a call
-	 * would wait for a lock its own thread holds: it gets false instead.
-	 * One thread-local byte, no atomic: only this thread touches it; the
-	 * signal fences (no instruction) keep the compiler from moving the
-	 * stores across the call. */
-	if (wrench__in_call)
-		return false;
-	wrench__in_call = true;
-	atomic_signal_fence(memory_order_seq_cst);
-	bool active = answer(category, feature);
-	atomic_signal_fence(memory_order_seq_cst);
-	wrench__in_call = false;
+	bool active;
+
+	GUARDED(active, answer_by_name(category, feature));
 	return active;
+}
+
+/* ---- call sites ------------------------------------------------------------ */
+
+/*
+ * The record behind struct wrench__site, in the caller's static storage.
+ * The layout is fixed for every binary built against this header: a new
+ * one needs a new entry point, so that old binaries keep theirs.
+ */
+enum { SITE_NEW, SITE_MAKING, SITE_MADE, SITE_BAD };
+
+struct site {
+	_Atomic uint32_t made;
+	/* The names the site was made with, measured and hashed; their
+	 * strings are the caller's literals. Written once, before MADE. */
+	struct wrench__point point;
+	struct wrench__recall recall;
+};
+
+_Static_assert(sizeof(struct site) <= sizeof(struct wrench__site),
+               "a site's record must fit the storage the header gives it");
+_Static_assert(_Alignof(struct site) <= _Alignof(struct wrench__site),
+               "a site's record must be aligned as the header's storage is");
+
+/* Makes the site's names, once: the first call to reach it wins, and a
+ * call that finds it being made takes the ordinary path meanwhile.
+ * Returns the site's state. */
+static uint32_t make_site(struct site *s, const char *category, const char *feature)
+{
+	uint32_t made = SITE_NEW;
+
+	if (!atomic_compare_exchange_strong_explicit(&s->made, &made, SITE_MAKING,
+	                                             memory_order_acquire, memory_order_acquire))
+		return made;
+	made = make_point(&s->point, category, feature) ? SITE_MADE : SITE_BAD;
+	if (made == SITE_BAD) {
+		s->point.category.s = category;
+		s->point.feature.s = feature;
+	}
+	atomic_store_explicit(&s->made, made, memory_order_release);
+	return made;
+}
+
+static bool answer_at_site(struct site *s, const char *category, const char *feature)
+{
+	wrench__init();
+	uint32_t made = atomic_load_explicit(&s->made, memory_order_acquire);
+	if (made == SITE_NEW)
+		made = make_site(s, category, feature);
+	/* A site reached with other names (a static record shared by the
+	 * inlined copies of a function, say) is no record of theirs. */
+	bool ours = (made == SITE_MADE || made == SITE_BAD) && s->point.category.s == category &&
+	            s->point.feature.s == feature;
+	if (!ours)
+		return answer_by_name(category, feature);
+	return made == SITE_MADE && wrench__query(&s->point, &s->recall);
+}
+
+__attribute__((noinline)) static bool site_call(struct site *s, const char *category,
+                                                const char *feature)
+{
+	bool active;
+
+	GUARDED(active, answer_at_site(s, category, feature));
+	return active;
+}
+
+/* The steady state of a quiet point: its record says that no line names
+ * it in the view that is current, and the ring says nothing came in
+ * since. No lock, no system call, nothing written. */
+bool wrench__site_is_active(struct wrench__site *site, const char *category, const char *feature)
+{
+	struct site *s = (struct site *)site;
+
+	if (wrench__recall_quiet(&s->recall) && s->point.category.s == category &&
+	    s->point.feature.s == feature)
+		return false;
+	return site_call(s, category, feature);
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */

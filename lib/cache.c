@@ -36,6 +36,8 @@ struct entry {
 	uint64_t version;                  /* changes whenever snapshot does */
 	uint64_t episode;                  /* changes when the file loads again */
 	uint64_t logged_version;           /* mark of the last version loaded */
+	uint64_t hash;                     /* of the category's name */
+	size_t len;
 	char category[];
 };
 
@@ -112,14 +114,14 @@ static struct wrench__snapshot *set_snapshot(struct entry *e, struct wrench__sna
 	return old;
 }
 
-static struct entry **bucket_of(const char *category)
+static struct entry **bucket_of(uint64_t hash)
 {
-	return &table[wrench__hash_string(category) % table_size];
+	return &table[hash % table_size];
 }
 
 static void insert(struct entry *e)
 {
-	struct entry **b = bucket_of(e->category);
+	struct entry **b = bucket_of(e->hash);
 	e->next = *b;
 	*b = e;
 }
@@ -163,11 +165,11 @@ static void drop_idle_entries(void)
 }
 
 /* Finds the entry of CATEGORY, adding it if missing. Lock held. */
-static struct entry *entry_of(const char *category)
+static struct entry *entry_of(const struct wrench__name *category)
 {
 	if (table_size) {
-		for (struct entry *e = *bucket_of(category); e; e = e->next)
-			if (strcmp(e->category, category) == 0)
+		for (struct entry *e = *bucket_of(category->hash); e; e = e->next)
+			if (wrench__name_is(category, e->hash, e->len, e->category))
 				return e;
 	}
 	/* Counted, not looked for: a scan per new category made the first
@@ -176,11 +178,12 @@ static struct entry *entry_of(const char *category)
 		drop_idle_entries();
 	if (entry_count >= table_size && grow_table() < 0)
 		return NULL;
-	size_t len = strlen(category) + 1;
-	struct entry *e = calloc(1, sizeof(*e) + len);
+	struct entry *e = calloc(1, sizeof(*e) + category->len + 1);
 	if (!e)
 		return NULL;
-	memcpy(e->category, category, len);
+	memcpy(e->category, category->s, category->len + 1);
+	e->hash = category->hash;
+	e->len = category->len;
 	e->version = ++last_version;
 	insert(e);
 	entry_count++;
@@ -333,7 +336,8 @@ static void retry_default_dir(void)
 	free(d);
 }
 
-int wrench__cache_begin(const char *category, char *buf, size_t len, struct wrench__ticket *t)
+int wrench__cache_begin(const struct wrench__name *category, char *buf, size_t len,
+                        struct wrench__ticket *t)
 {
 	int rc = 0;
 
@@ -399,7 +403,7 @@ static void dir_is_usable(void)
 	}
 }
 
-void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
+void wrench__cache_file_problem(const struct wrench__name *category, const struct wrench__ticket *t,
                                 const struct wrench__problem *why)
 {
 	struct wrench__snapshot *old = NULL;
@@ -421,7 +425,7 @@ void wrench__cache_file_problem(const char *category, const struct wrench__ticke
 		log_problem(why, suppressed);
 }
 
-static struct wrench__snapshot *snapshot_new(const char *category, const char *path,
+static struct wrench__snapshot *snapshot_new(const struct wrench__name *category, const char *path,
                                              const struct wrench__file *file, uint64_t hash,
                                              bool use_seed, uint64_t seed_value)
 {
@@ -444,7 +448,7 @@ static struct wrench__snapshot *snapshot_new(const char *category, const char *p
 	s->seeded = use_seed;
 	for (size_t i = 0; use_seed && i < s->rules->count; i++)
 		s->rules->rule[i].seed =
-		        wrench__seed_for_line(seed_value, category, s->rules->rule[i].line);
+		        wrench__seed_for_line(seed_value, category->hash, s->rules->rule[i].line);
 	return s;
 }
 
@@ -473,8 +477,8 @@ static void log_parse_errors(const struct wrench__rules *rules, const char *path
 	            rules->error_count);
 }
 
-struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
-                                                  const struct wrench__file *file)
+struct wrench__snapshot *wrench__snapshot_private(const struct wrench__name *category,
+                                                  const char *path, const struct wrench__file *file)
 {
 	pthread_mutex_lock(&lock);
 	bool use_seed = seeded;
@@ -484,8 +488,8 @@ struct wrench__snapshot *wrench__snapshot_private(const char *category, const ch
 	return snapshot_new(category, path, file, 0, use_seed, seed_value);
 }
 
-struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
-                                               const struct wrench__ticket *t,
+struct wrench__snapshot *wrench__cache_acquire(const struct wrench__name *category,
+                                               const char *path, const struct wrench__ticket *t,
                                                const struct wrench__file *file, bool *stale)
 {
 	uint64_t hash = wrench__hash_bytes(file->data, file->len, WRENCH__HASH_START);

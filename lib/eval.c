@@ -140,7 +140,9 @@ void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t 
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
                            wrench__fire_fn *fire, void *ctx)
 {
-	return wrench__evaluate_from(rules, wrench__rules_find(rules, feature), seeded, fire, ctx);
+	struct wrench__name name = wrench__name_of(feature);
+
+	return wrench__evaluate_from(rules, wrench__rules_find(rules, &name), seeded, fire, ctx);
 }
 
 bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "wrench.h"
@@ -41,6 +42,38 @@ static inline uint64_t wrench__hash_string(const char *s)
 		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
 	return h;
 }
+
+/* ---- a name made once at the door ---------------------------------------- */
+
+/* A category or a feature as the library's entry points made it: the
+ * string, measured and hashed once, so that no layer below measures or
+ * hashes it again (the view, the cache, change detection and the counters
+ * all key on HASH). */
+struct wrench__name {
+	const char *s;
+	size_t len;
+	uint64_t hash; /* wrench__hash_string(s) */
+};
+
+static inline struct wrench__name wrench__name_of(const char *s)
+{
+	struct wrench__name n = {s, 0, WRENCH__HASH_START};
+	for (; s[n.len]; n.len++)
+		n.hash = (n.hash ^ (unsigned char)s[n.len]) * 0x100000001b3ull;
+	return n;
+}
+
+/* Answers whether A is the name B, kept with its hash and length. */
+static inline bool wrench__name_is(const struct wrench__name *a, uint64_t hash, size_t len,
+                                   const char *b)
+{
+	return a->hash == hash && a->len == len && memcmp(a->s, b, len) == 0;
+}
+
+/* A failure point: both its names, made and checked at the door. */
+struct wrench__point {
+	struct wrench__name category, feature;
+};
 
 /* Trigger files larger than this are refused: they are hand-written lists.
  * One byte less than 64 KiB: Go's bufio.Scanner, which Juju's agents read
@@ -157,7 +190,7 @@ struct wrench__rules {
 };
 
 /* The first line for FEATURE in RULES (follow next_same), or -1. */
-int32_t wrench__rules_find(const struct wrench__rules *rules, const char *feature);
+int32_t wrench__rules_find(const struct wrench__rules *rules, const struct wrench__name *feature);
 
 /*
  * Parses one line (without its line terminator). Returns 1 and fills RULE
@@ -408,8 +441,8 @@ size_t wrench__rules_close_counted(struct wrench__rules *rules);
  * counts machine-wide has no slot; the state is to be tried again at
  * wrench__state_next_try_ms(). */
 struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t epoch,
-                                         const char *category, struct wrench__rules *rules,
-                                         bool *missing);
+                                         const struct wrench__name *category,
+                                         struct wrench__rules *rules, bool *missing);
 /* When a state that failed may be tried again (CLOCK_MONOTONIC_COARSE ms;
  * 0: at once), and whether that time has come. */
 uint64_t wrench__state_next_try_ms(void);
@@ -447,8 +480,9 @@ int64_t wrench__coarse_now_ns(void);
 
 /* Reads $WRENCH_SEED: 0, -ENOENT when unset, -EINVAL (logged) when bad. */
 int wrench__seed_from_env(uint64_t *seed);
-/* Per-line seed, from the global seed, the category and the line number. */
-uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line);
+/* Per-line seed, from the global seed, the category (its name's hash) and
+ * the line number. */
+uint64_t wrench__seed_for_line(uint64_t seed, uint64_t category_hash, unsigned line);
 /* A child must not replay its parent's unseeded draws: call in the child. */
 void wrench__random_atfork_child(void);
 /* The K-th draw of a seeded line, or a fresh one from this thread's
@@ -519,7 +553,8 @@ struct wrench__ticket {
 /* Copies the directory in force into DIR and takes a ticket for CATEGORY.
  * Returns 0, -ENOENT when there is no usable directory, or -ENOMEM (a
  * passing shortage, which says nothing about the directory). */
-int wrench__cache_begin(const char *category, char *dir, size_t len, struct wrench__ticket *t);
+int wrench__cache_begin(const struct wrench__name *category, char *dir, size_t len,
+                        struct wrench__ticket *t);
 
 /*
  * Returns a referenced snapshot of FILE, the category's trigger file: the
@@ -528,11 +563,12 @@ int wrench__cache_begin(const char *category, char *dir, size_t len, struct wren
  * call stored a different version meanwhile: the caller looks again.
  * NULL without *STALE when memory runs out.
  */
-struct wrench__snapshot *wrench__cache_acquire(const char *category, const char *path,
-                                               const struct wrench__ticket *t,
+struct wrench__snapshot *wrench__cache_acquire(const struct wrench__name *category,
+                                               const char *path, const struct wrench__ticket *t,
                                                const struct wrench__file *file, bool *stale);
 /* Parses FILE into a snapshot that is not cached; NULL when out of memory. */
-struct wrench__snapshot *wrench__snapshot_private(const char *category, const char *path,
+struct wrench__snapshot *wrench__snapshot_private(const struct wrench__name *category,
+                                                  const char *path,
                                                   const struct wrench__file *file);
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 
@@ -540,7 +576,7 @@ void wrench__snapshot_put(struct wrench__snapshot *snapshot);
  * that depended on it, and log the problem once while it lasts (rate
  * limited). */
 void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wrench__problem *why);
-void wrench__cache_file_problem(const char *category, const struct wrench__ticket *t,
+void wrench__cache_file_problem(const struct wrench__name *category, const struct wrench__ticket *t,
                                 const struct wrench__problem *why);
 /* A passing shortage (descriptors, memory, an interrupted call) stopped a
  * load: nothing is forgotten or remembered; logged once, as WARN. */
@@ -561,13 +597,17 @@ void wrench__cache_atfork_child(void);
 
 /* ---- query.c ----------------------------------------------------------- */
 
-/* The whole query behind wrench_is_active(), once its arguments are valid;
- * FAST_TRIED: wrench__fast_query() was just asked and could not answer. */
-bool wrench__query(const char *category, const char *feature, bool fast_tried);
-/* The hot path alone: answers from what change detection knows current,
- * for non-NULL arguments (the category is checked). Returns false when it
- * cannot answer, and wrench__query must. */
-bool wrench__fast_query(const char *category, const char *feature, bool *active);
+struct wrench__recall; /* quiet.h */
+
+/* The whole query behind wrench_is_active(), for a point made at the door:
+ * from the view that change detection keeps current when it knows the
+ * category, else a load. R: the caller's record of the point (a call
+ * site's, or a thread's memory of a name), kept up to date; NULL: none. */
+bool wrench__query(const struct wrench__point *point, struct wrench__recall *r);
+/* Forgets what R remembers. */
+void wrench__recall_clear(struct wrench__recall *r);
+/* Whether this thread is inside an evaluation (a logger calling back). */
+bool wrench__query_nested(void);
 
 /* What loading a category found. */
 enum wrench__outcome {
@@ -583,8 +623,8 @@ void wrench__query_atfork_child(void);
 
 /* Loads CATEGORY with every check, through the cache of parsed files.
  * Returns a referenced snapshot, or NULL (the problem logged once). */
-struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
-                                      enum wrench__outcome *outcome);
+struct wrench__snapshot *wrench__load(const struct wrench__name *category,
+                                      struct wrench__trust *trust, enum wrench__outcome *outcome);
 
 /* ---- watch.c: change detection ------------------------------------------ */
 
@@ -595,12 +635,11 @@ bool wrench__watch_running(void);
  * running, or a watch failed). *STATE_EPOCH: the same, counting changes to
  * the entry of the state directory too. */
 uint64_t wrench__watch_epoch(uint64_t *state_epoch);
-/* Applies the changes reported since the last look: one read() when there
- * are none; in relaxed mode, only once per recheck period. */
-void wrench__watch_refresh(void);
+/* The hot path's wrench__watch_refresh() is inline: quiet.h. */
 /* Loads CATEGORY (starting the detection on first use), watching what the
  * checks open, and tells the view what was found. */
-struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome);
+struct wrench__snapshot *wrench__watch_load(const struct wrench__name *category,
+                                            enum wrench__outcome *outcome);
 /* Forgets every watch and what the view knew: for set_dir and set_seed. */
 void wrench__watch_reset(void);
 void wrench__set_recheck_ms(unsigned ms);
@@ -611,11 +650,7 @@ void wrench__watch_atfork_child(void);
 
 /* ---- ring.c: strict mode with no system call (io_uring) ---------------- */
 
-/* The hot path, in any thread, no lock, no system call: true when the ring
- * shows that no change came in since the view was made current. Read the
- * view only after it answered true. False whenever in doubt: no ring, a
- * drain in progress, a flag or a completion pending. */
-bool wrench__ring_quiet(void);
+/* The hot path's check, wrench__ring_quiet(), is inline: quiet.h. */
 /* The strict slow path, with the watch lock held: makes the ring on first
  * use, drains it (its owner) or takes it over (after many slow calls by
  * other threads), and always has READ_EVENTS read and apply what inotify
@@ -648,11 +683,12 @@ void wrench__view_release(struct wrench__view *view);
 uint64_t wrench__view_serial(const struct wrench__view *view);
 /* Answers whether the view knows CATEGORY, and if so its snapshot (NULL:
  * inactive). */
-bool wrench__view_lookup(const struct wrench__view *view, const char *category,
+bool wrench__view_lookup(const struct wrench__view *view, const struct wrench__name *category,
                          struct wrench__snapshot **snapshot);
+/* The serial of the current view, wrench__view_now, is in quiet.h. */
 /* Changes, each published as a new view. */
-int wrench__view_set(const char *category, struct wrench__snapshot *snapshot);
-void wrench__view_forget(const char *category);
+int wrench__view_set(const struct wrench__name *category, struct wrench__snapshot *snapshot);
+void wrench__view_forget(const struct wrench__name *category);
 void wrench__view_forget_all(void);
 void wrench__view_set_dir_unusable(void);
 void wrench__view_atfork_prepare(void);

@@ -593,24 +593,23 @@ static int add_error(struct wrench__rules *rules, unsigned line, const char *mes
 	return 0;
 }
 
-static size_t feature_hash(const char *feature)
+static size_t feature_slot(uint64_t hash)
 {
-	uint64_t h = wrench__hash_string(feature);
-	return (size_t)(h ^ (h >> 32));
+	return (size_t)(hash ^ (hash >> 32));
 }
 
 /* The slot of FEATURE: where its first line is, or the empty slot where
  * it would go. The table is at most half full, so probing ends. */
-static size_t index_slot(const struct wrench__rules *rules, const char *feature)
+static size_t index_slot(const struct wrench__rules *rules, const struct wrench__name *feature)
 {
-	size_t slot = feature_hash(feature) & rules->index_mask;
+	size_t slot = feature_slot(feature->hash) & rules->index_mask;
 	while (rules->index[slot] >= 0 &&
-	       strcmp(rules->rule[rules->index[slot]].feature, feature) != 0)
+	       strcmp(rules->rule[rules->index[slot]].feature, feature->s) != 0)
 		slot = (slot + 1) & rules->index_mask;
 	return slot;
 }
 
-int32_t wrench__rules_find(const struct wrench__rules *rules, const char *feature)
+int32_t wrench__rules_find(const struct wrench__rules *rules, const struct wrench__name *feature)
 {
 	return rules->index[index_slot(rules, feature)];
 }
@@ -632,7 +631,8 @@ static int build_index(struct wrench__rules *rules)
 	for (size_t i = 0; i < size; i++)
 		rules->index[i] = -1;
 	for (size_t i = 0; i < rules->count; i++) {
-		size_t slot = index_slot(rules, rules->rule[i].feature);
+		struct wrench__name feature = wrench__name_of(rules->rule[i].feature);
+		size_t slot = index_slot(rules, &feature);
 		/* Until state.c attaches them, the lines count on their own. */
 		rules->rule[i].counters = &rules->local[i];
 		rules->rule[i].next_same = -1;

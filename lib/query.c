@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "quiet.h"
 
 /* Retries when other calls keep storing newer versions meanwhile; past
  * that, the call evaluates its own reading without caching it. */
@@ -145,8 +146,9 @@ static int open_dir(const char *dir, struct wrench__trust *trust, struct dir_han
 
 /* Finds and reads the trigger file; NULL (problem handled) when there is
  * none to use. Sets *STALE when the cache moved on during the I/O. */
-static struct wrench__snapshot *load_once(const char *category, struct wrench__trust *trust,
-                                          bool last_try, bool *stale, enum wrench__outcome *outcome)
+static struct wrench__snapshot *load_once(const struct wrench__name *category,
+                                          struct wrench__trust *trust, bool last_try, bool *stale,
+                                          enum wrench__outcome *outcome)
 {
 	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__ticket ticket;
@@ -158,7 +160,7 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	if (rc == -ENOMEM) {
 		struct wrench__problem why = {.level = WRENCH_LOG_WARN};
 		snprintf(why.message, sizeof(why.message), "out of memory looking up category %s",
-		         category);
+		         category->s);
 		wrench__cache_transient_problem(&why);
 		return NULL;
 	}
@@ -166,7 +168,7 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	if (rc < 0)
 		return NULL;
 	snprintf(path, sizeof(path), "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
-	         category);
+	         category->s);
 	struct dir_handle *handle;
 	uint64_t state_epoch;
 	int dirfd = open_dir(dir, trust, &handle, &state_epoch);
@@ -179,7 +181,7 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 		wrench__cache_dir_problem(&ticket, &trust->first);
 		return NULL;
 	}
-	rc = wrench__trust_read_file(dirfd, category, path, &file, trust);
+	rc = wrench__trust_read_file(dirfd, category->s, path, &file, trust);
 	/* The counters are found next to the file, through the same walk. */
 	file.dirfd = dirfd;
 	file.dir = dir;
@@ -206,8 +208,8 @@ static struct wrench__snapshot *load_once(const char *category, struct wrench__t
 	return snapshot;
 }
 
-struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust *trust,
-                                      enum wrench__outcome *outcome)
+struct wrench__snapshot *wrench__load(const struct wrench__name *category,
+                                      struct wrench__trust *trust, enum wrench__outcome *outcome)
 {
 	struct wrench__snapshot *snapshot = NULL;
 	bool stale = true;
@@ -224,6 +226,11 @@ struct wrench__snapshot *wrench__load(const char *category, struct wrench__trust
 /* Set while this thread evaluates: a logger it calls may call back. */
 static WRENCH_TLS unsigned evaluating;
 
+bool wrench__query_nested(void)
+{
+	return evaluating > 0;
+}
+
 static bool evaluate(const struct wrench__snapshot *snapshot, int32_t first, const char *category)
 {
 	struct wrench__context ctx = {
@@ -237,112 +244,101 @@ static bool evaluate(const struct wrench__snapshot *snapshot, int32_t first, con
 	return active;
 }
 
+/* ---- what a caller remembers of a point ---------------------------------- */
+
 /*
- * A thread's memory of its last failure points: which lines a (category,
- * feature) pair leads to in a view. A hit skips hashing and probing; it is
- * checked against copies of the names, since a caller may reuse a buffer
- * for other names. Names too long for the copies are not remembered.
+ * A seqlock: SEQ is odd while one writer changes the fields, and a reader
+ * trusts what it read only if SEQ was even and the same before and after.
+ * A writer that finds another at work leaves the record to it. What a
+ * record says of one view never differs from writer to writer, so a
+ * record rewritten with the same values is as good as untouched.
  */
-#define MEMO_SLOTS 8
-#define MEMO_NAME  40
-
-struct memo {
-	uint64_t view; /* the serial of the view it was found in (0: none) */
-	const struct wrench__snapshot *snapshot;
-	int32_t first;
-	char category[MEMO_NAME], feature[MEMO_NAME];
-};
-
-static WRENCH_TLS struct memo memo[MEMO_SLOTS];
-
-/* Copies S into a memo name; false when it does not fit. */
-static bool memo_copy(char *to, const char *s)
+static bool recall(struct wrench__recall *r, uint64_t serial, struct wrench__snapshot **snapshot,
+                   int32_t *first)
 {
-	for (size_t i = 0; i < MEMO_NAME; i++)
-		if ((to[i] = s[i]) == '\0')
-			return true;
-	return false;
+	uint64_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
+
+	if ((seq & 1) || atomic_load_explicit(&r->serial, memory_order_relaxed) != serial)
+		return false;
+	*snapshot = atomic_load_explicit(&r->snapshot, memory_order_relaxed);
+	*first = atomic_load_explicit(&r->first, memory_order_relaxed);
+	atomic_thread_fence(memory_order_acquire);
+	return atomic_load_explicit(&r->seq, memory_order_relaxed) == seq;
 }
 
-static bool memo_same(const char *copy, const char *s)
+/* What view SERIAL says of the point: the category's snapshot (NULL: no
+ * usable file) and the first line that names the feature (-1: none). */
+static void remember(struct wrench__recall *r, uint64_t serial, struct wrench__snapshot *snapshot,
+                     int32_t first)
 {
-	size_t i = 0;
-	while (copy[i] && copy[i] == s[i])
-		i++;
-	return copy[i] == s[i];
+	uint64_t seq = atomic_load_explicit(&r->seq, memory_order_relaxed);
+
+	if ((seq & 1) ||
+	    !atomic_compare_exchange_strong_explicit(&r->seq, &seq, seq + 1, memory_order_relaxed,
+	                                             memory_order_relaxed))
+		return;
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&r->serial, serial, memory_order_relaxed);
+	atomic_store_explicit(&r->snapshot, snapshot, memory_order_relaxed);
+	atomic_store_explicit(&r->first, first, memory_order_relaxed);
+	atomic_store_explicit(&r->seq, seq + 2, memory_order_release);
+	/* A point that nothing names can be answered from the record alone
+	 * while this view is current (quiet.h). */
+	if (!snapshot || first < 0)
+		atomic_store_explicit(&r->quiet, serial, memory_order_release);
 }
 
-static struct memo *memo_slot(const char *category, const char *feature)
+void wrench__recall_clear(struct wrench__recall *r)
 {
-	uintptr_t h = (uintptr_t)category ^ ((uintptr_t)feature >> 3);
-	return &memo[(h ^ (h >> 7)) % MEMO_SLOTS];
+	atomic_store_explicit(&r->quiet, 0, memory_order_relaxed);
+	atomic_store_explicit(&r->serial, 0, memory_order_relaxed);
 }
+
+/* ---- the query -------------------------------------------------------------- */
 
 /* The hot path: what the view knows, with no lock and, in the steady
  * state, at most the one read() of the change detection. Returns false
- * when the view does not know the category. */
-static bool answer_from_view(const char *category, const char *feature, bool *active)
+ * when the view does not know the category. R: the caller's record of the
+ * point, or NULL. */
+static bool answer_from_view(const struct wrench__point *p, struct wrench__recall *r, bool *active)
 {
 	/* A call made from a logger during an evaluation must not let go of
 	 * the view that evaluation is reading. */
 	bool nested = evaluating > 0;
+	struct wrench__snapshot *found;
+	int32_t first;
 
 	wrench__watch_refresh();
 	struct wrench__view *view = wrench__view_acquire(nested);
 	if (!view)
 		return false;
-	struct memo *m = memo_slot(category, feature);
 	uint64_t serial = wrench__view_serial(view);
-	if (m->view == serial && memo_same(m->category, category) &&
-	    memo_same(m->feature, feature)) {
-		*active = m->snapshot && evaluate(m->snapshot, m->first, category);
-	} else {
-		struct wrench__snapshot *found;
-		if (!wrench__category_is_valid(category) ||
-		    !wrench__view_lookup(view, category, &found)) {
-			if (nested)
-				wrench__view_release(view);
-			return false;
-		}
-		int32_t first = found ? wrench__rules_find(found->rules, feature) : -1;
-		/* A feature that no line can match is the slow path's to report;
-		 * checked only here, where no line matched, to keep hits cheap. */
-		if (first < 0 && wrench__feature_problem(feature)) {
-			if (nested)
-				wrench__view_release(view);
-			return false;
-		}
-		if (!nested && memo_copy(m->category, category) && memo_copy(m->feature, feature)) {
-			m->view = serial;
-			m->snapshot = found;
-			m->first = first;
-		} else {
-			m->view = 0;
-		}
-		*active = found && evaluate(found, first, category);
+	bool known = true;
+	if (!r || !recall(r, serial, &found, &first)) {
+		known = wrench__view_lookup(view, &p->category, &found);
+		first = known && found ? wrench__rules_find(found->rules, &p->feature) : -1;
+		if (known && r)
+			remember(r, serial, found, first);
 	}
+	if (known)
+		*active = found && evaluate(found, first, p->category.s);
 	if (nested)
 		wrench__view_release(view);
-	return true;
+	return known;
 }
 
-bool wrench__fast_query(const char *category, const char *feature, bool *active)
-{
-	return wrench__watch_running() && answer_from_view(category, feature, active);
-}
-
-bool wrench__query(const char *category, const char *feature, bool fast_tried)
+bool wrench__query(const struct wrench__point *p, struct wrench__recall *r)
 {
 	enum wrench__outcome outcome;
 	bool active;
 
-	/* FAST_TRIED: the caller just asked the view, which did not know. */
-	if (!fast_tried && wrench__fast_query(category, feature, &active))
+	if (wrench__watch_running() && answer_from_view(p, r, &active))
 		return active;
-	struct wrench__snapshot *snapshot = wrench__watch_load(category, &outcome);
+	struct wrench__snapshot *snapshot = wrench__watch_load(&p->category, &outcome);
 	if (!snapshot)
 		return false;
-	active = evaluate(snapshot, wrench__rules_find(snapshot->rules, feature), category);
+	active =
+	        evaluate(snapshot, wrench__rules_find(snapshot->rules, &p->feature), p->category.s);
 	wrench__snapshot_put(snapshot);
 	return active;
 }

@@ -23,10 +23,10 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-uint64_t wrench__seed_for_line(uint64_t seed, const char *category, unsigned line)
+uint64_t wrench__seed_for_line(uint64_t seed, uint64_t category_hash, unsigned line)
 {
 	/* The category's hash keeps categories apart; mix() spreads it. */
-	return mix(seed ^ mix(wrench__hash_string(category) ^ mix(line)));
+	return mix(seed ^ mix(category_hash ^ mix(line)));
 }
 
 /* Unseeded draws come from a generator per thread, seeded once from the

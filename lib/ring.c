@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "quiet.h"
 
 /* The one setup that measured no missed change: with any other, the flag
  * is set late (COOP_TASKRUN) or not at all. */
@@ -73,10 +74,8 @@ static bool turned_off_by_env, self_tested;
  * ring costs what it did before there was one. */
 static atomic_bool off_for_good;
 
-/* Odd: no usable ring, or its owner is draining it. Starts odd. */
-static _Atomic uint64_t gen = 1;
-/* The words of the ring's memory the hot path reads. */
-static _Atomic(const unsigned *) kflags, khead, ktail;
+/* The words the hot path reads (quiet.h); the generation starts odd. */
+struct wrench__ring_hot wrench__ring_hot = {.gen = 1};
 static unsigned rings_made;
 
 /* Which ring this thread owns, if it is still the current one. */
@@ -96,24 +95,6 @@ static char message[320];
 static atomic_bool message_pending;
 
 static void turn_off(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/*
- * A word of the ring's memory, as the hot path reads it. The kernel writes
- * that memory, and retire() may replace it by zeroes under the reader (the
- * generation checks around the read tell it then not to trust the word):
- * neither is anything ThreadSanitizer can model, as it sees no kernel write
- * and takes an mmap() for a plain write. So the word is read with a
- * volatile load, which that function leaves uninstrumented (an atomic one
- * would still be), and the fence gives it the acquire ordering an atomic
- * load would have: on x86 it costs nothing, on arm64 what ldar does.
- */
-__attribute__((no_sanitize("thread"))) static unsigned ring_word(const unsigned *_Atomic *where)
-{
-	unsigned word =
-	        *(const volatile unsigned *)atomic_load_explicit(where, memory_order_relaxed);
-	atomic_thread_fence(memory_order_acquire);
-	return word;
-}
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
@@ -143,50 +124,36 @@ __attribute__((visibility("default"))) const char *__tsan_default_suppressions(v
 }
 #endif
 
-bool wrench__ring_quiet(void)
-{
-	uint64_t g = atomic_load_explicit(&gen, memory_order_acquire);
-
-	if (g & 1)
-		return false;
-	unsigned flags = ring_word(&kflags);
-	unsigned tail = ring_word(&ktail);
-	unsigned head = ring_word(&khead);
-	/* The loads above may not move after this one (acquire), and what
-	 * the caller reads next may not move before it. */
-	return !(flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) && tail == head &&
-	       atomic_load_explicit(&gen, memory_order_acquire) == g;
-}
-
 /* Makes the generation odd, if it is not, before the kernel is entered:
  * a caller that then finds the flag clear also finds the generation
  * changed. The fence orders the store before the system call's effects on
  * weakly ordered machines too. */
 static void gen_make_odd(void)
 {
-	if (!(atomic_load(&gen) & 1))
-		atomic_fetch_add(&gen, 1);
+	if (!(atomic_load(&wrench__ring_hot.gen) & 1))
+		atomic_fetch_add(&wrench__ring_hot.gen, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void gen_make_even(void)
 {
-	if (atomic_load(&gen) & 1)
-		atomic_fetch_add_explicit(&gen, 1, memory_order_release);
+	if (atomic_load(&wrench__ring_hot.gen) & 1)
+		atomic_fetch_add_explicit(&wrench__ring_hot.gen, 1, memory_order_release);
 }
 
 /* Ring memory, read the way the hot path reads it. */
 static bool ring_memory_clean(void)
 {
-	unsigned flags = ring_word(&kflags);
+	unsigned flags = wrench__ring_word(&wrench__ring_hot.kflags);
 
 	return !(flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) &&
-	       ring_word(&ktail) == ring_word(&khead);
+	       wrench__ring_word(&wrench__ring_hot.ktail) ==
+	               wrench__ring_word(&wrench__ring_hot.khead);
 }
 
 static bool taskrun_flag_set(void)
 {
-	return ring_word(&kflags) & IORING_SQ_TASKRUN;
+	return wrench__ring_word(&wrench__ring_hot.kflags) & IORING_SQ_TASKRUN;
 }
 
 /* Lets go of the ring. FD_OURS: its descriptor is still ours to close
@@ -247,9 +214,9 @@ static int expose(void)
 {
 	if (ring.sq.ring_ptr != ring.cq.ring_ptr)
 		return -EINVAL;
-	atomic_store(&kflags, ring.sq.kflags);
-	atomic_store(&khead, ring.cq.khead);
-	atomic_store(&ktail, ring.cq.ktail);
+	atomic_store(&wrench__ring_hot.kflags, ring.sq.kflags);
+	atomic_store(&wrench__ring_hot.khead, ring.cq.khead);
+	atomic_store(&wrench__ring_hot.ktail, ring.cq.ktail);
 	return 0;
 }
 
@@ -635,7 +602,7 @@ void wrench__ring_atfork_parent(void)
  * its own on its first strict call; the kernel behaviour was checked. */
 void wrench__ring_atfork_child(void)
 {
-	atomic_store(&gen, atomic_load(&gen) | 1);
+	atomic_store(&wrench__ring_hot.gen, atomic_load(&wrench__ring_hot.gen) | 1);
 	if (ring_state == RING_ON) {
 		close(ring.ring_fd);
 		memset(&ring, 0, sizeof(ring));

@@ -124,10 +124,16 @@ int wrench__rules_set_keys(struct wrench__rules *rules)
 	return 0;
 }
 
+/* What a slot keeps of a category whose name hashes to NAME_HASH. */
+static uint64_t category_key(uint64_t name_hash)
+{
+	uint64_t h = mix(name_hash);
+	return h ? h : 1; /* 0 marks a slot whose category is not yet set */
+}
+
 uint64_t wrench__state_category_hash(const char *category)
 {
-	uint64_t h = mix(wrench__hash_string(category));
-	return h ? h : 1; /* 0 marks a slot whose category is not yet set */
+	return category_key(wrench__hash_string(category));
 }
 
 /* The key of a category's line in the shared table. */
@@ -438,9 +444,10 @@ void wrench__state_each(struct wrench__state *state, wrench__slot_fn *fn, void *
 
 /* ---- states ---------------------------------------------------------------- */
 
-/* A state of CATEGORY over MAP, which takes over the caller's reference
- * to it (let go of when there is no memory for the state). */
-static struct wrench__state *state_of(struct state_map *map, const char *category, int dirfd)
+/* A state of the category whose key (category_key()) is CATEGORY, 0 for
+ * every category, over MAP, which takes over the caller's reference to it
+ * (let go of when there is no memory for the state). */
+static struct wrench__state *state_of(struct state_map *map, uint64_t category, int dirfd)
 {
 	struct wrench__state *state = malloc(sizeof(*state));
 
@@ -449,7 +456,7 @@ static struct wrench__state *state_of(struct state_map *map, const char *categor
 		return NULL;
 	}
 	state->map = map;
-	state->category = category ? wrench__state_category_hash(category) : 0;
+	state->category = category;
 	state->full = false;
 	state->claim_error = 0;
 	state->dirfd = dirfd;
@@ -465,7 +472,7 @@ int wrench__state_open(const struct wrench__state_where *w, const char *category
 	int rc = wrench__map_open(w, NULL, &map, why);
 	if (rc < 0)
 		return rc;
-	*out = state_of(map, category, w->dirfd);
+	*out = state_of(map, category ? wrench__state_category_hash(category) : 0, w->dirfd);
 	if (!*out) {
 		why->level = WRENCH_LOG_WARN;
 		why->path = NULL;
@@ -493,10 +500,10 @@ static struct {
 	uint64_t name, mark;
 } told[TOLD_SLOTS];
 
-/* Records MARK (0: no problem) for NAME; true when it is news. */
-static bool first_telling(const char *name, uint64_t mark)
+/* Records MARK (0: no problem) for the name hashed to C; true when it is
+ * news. */
+static bool first_telling(uint64_t c, uint64_t mark)
 {
-	uint64_t c = wrench__hash_string(name);
 	size_t at = (size_t)(c % TOLD_SLOTS);
 
 	pthread_mutex_lock(&told_lock);
@@ -628,7 +635,7 @@ static atomic_bool unusable_told;
 /* Says once what keeps the counters of DIR from being used. */
 static void tell_unusable(const char *dir, const struct wrench__problem *why)
 {
-	if (!first_telling(dir, wrench__hash_string(why->message) | 1))
+	if (!first_telling(wrench__hash_string(dir), wrench__hash_string(why->message) | 1))
 		return;
 	atomic_store(&unusable_told, true);
 	wrench__log(WRENCH_LOG_WARN,
@@ -638,14 +645,14 @@ static void tell_unusable(const char *dir, const struct wrench__problem *why)
 }
 
 /* Says once that some lines of CATEGORY found no room (ERR says why). */
-static void tell_no_room(const char *dir, const char *category, size_t left, int err)
+static void tell_no_room(const char *dir, const struct wrench__name *category, size_t left, int err)
 {
-	if (!first_telling(category, left * 131 + (uint64_t)-err))
+	if (!first_telling(category->hash, left * 131 + (uint64_t)-err))
 		return;
 	wrench__log(err == -EAGAIN ? WRENCH_LOG_INFO : WRENCH_LOG_WARN,
 	            "%s/%s has no room for %zu line(s) of %s (%s): those that a count decides "
 	            "never fire until they get it, the others are counted per process; %s",
-	            dir, WRENCH_STATE_DIR, left, category, strerror(-err),
+	            dir, WRENCH_STATE_DIR, left, category->s, strerror(-err),
 	            err == -EAGAIN ? "it is tried again shortly"
 	            : err == -ENOSPC || err == -EDQUOT
 	                    ? "fix: free space on its file system, or remove lines (wrench clear)"
@@ -653,8 +660,8 @@ static void tell_no_room(const char *dir, const char *category, size_t left, int
 }
 
 struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t epoch,
-                                         const char *category, struct wrench__rules *rules,
-                                         bool *missing)
+                                         const struct wrench__name *category,
+                                         struct wrench__rules *rules, bool *missing)
 {
 	struct state_map *map = NULL;
 	struct wrench__problem why = {.level = WRENCH_LOG_WARN};
@@ -678,9 +685,10 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 		pthread_mutex_unlock(&mapped_lock);
 	} else {
 		snprintf(why.message, sizeof(why.message), "out of memory keying the lines of %s",
-		         category);
+		         category->s);
 	}
-	struct wrench__state *state = rc == 0 ? state_of(map, category, dirfd) : NULL;
+	struct wrench__state *state =
+	        rc == 0 ? state_of(map, category_key(category->hash), dirfd) : NULL;
 	if (!state) {
 		if (rc == 0)
 			snprintf(why.message, sizeof(why.message), "out of memory");
@@ -689,7 +697,7 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 		tell_unusable(dir, &why);
 		return NULL;
 	}
-	first_telling(dir, 0);
+	first_telling(wrench__hash_string(dir), 0);
 	if (atomic_exchange(&unusable_told, false))
 		wrench__log(WRENCH_LOG_INFO, "the counters of %s are in use again", dir);
 	size_t left = wrench__state_attach(state, rules);
@@ -700,6 +708,6 @@ struct wrench__state *wrench__state_load(int dirfd, const char *dir, uint64_t ep
 		tell_no_room(dir, category, left,
 		             state->claim_error ? state->claim_error : -ENOSPC);
 	else
-		first_telling(category, 0);
+		first_telling(category->hash, 0);
 	return state;
 }

@@ -21,12 +21,14 @@
 #include <string.h>
 
 #include "internal.h"
+#include "quiet.h"
 
 /* One category the view knows; shared by the views that contain it. */
 struct known {
 	_Atomic unsigned refs;
 	struct wrench__snapshot *snapshot; /* NULL: no usable file */
 	uint64_t hash;
+	size_t len;
 	char category[];
 };
 
@@ -46,6 +48,9 @@ struct wrench__view {
 static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t serials;
 static struct wrench__view *_Atomic current;
+/* The serial of the current view, 0 while there is none: a call site that
+ * knows the answer a view gave compares one number (query.c). */
+_Atomic uint64_t wrench__view_now;
 
 /* The view this thread holds a reference to, released at thread exit. */
 static WRENCH_TLS struct wrench__view *held;
@@ -75,11 +80,11 @@ static struct known *slot_at(const struct wrench__view *v, size_t i)
 	return atomic_load_explicit(&v->slot[i], memory_order_acquire);
 }
 
-static size_t find_slot(const struct wrench__view *v, const char *category, uint64_t hash)
+static size_t find_slot(const struct wrench__view *v, const struct wrench__name *category)
 {
-	size_t i = hash & v->mask;
+	size_t i = category->hash & v->mask;
 	for (struct known *k; (k = slot_at(v, i)) != NULL; i = (i + 1) & v->mask)
-		if (k->hash == hash && strcmp(k->category, category) == 0)
+		if (wrench__name_is(category, k->hash, k->len, k->category))
 			break;
 	return i;
 }
@@ -106,9 +111,10 @@ static struct wrench__view *view_new(size_t count)
  * The release store publishes K whole to readers of V. */
 static void view_add(struct wrench__view *v, struct known *k)
 {
+	struct wrench__name name = {k->category, k->len, k->hash};
+
 	atomic_fetch_add(&k->refs, 1);
-	atomic_store_explicit(&v->slot[find_slot(v, k->category, k->hash)], k,
-	                      memory_order_release);
+	atomic_store_explicit(&v->slot[find_slot(v, &name)], k, memory_order_release);
 	v->count++;
 }
 
@@ -137,13 +143,13 @@ static void publish(struct wrench__view *v)
 {
 	struct wrench__view *old = atomic_load(&current);
 	atomic_store_explicit(&current, v, memory_order_release);
+	atomic_store_explicit(&wrench__view_now, v ? v->serial : 0, memory_order_release);
 	view_put(old);
 }
 
-int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
+int wrench__view_set(const struct wrench__name *category, struct wrench__snapshot *snapshot)
 {
-	size_t len = strlen(category) + 1;
-	struct known *k = malloc(sizeof(*k) + len);
+	struct known *k = malloc(sizeof(*k) + category->len + 1);
 
 	if (!k)
 		return -ENOMEM;
@@ -151,8 +157,9 @@ int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
 	k->snapshot = snapshot;
 	if (snapshot)
 		atomic_fetch_add(&snapshot->refs, 1);
-	k->hash = wrench__hash_string(category);
-	memcpy(k->category, category, len);
+	k->hash = category->hash;
+	k->len = category->len;
+	memcpy(k->category, category->s, category->len + 1);
 
 	pthread_mutex_lock(&view_lock);
 	struct wrench__view *old = atomic_load(&current);
@@ -162,7 +169,7 @@ int wrench__view_set(const char *category, struct wrench__snapshot *snapshot)
 	 * each call for them looks for the file. */
 	if (!snapshot && old && old->count >= MAX_REMEMBERED)
 		goto out;
-	const struct known *replaced = old ? slot_at(old, find_slot(old, category, k->hash)) : NULL;
+	const struct known *replaced = old ? slot_at(old, find_slot(old, category)) : NULL;
 	/* A category the view did not know goes in place; anything else
 	 * changes what the view says, and makes a new one. */
 	if (!old || replaced || old->dir_unusable || !has_room(old)) {
@@ -205,12 +212,11 @@ void wrench__view_set_dir_unusable(void)
 	publish_empty(true);
 }
 
-void wrench__view_forget(const char *category)
+void wrench__view_forget(const struct wrench__name *category)
 {
 	pthread_mutex_lock(&view_lock);
 	struct wrench__view *old = atomic_load(&current);
-	struct known *k =
-	        old ? slot_at(old, find_slot(old, category, wrench__hash_string(category))) : NULL;
+	struct known *k = old ? slot_at(old, find_slot(old, category)) : NULL;
 	if (k)
 		publish(view_copy(old, k));
 	pthread_mutex_unlock(&view_lock);
@@ -260,14 +266,14 @@ void wrench__view_release(struct wrench__view *v)
 	view_put(v);
 }
 
-bool wrench__view_lookup(const struct wrench__view *v, const char *category,
+bool wrench__view_lookup(const struct wrench__view *v, const struct wrench__name *category,
                          struct wrench__snapshot **snapshot)
 {
 	if (v->dir_unusable) {
 		*snapshot = NULL;
 		return true;
 	}
-	struct known *k = slot_at(v, find_slot(v, category, wrench__hash_string(category)));
+	struct known *k = slot_at(v, find_slot(v, category));
 	if (!k)
 		return false;
 	*snapshot = k->snapshot;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "quiet.h"
 
 /* What changes we hear about, per kind of thing watched. An ancestor's
  * events are filtered down to the one name that leads on. */
@@ -72,10 +73,9 @@ static uint64_t changes;
 static uint64_t state_dir_changes;
 static uint64_t category_changes[CATEGORY_COUNTERS];
 
-static uint64_t *counter_of(const char *category)
+static uint64_t *counter_of(uint64_t hash)
 {
-	uint64_t h = wrench__hash_string(category);
-	return &category_changes[(h ^ (h >> 32)) % CATEGORY_COUNTERS];
+	return &category_changes[(hash ^ (hash >> 32)) % CATEGORY_COUNTERS];
 }
 
 /* A message for the log, told once the lock is released: a logger may
@@ -83,8 +83,7 @@ static uint64_t *counter_of(const char *category)
 static char note[256];
 static enum wrench_log_level note_level;
 
-static _Atomic unsigned recheck_ms;
-static _Atomic uint64_t next_check_ms;
+struct wrench__watch_hot wrench__watch_hot;
 
 /* Releases watch_lock, then logs what was noted under it. */
 static void unlock_and_tell(void)
@@ -124,10 +123,13 @@ static void forget_everything(void)
 	wrench__view_forget_all();
 }
 
+/* CATEGORY: a name the kernel reported, made here, once. */
 static void forget_category(const char *category)
 {
-	(*counter_of(category))++;
-	wrench__view_forget(category);
+	struct wrench__name name = wrench__name_of(category);
+
+	(*counter_of(name.hash))++;
+	wrench__view_forget(&name);
 }
 
 /* Where WD is, or would go, in watches, which is kept sorted by wd: the
@@ -254,9 +256,8 @@ static uint64_t coarse_ms(void)
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   10000
 
-static uint64_t retry_interval_ms;   /* 0: nothing failed lately */
-static _Atomic uint64_t retry_at_ms; /* 0: no retry due */
-static int last_failure;             /* the errno last logged, to log it once */
+static uint64_t retry_interval_ms; /* 0: nothing failed lately */
+static int last_failure;           /* the errno last logged, to log it once */
 
 /* Something could not be watched: when to look again. Lock held. */
 static void schedule_retry(void)
@@ -264,19 +265,19 @@ static void schedule_retry(void)
 	retry_interval_ms = retry_interval_ms ? 2 * retry_interval_ms : RETRY_FIRST_MS;
 	if (retry_interval_ms > RETRY_MAX_MS)
 		retry_interval_ms = RETRY_MAX_MS;
-	atomic_store(&retry_at_ms, coarse_ms() + retry_interval_ms);
+	atomic_store(&wrench__watch_hot.retry_at_ms, coarse_ms() + retry_interval_ms);
 }
 
 /* The counters of a load's lines could not all be had (state.c): load
  * again when they may be tried again, MS, at the latest. Lock held. */
 static void retry_by(uint64_t ms)
 {
-	uint64_t due = atomic_load(&retry_at_ms);
+	uint64_t due = atomic_load(&wrench__watch_hot.retry_at_ms);
 
 	if (!ms)
 		ms = coarse_ms() + RETRY_FIRST_MS;
 	if (!due || ms < due)
-		atomic_store(&retry_at_ms, ms);
+		atomic_store(&wrench__watch_hot.retry_at_ms, ms);
 }
 
 /* Notes a WARN saying why detection cannot run as it should, once per
@@ -313,11 +314,11 @@ static void start(void)
  * watched. Lock held. */
 static void retry_if_due(void)
 {
-	uint64_t due = atomic_load_explicit(&retry_at_ms, memory_order_relaxed);
+	uint64_t due = atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed);
 
 	if (!due || coarse_ms() < due)
 		return;
-	atomic_store(&retry_at_ms, 0);
+	atomic_store(&wrench__watch_hot.retry_at_ms, 0);
 	if (atomic_load(&state) == FAILED)
 		start();
 	else
@@ -443,7 +444,7 @@ bool wrench__watch_running(void)
 uint64_t wrench__watch_epoch(uint64_t *state_epoch)
 {
 	pthread_mutex_lock(&watch_lock);
-	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&retry_at_ms);
+	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&wrench__watch_hot.retry_at_ms);
 	uint64_t epoch = sure ? changes + 1 : 0;
 	/* Both counts only grow: their sum changes when either does. */
 	*state_epoch = sure ? changes + state_dir_changes + 1 : 0;
@@ -451,34 +452,18 @@ uint64_t wrench__watch_epoch(uint64_t *state_epoch)
 	return epoch;
 }
 
-void wrench__watch_refresh(void)
+void wrench__watch_look(void)
 {
-	unsigned ms = atomic_load_explicit(&recheck_ms, memory_order_relaxed);
-	uint64_t now = 0;
+	unsigned ms = atomic_load_explicit(&wrench__watch_hot.recheck_ms, memory_order_relaxed);
+	uint64_t now = ms ? coarse_ms() : 0;
 
-	/* Either mode: no system call, and no clock, while the ring shows
-	 * nothing new, until a retry of what could not be watched is due. A
-	 * quiet ring says that nothing watched changed, not that all is
-	 * watched: a file whose watch failed can change unheard of. Without
-	 * a ring (not made yet, or off), it is never quiet. */
-	if (wrench__ring_quiet()) {
-		uint64_t due = atomic_load_explicit(&retry_at_ms, memory_order_relaxed);
-		if (!due || coarse_ms() < due)
-			return;
-	}
-	/* Relaxed mode: something may have changed; look once per period.
-	 * The clock is read from the vDSO, no system call. */
-	if (ms) {
-		now = coarse_ms();
-		if (now < atomic_load_explicit(&next_check_ms, memory_order_relaxed))
-			return;
-	}
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING)
 		wrench__ring_refresh(inotify_fd, poll_events);
 	retry_if_due();
 	if (ms)
-		atomic_store_explicit(&next_check_ms, now + ms, memory_order_relaxed);
+		atomic_store_explicit(&wrench__watch_hot.next_check_ms, now + ms,
+		                      memory_order_relaxed);
 	unlock_and_tell();
 }
 
@@ -489,21 +474,22 @@ static void watch_failed(int err)
 {
 	/* A retry already due keeps its time: loads that keep failing
 	 * must not put it off for ever. */
-	if (!atomic_load(&retry_at_ms))
+	if (!atomic_load(&wrench__watch_hot.retry_at_ms))
 		schedule_retry();
 	note_failure(err, "inotify_add_watch",
 	             "a change to what could not be watched is seen at the next try, not at "
 	             "once");
 }
 
-struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__outcome *outcome)
+struct wrench__snapshot *wrench__watch_load(const struct wrench__name *category,
+                                            enum wrench__outcome *outcome)
 {
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == UNTRIED)
 		start();
 	else
 		retry_if_due();
-	uint64_t before = changes, before_category = *counter_of(category);
+	uint64_t before = changes, before_category = *counter_of(category->hash);
 	unlock_and_tell();
 
 	struct load_watches load = {0};
@@ -520,10 +506,12 @@ struct wrench__snapshot *wrench__watch_load(const char *category, enum wrench__o
 		 * does for a call, with no system call. */
 		if (!wrench__ring_quiet())
 			wrench__ring_refresh(inotify_fd, poll_events);
-		bool unchanged = changes == before && *counter_of(category) == before_category;
+		bool unchanged =
+		        changes == before && *counter_of(category->hash) == before_category;
 		if (load.failed)
 			watch_failed(load.failed);
-		else if (unchanged && *outcome != WRENCH__RETRY && !atomic_load(&retry_at_ms))
+		else if (unchanged && *outcome != WRENCH__RETRY &&
+		         !atomic_load(&wrench__watch_hot.retry_at_ms))
 			retry_interval_ms = 0; /* all is watched again */
 		if (snapshot && snapshot->state_missing)
 			retry_by(wrench__state_next_try_ms());
@@ -548,8 +536,8 @@ void wrench__watch_reset(void)
 
 void wrench__set_recheck_ms(unsigned ms)
 {
-	atomic_store(&recheck_ms, ms);
-	atomic_store(&next_check_ms, 0);
+	atomic_store(&wrench__watch_hot.recheck_ms, ms);
+	atomic_store(&wrench__watch_hot.next_check_ms, 0);
 }
 
 void wrench__watch_init_from_env(void)
@@ -592,7 +580,7 @@ void wrench__watch_atfork_child(void)
 	stale_count += watch_count;
 	watch_count = 0;
 	retry_interval_ms = 0;
-	atomic_store(&retry_at_ms, 0);
+	atomic_store(&wrench__watch_hot.retry_at_ms, 0);
 	last_failure = 0;
 	changes++;
 	atomic_store(&state, UNTRIED);

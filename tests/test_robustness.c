@@ -10,6 +10,7 @@
  * fallocate (see tests/CMakeLists.txt), so the library's calls go through
  * the wrappers below, which fail when the test asks them to.
  */
+#include "quiet.h"
 #include "support.h"
 
 #include <errno.h>

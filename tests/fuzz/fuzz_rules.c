@@ -662,7 +662,8 @@ static void check_call(const struct wrench__rule *const *group, size_t n, struct
 static void check_feature(struct wrench__rules *rules, const struct wrench__rule *const *group,
                           size_t n, struct model *m, struct record *rec, bool seeded)
 {
-	int32_t i = wrench__rules_find(rules, group[0]->feature);
+	struct wrench__name feature = wrench__name_of(group[0]->feature);
+	int32_t i = wrench__rules_find(rules, &feature);
 
 	for (size_t g = 0; g < n; g++, i = rules->rule[i].next_same)
 		CHECK(i >= 0 && (size_t)i < rules->count && &rules->rule[i] == group[g]);
@@ -704,7 +705,9 @@ static void reset(struct wrench__rules *rules, struct model *m, bool seeded)
 		atomic_store(&rule->counters->calls, 0);
 		atomic_store(&rule->counters->draws, 0);
 		atomic_store(&rule->counters->fires, 0);
-		rule->seed = seeded ? wrench__seed_for_line(SEED, CATEGORY, rule->line) : 0;
+		rule->seed = seeded ? wrench__seed_for_line(SEED, wrench__hash_string(CATEGORY),
+		                                            rule->line)
+		                    : 0;
 		m->calls[i] = m->draws[i] = m->fires[i] = 0;
 	}
 }
@@ -740,7 +743,8 @@ static void check_absent(struct wrench__rules *rules, const struct wrench__rule 
 {
 	if (names_feature(sorted, rules->count, name))
 		return;
-	CHECK(wrench__rules_find(rules, name) == -1);
+	struct wrench__name absent = wrench__name_of(name);
+	CHECK(wrench__rules_find(rules, &absent) == -1);
 	rec->feature = name;
 	rec->count = 0;
 	CHECK(!wrench__evaluate_each(rules, name, false, record_fire, rec) && rec->count == 0);
