@@ -71,12 +71,13 @@ static void init_once(void)
 {
 	wrench__log_init_from_env();
 	wrench__cache_init();
+	wrench__view_init(wrench__snapshot_hold, wrench__snapshot_put);
 	wrench__watch_init_from_env();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	atomic_store_explicit(&initialized, true, memory_order_release);
 }
 
-void wrench__init(void)
+static void init(void)
 {
 	if (!atomic_load_explicit(&initialized, memory_order_acquire))
 		pthread_once(&once, init_once);
@@ -186,8 +187,6 @@ static bool make_point(struct wrench__point *p, const char *category, const char
 	return true;
 }
 
-WRENCH_TLS bool wrench__in_call;
-
 /* Runs FN(A, B, C) marked as inside a call: a signal handler that calls
  * the library while this thread is inside a call would wait for a lock
  * its own thread holds, and gets false instead. One thread-local byte, no
@@ -265,7 +264,7 @@ static bool answer_by_name(const char *category, const char *feature)
 {
 	struct wrench__point point;
 
-	wrench__init();
+	init();
 	if (category && feature) {
 		struct memo *m = memo_slot(category, feature);
 		if (m->point.category.s && memo_same(m->category, category) &&
@@ -335,7 +334,7 @@ static uint32_t make_site(struct site *s, const char *category, const char *feat
 
 static bool answer_at_site(struct site *s, const char *category, const char *feature)
 {
-	wrench__init();
+	init();
 	uint32_t made = atomic_load_explicit(&s->made, memory_order_acquire);
 	if (made == SITE_NEW)
 		made = make_site(s, category, feature);
@@ -360,7 +359,7 @@ __attribute__((noinline)) static bool site_call(struct site *s, const char *cate
 /* A quiet point when the ring cannot say so alone: a retry due, relaxed
  * mode without a ring (a clock to read), or a record to check first. */
 __attribute__((noinline)) static bool site_unsure(struct site *s, const char *category,
-                                                 const char *feature)
+                                                  const char *feature)
 {
 	if (wrench__recall_quiet(&s->recall) && s->point.category.s == category &&
 	    s->point.feature.s == feature)
@@ -404,27 +403,42 @@ bool wrench_is_enabled(void)
 	return switch_is_on();
 }
 
+void wrench_set_logger(wrench_log_fn *fn, void *ctx)
+{
+	init();
+	wrench__log_set_sink(fn, ctx);
+}
+
+/* A new directory: the cache forgets its files, the state its failures
+ * (the new directory's counters are tried at once), and the view what it
+ * knew. */
 int wrench_set_dir(const char *path)
 {
-	wrench__init();
-	return wrench__set_dir(path);
+	init();
+	int rc = wrench__set_dir(path);
+	if (rc == 0) {
+		wrench__state_forget_failures();
+		wrench__watch_reset();
+	}
+	return rc;
 }
 
 const char *wrench_get_dir(void)
 {
-	wrench__init();
+	init();
 	return wrench__get_dir();
 }
 
 void wrench_set_seed(const uint64_t *seed)
 {
-	wrench__init();
+	init();
 	wrench__set_seed(seed);
+	wrench__watch_reset();
 }
 
 int wrench_set_recheck_ms(unsigned ms)
 {
-	wrench__init();
+	init();
 	wrench__set_recheck_ms(ms);
 	return 0;
 }

@@ -89,6 +89,11 @@ static uint64_t problem_mark(const struct wrench__problem *why, uint64_t episode
 	return h ? h : 1;
 }
 
+void wrench__snapshot_hold(struct wrench__snapshot *snapshot)
+{
+	atomic_fetch_add(&snapshot->refs, 1);
+}
+
 void wrench__snapshot_put(struct wrench__snapshot *snapshot)
 {
 	if (snapshot && atomic_fetch_sub(&snapshot->refs, 1) == 1) {
@@ -608,8 +613,6 @@ int wrench__set_dir(const char *path)
 	dir_pending = false;
 	drop_entries();
 	pthread_mutex_unlock(&lock);
-	wrench__state_forget_failures();
-	wrench__watch_reset();
 	return 0;
 }
 
@@ -636,7 +639,6 @@ void wrench__set_seed(const uint64_t *value)
 	generation++;
 	pthread_mutex_unlock(&lock);
 	put_dropped(dropped, count);
-	wrench__watch_reset();
 }
 
 void wrench__cache_init(void)

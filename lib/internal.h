@@ -89,6 +89,14 @@ struct wrench__point {
 void wrench__log(enum wrench_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 bool wrench__log_wanted(enum wrench_log_level level);
+/* Set while this thread is inside wrench_is_active() (api.c), so that a
+ * call from a signal handler that interrupted it answers false instead of
+ * waiting for a lock this thread holds. Cleared while a user's logger
+ * runs (here) and while a line sleeps or kills (eval.c): no lock is held
+ * then, and a logger or a handler may call the library. */
+extern WRENCH_TLS bool wrench__in_call;
+/* wrench_set_logger(), once the library is set up. */
+void wrench__log_set_sink(wrench_log_fn *fn, void *ctx);
 /* Sets the level filter; -1 silences everything. */
 void wrench__set_log_threshold(int threshold);
 /* Reads $WRENCH_LOG; called once, on first use. */
@@ -570,6 +578,7 @@ struct wrench__snapshot *wrench__cache_acquire(const struct wrench__name *catego
 struct wrench__snapshot *wrench__snapshot_private(const struct wrench__name *category,
                                                   const char *path,
                                                   const struct wrench__file *file);
+void wrench__snapshot_hold(struct wrench__snapshot *snapshot);
 void wrench__snapshot_put(struct wrench__snapshot *snapshot);
 
 /* The directory or the file is missing or refused: forget the counters
@@ -587,7 +596,8 @@ void wrench__cache_init(void);
 /* 0, or -EINVAL / -ENAMETOOLONG for a path wrench_set_dir() refuses. */
 int wrench__check_dir_path(const char *path);
 /* The state behind wrench_set_dir(), wrench_get_dir(), wrench_set_seed();
- * setting either forgets every cached file and counter. */
+ * setting either forgets every cached file and counter (the caller then
+ * resets what depends on them: change detection, the state's failures). */
 int wrench__set_dir(const char *path);
 const char *wrench__get_dir(void);
 void wrench__set_seed(const uint64_t *seed);
@@ -621,11 +631,6 @@ void wrench__query_atfork_prepare(void);
 void wrench__query_atfork_parent(void);
 void wrench__query_atfork_child(void);
 
-/* Loads CATEGORY with every check, through the cache of parsed files.
- * Returns a referenced snapshot, or NULL (the problem logged once). */
-struct wrench__snapshot *wrench__load(const struct wrench__name *category,
-                                      struct wrench__trust *trust, enum wrench__outcome *outcome);
-
 /* ---- watch.c: change detection ------------------------------------------ */
 
 /* Whether change detection runs; while it does not, every call loads. */
@@ -636,10 +641,26 @@ bool wrench__watch_running(void);
  * the entry of the state directory too. */
 uint64_t wrench__watch_epoch(uint64_t *state_epoch);
 /* The hot path's wrench__watch_refresh() is inline: quiet.h. */
-/* Loads CATEGORY (starting the detection on first use), watching what the
- * checks open, and tells the view what was found. */
-struct wrench__snapshot *wrench__watch_load(const struct wrench__name *category,
-                                            enum wrench__outcome *outcome);
+
+/* One load of a category, watched: what change detection saw before it,
+ * and what it found while the trust checks opened what they check. */
+struct wrench__watching {
+	uint64_t before, before_category;
+	int failed; /* 0, or the errno of a watch that could not be set */
+	/* The load's lines lack counters: load again at RETRY_MS (0: soon). */
+	bool retry;
+	uint64_t retry_ms;
+};
+
+/* Before a load of CATEGORY: starts the detection on first use, and sets
+ * TRUST's hook so that everything the checks open is watched before it is
+ * checked. */
+void wrench__watch_begin(const struct wrench__name *category, struct wrench__watching *load,
+                         struct wrench__trust *trust);
+/* After it: tells the view what the load found (OUTCOME, SNAPSHOT) when no
+ * change came in meanwhile. */
+void wrench__watch_end(const struct wrench__name *category, struct wrench__watching *load,
+                       struct wrench__snapshot *snapshot, enum wrench__outcome outcome);
 /* Forgets every watch and what the view knew: for set_dir and set_seed. */
 void wrench__watch_reset(void);
 void wrench__set_recheck_ms(unsigned ms);
@@ -674,6 +695,11 @@ void wrench__ring_atfork_child(void);
 
 struct wrench__view;
 
+/* Hands the view the functions that hold and let go of a snapshot (the
+ * cache's); called once, at initialisation, before any view is made. */
+void wrench__view_init(void (*hold)(struct wrench__snapshot *),
+                       void (*put)(struct wrench__snapshot *));
+
 /* The current view. Not NESTED: held by this thread until a newer one is
  * published, never to be released. NESTED (a call made during an
  * evaluation on this thread): a reference of the caller's, to release. */
@@ -694,15 +720,5 @@ void wrench__view_set_dir_unusable(void);
 void wrench__view_atfork_prepare(void);
 void wrench__view_atfork_parent(void);
 void wrench__view_atfork_child(void);
-
-/* ---- api.c ------------------------------------------------------------- */
-
-/* Runs the once-only setup (environment, fork handlers) if not done yet. */
-void wrench__init(void);
-/* Set while this thread is inside wrench_is_active(), so that a call from
- * a signal handler that interrupted it answers false instead of waiting
- * for a lock this thread holds. Cleared while a user's logger runs: no
- * lock is held then, and a logger may call the library. */
-extern WRENCH_TLS bool wrench__in_call;
 
 #endif /* WRENCH_INTERNAL_H */

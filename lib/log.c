@@ -38,6 +38,8 @@ static struct sink *current_sink; /* NULL: the default stderr sink */
  * stderr instead: calling the logger again could recurse without end. */
 static WRENCH_TLS struct sink *delivering;
 
+WRENCH_TLS bool wrench__in_call;
+
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 bool wrench__log_wanted(enum wrench_log_level level)
@@ -175,11 +177,10 @@ void wrench__log(enum wrench_log_level level, const char *fmt, ...)
 	deliver(level, message);
 }
 
-void wrench_set_logger(wrench_log_fn *fn, void *ctx)
+void wrench__log_set_sink(wrench_log_fn *fn, void *ctx)
 {
 	struct sink *sink = NULL;
 
-	wrench__init();
 	if (fn && (sink = malloc(sizeof(*sink))) != NULL) {
 		sink->fn = fn;
 		sink->ctx = ctx;

@@ -208,8 +208,10 @@ static struct wrench__snapshot *load_once(const struct wrench__name *category,
 	return snapshot;
 }
 
-struct wrench__snapshot *wrench__load(const struct wrench__name *category,
-                                      struct wrench__trust *trust, enum wrench__outcome *outcome)
+/* Loads CATEGORY with every check, through the cache of parsed files.
+ * Returns a referenced snapshot, or NULL (the problem logged once). */
+static struct wrench__snapshot *load(const struct wrench__name *category,
+                                     struct wrench__trust *trust, enum wrench__outcome *outcome)
 {
 	struct wrench__snapshot *snapshot = NULL;
 	bool stale = true;
@@ -334,7 +336,15 @@ bool wrench__query(const struct wrench__point *p, struct wrench__recall *r)
 
 	if (wrench__watch_running() && answer_from_view(p, r, &active))
 		return active;
-	struct wrench__snapshot *snapshot = wrench__watch_load(&p->category, &outcome);
+	struct wrench__watching watching;
+	struct wrench__trust trust = {0};
+	wrench__watch_begin(&p->category, &watching, &trust);
+	struct wrench__snapshot *snapshot = load(&p->category, &trust, &outcome);
+	/* Lines that count machine-wide without their counters: load again
+	 * when the state may be tried again. */
+	watching.retry = snapshot && snapshot->state_missing;
+	watching.retry_ms = watching.retry ? wrench__state_next_try_ms() : 0;
+	wrench__watch_end(&p->category, &watching, snapshot, outcome);
 	if (!snapshot)
 		return false;
 	active =

@@ -45,6 +45,18 @@ struct wrench__view {
 
 #define MAX_REMEMBERED 1024
 
+/* How the view holds and lets go of a snapshot: the cache's functions,
+ * handed down at initialisation, so that the view calls nothing above it. */
+static void (*hold)(struct wrench__snapshot *snapshot);
+static void (*put)(struct wrench__snapshot *snapshot);
+
+void wrench__view_init(void (*hold_fn)(struct wrench__snapshot *),
+                       void (*put_fn)(struct wrench__snapshot *))
+{
+	hold = hold_fn;
+	put = put_fn;
+}
+
 static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t serials;
 static struct wrench__view *_Atomic current;
@@ -60,7 +72,8 @@ static pthread_once_t held_key_once = PTHREAD_ONCE_INIT;
 static void known_put(struct known *k)
 {
 	if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
-		wrench__snapshot_put(k->snapshot);
+		if (k->snapshot)
+			put(k->snapshot);
 		free(k);
 	}
 }
@@ -156,7 +169,7 @@ int wrench__view_set(const struct wrench__name *category, struct wrench__snapsho
 	atomic_init(&k->refs, 1);
 	k->snapshot = snapshot;
 	if (snapshot)
-		atomic_fetch_add(&snapshot->refs, 1);
+		hold(snapshot);
 	k->hash = category->hash;
 	k->len = category->len;
 	memcpy(k->category, category->s, category->len + 1);

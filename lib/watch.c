@@ -370,11 +370,6 @@ static int add_watch_on_fd(int fd, uint32_t mask)
 	return wd;
 }
 
-/* What one load found while it set its watches. */
-struct load_watches {
-	int failed; /* 0, or the errno of a watch that could not be set */
-};
-
 /* The trust checks' hook: watch each descriptor before it is checked. A
  * watch that cannot be set leaves detection running for everything else;
  * the load that needed it is remembered until the retry only. */
@@ -385,7 +380,7 @@ static void watch_opened(int fd, enum wrench__opened what, const char *next, voi
 	        [WRENCH__DIR] = DIR_EVENTS,
 	        [WRENCH__FILE] = FILE_EVENTS,
 	};
-	struct load_watches *load = ctx;
+	struct wrench__watching *load = ctx;
 
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) != RUNNING)
@@ -481,21 +476,25 @@ static void watch_failed(int err)
 	             "once");
 }
 
-struct wrench__snapshot *wrench__watch_load(const struct wrench__name *category,
-                                            enum wrench__outcome *outcome)
+void wrench__watch_begin(const struct wrench__name *category, struct wrench__watching *load,
+                         struct wrench__trust *trust)
 {
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == UNTRIED)
 		start();
 	else
 		retry_if_due();
-	uint64_t before = changes, before_category = *counter_of(category->hash);
+	load->before = changes;
+	load->before_category = *counter_of(category->hash);
+	load->failed = 0;
 	unlock_and_tell();
+	trust->opened = watch_opened;
+	trust->opened_ctx = load;
+}
 
-	struct load_watches load = {0};
-	struct wrench__trust trust = {.opened = watch_opened, .opened_ctx = &load};
-	struct wrench__snapshot *snapshot = wrench__load(category, &trust, outcome);
-
+void wrench__watch_end(const struct wrench__name *category, struct wrench__watching *load,
+                       struct wrench__snapshot *snapshot, enum wrench__outcome outcome)
+{
 	/* What was loaded is current unless a change came in meanwhile:
 	 * then the next call loads again. */
 	pthread_mutex_lock(&watch_lock);
@@ -506,22 +505,21 @@ struct wrench__snapshot *wrench__watch_load(const struct wrench__name *category,
 		 * does for a call, with no system call. */
 		if (!wrench__ring_quiet())
 			wrench__ring_refresh(inotify_fd, poll_events);
-		bool unchanged =
-		        changes == before && *counter_of(category->hash) == before_category;
-		if (load.failed)
-			watch_failed(load.failed);
-		else if (unchanged && *outcome != WRENCH__RETRY &&
+		bool unchanged = changes == load->before &&
+		                 *counter_of(category->hash) == load->before_category;
+		if (load->failed)
+			watch_failed(load->failed);
+		else if (unchanged && outcome != WRENCH__RETRY &&
 		         !atomic_load(&wrench__watch_hot.retry_at_ms))
 			retry_interval_ms = 0; /* all is watched again */
-		if (snapshot && snapshot->state_missing)
-			retry_by(wrench__state_next_try_ms());
-		if (unchanged && *outcome == WRENCH__DIR_UNUSABLE)
+		if (load->retry)
+			retry_by(load->retry_ms);
+		if (unchanged && outcome == WRENCH__DIR_UNUSABLE)
 			wrench__view_set_dir_unusable();
-		else if (unchanged && *outcome != WRENCH__RETRY)
+		else if (unchanged && outcome != WRENCH__RETRY)
 			wrench__view_set(category, snapshot);
 	}
 	unlock_and_tell();
-	return snapshot;
 }
 
 void wrench__watch_reset(void)
