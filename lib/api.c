@@ -269,7 +269,8 @@ static bool answer_by_name(const char *category, const char *feature)
 		struct memo *m = memo_slot(category, feature);
 		if (m->point.category.s && memo_same(m->category, category) &&
 		    memo_same(m->feature, feature))
-			return wrench__query(&m->point, &m->recall);
+			return !wrench__recall_quiet(&m->recall) &&
+			       wrench__query(&m->point, &m->recall);
 		if (!make_point(&point, category, feature))
 			return false;
 		/* A call made while another is evaluating (from a logger) must

@@ -86,6 +86,17 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 	return false;
 }
 
+bool wrench__rules_expired(const struct wrench__rules *rules, int32_t first)
+{
+	if (first < 0 || !rules->rule[first].until)
+		return false;
+	int64_t now = wrench__coarse_now_ns() / 1000000000;
+	for (int32_t i = first; i >= 0; i = rules->rule[i].next_same)
+		if (!rules->rule[i].until || now < rules->rule[i].until)
+			return false;
+	return true;
+}
+
 /* The fire record: when the line last fired, and which process fired it.
  * Written only when it changes (the coarse clock ticks every few ms), so
  * that threads firing one line do not keep stealing its cache line. */

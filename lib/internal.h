@@ -523,6 +523,11 @@ bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, boo
 bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,
                            wrench__fire_fn *fire, void *ctx);
 
+/* Answers whether every line of a feature, from FIRST, has an until= that
+ * has passed: none of them can fire again (unless the clock is set back,
+ * which the library does not follow: such a point stays off). */
+bool wrench__rules_expired(const struct wrench__rules *rules, int32_t first);
+
 /* Answers whether RULE fires on this call, counting the call. */
 bool wrench__rule_fires(struct wrench__rule *rule, bool seeded);
 
