@@ -378,7 +378,10 @@ bool wrench__site_is_active(struct wrench__site *site, const char *category, con
 	struct site *s = (struct site *)site;
 	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
 
-	if (__builtin_expect(quiet != 0, 1) && wrench__ring_quiet() &&
+	/* A point that some line names is evaluated at every call. */
+	if (!quiet)
+		return site_call(s, category, feature);
+	if (wrench__ring_quiet() &&
 	    !atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed) &&
 	    quiet == atomic_load_explicit(&wrench__view_now, memory_order_acquire) &&
 	    s->point.category.s == category && s->point.feature.s == feature)
