@@ -30,39 +30,6 @@ static _Atomic uint64_t told[TOLD_SLOTS];
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Every lock is taken around fork(), in the order the library nests them,
- * so that the child finds them free and the state they guard whole. */
-static void fork_prepare(void)
-{
-	wrench__query_atfork_prepare();
-	wrench__state_atfork_prepare();
-	wrench__watch_atfork_prepare();
-	wrench__view_atfork_prepare();
-	wrench__log_atfork_prepare();
-	wrench__cache_atfork_prepare();
-}
-
-static void fork_parent(void)
-{
-	wrench__cache_atfork_parent();
-	wrench__log_atfork_parent();
-	wrench__view_atfork_parent();
-	wrench__watch_atfork_parent();
-	wrench__state_atfork_parent();
-	wrench__query_atfork_parent();
-}
-
-static void fork_child(void)
-{
-	wrench__random_atfork_child();
-	wrench__state_atfork_child();
-	wrench__cache_atfork_child();
-	wrench__log_atfork_child();
-	wrench__view_atfork_child();
-	wrench__watch_atfork_child();
-	wrench__query_atfork_child();
-}
-
 /* Set once init_once has run: the hot path skips pthread_once. */
 static atomic_bool initialized;
 
@@ -71,7 +38,7 @@ static void init_once(void)
 	wrench__log_init_from_env();
 	wrench__cache_init();
 	wrench__watch_init_from_env();
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	pthread_atfork(wrench__fork_prepare, wrench__fork_parent, wrench__fork_child);
 	atomic_store_explicit(&initialized, true, memory_order_release);
 }
 

@@ -437,9 +437,14 @@ uint64_t wrench__state_line_key(const char *category, uint64_t line);
 
 /* This process's id, without a system call once known. */
 uint32_t wrench__pid(void);
-void wrench__state_atfork_prepare(void);
-void wrench__state_atfork_parent(void);
-void wrench__state_atfork_child(void);
+/* Around fork() (fork.c): the mapped state file's lock, and the lock of
+ * the problems told once. */
+void wrench__state_mapped_atfork_prepare(void);
+void wrench__state_mapped_atfork_parent(void);
+void wrench__state_mapped_atfork_child(void);
+void wrench__state_told_atfork_prepare(void);
+void wrench__state_told_atfork_parent(void);
+void wrench__state_told_atfork_child(void);
 /* CLOCK_REALTIME_COARSE in ns: read through the vDSO, no system call. */
 int64_t wrench__coarse_now_ns(void);
 
@@ -658,6 +663,14 @@ void wrench__view_set_dir_unusable(void);
 void wrench__view_atfork_prepare(void);
 void wrench__view_atfork_parent(void);
 void wrench__view_atfork_child(void);
+
+/* ---- fork.c: the library's locks around fork() ------------------------- */
+
+/* The fork handlers, made from the one list of the library's locks in the
+ * order they nest; registered once, by the setup in api.c. */
+void wrench__fork_prepare(void);
+void wrench__fork_parent(void);
+void wrench__fork_child(void);
 
 /* ---- api.c ------------------------------------------------------------- */
 

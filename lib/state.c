@@ -507,6 +507,22 @@ static bool first_telling(const char *name, uint64_t mark)
 	return fresh;
 }
 
+void wrench__state_told_atfork_prepare(void)
+{
+	pthread_mutex_lock(&told_lock);
+}
+
+void wrench__state_told_atfork_parent(void)
+{
+	pthread_mutex_unlock(&told_lock);
+}
+
+/* The child keeps what its parent told: it logs to the same place. */
+void wrench__state_told_atfork_child(void)
+{
+	pthread_mutex_unlock(&told_lock);
+}
+
 /*
  * When the state may be tried again after a failure: from BACKOFF_FIRST_MS,
  * doubling while it keeps failing, up to BACKOFF_MAX_MS; change detection
@@ -599,17 +615,17 @@ static int load_map(int dirfd, const char *dir, uint64_t epoch, struct state_map
 	return 0;
 }
 
-void wrench__state_atfork_prepare(void)
+void wrench__state_mapped_atfork_prepare(void)
 {
 	pthread_mutex_lock(&mapped_lock);
 }
 
-void wrench__state_atfork_parent(void)
+void wrench__state_mapped_atfork_parent(void)
 {
 	pthread_mutex_unlock(&mapped_lock);
 }
 
-void wrench__state_atfork_child(void)
+void wrench__state_mapped_atfork_child(void)
 {
 	/* The child's change detection starts afresh: what was remembered
 	 * is not known to be current. Its snapshots keep their mappings,

@@ -573,12 +573,10 @@ void wrench__watch_init_from_env(void)
 void wrench__watch_atfork_prepare(void)
 {
 	pthread_mutex_lock(&watch_lock);
-	wrench__ring_atfork_prepare();
 }
 
 void wrench__watch_atfork_parent(void)
 {
-	wrench__ring_atfork_parent();
 	pthread_mutex_unlock(&watch_lock);
 }
 
@@ -597,6 +595,5 @@ void wrench__watch_atfork_child(void)
 	changes++;
 	atomic_store(&state, UNTRIED);
 	wrench__view_forget_all();
-	wrench__ring_atfork_child();
 	pthread_mutex_unlock(&watch_lock);
 }
