@@ -293,6 +293,16 @@ struct wrench__make_dir {
 int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
                            struct wrench__trust *t);
 
+/* The rules a file or directory that an agent of uid AGENT reads breaks
+ * (docs/security.md), 0 when none: its owner is neither root nor AGENT
+ * (WRENCH__BAD_OWNER); group or others may write it (WRENCH__BAD_MODE),
+ * which an ancestor may allow with the sticky bit (STICKY_OK). Every check
+ * of an owner or a mode, of trigger files and of counters, asks this. */
+#define WRENCH__BAD_OWNER 1u
+#define WRENCH__BAD_MODE  2u
+struct stat;
+unsigned wrench__owner_mode_broken(const struct stat *st, uid_t agent, bool sticky_ok);
+
 /* Writes S into BUF as one shell word, quoted when it holds anything but
  * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
  * paste. Returns the length needed, as snprintf() does. */
