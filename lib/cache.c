@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 
 #ifndef WRENCH_DEFAULT_DIR
@@ -242,13 +242,6 @@ static void drop_entries(void)
 	memset(recent_problems, 0, sizeof(recent_problems));
 	problem_tokens_ms = 0;
 	generation++;
-}
-
-static uint64_t coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* The rate limit, a token bucket: PROBLEM_BURST at once, then

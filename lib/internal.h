@@ -455,8 +455,6 @@ void wrench__state_mapped_atfork_child(void);
 void wrench__state_told_atfork_prepare(void);
 void wrench__state_told_atfork_parent(void);
 void wrench__state_told_atfork_child(void);
-/* CLOCK_REALTIME_COARSE in ns: read through the vDSO, no system call. */
-int64_t wrench__coarse_now_ns(void);
 
 /* ---- random.c: chance draws --------------------------------------------- */
 

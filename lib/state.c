@@ -36,9 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "state_file.h"
 
 #define KEY_FREE  0u
@@ -66,20 +66,6 @@ uint32_t wrench__pid(void)
 		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
 	}
 	return pid;
-}
-
-int64_t wrench__coarse_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- keys ----------------------------------------------------------------- */
@@ -550,7 +536,7 @@ static void tried(bool worked, bool usable)
 			interval = BACKOFF_MAX_MS;
 	}
 	atomic_store(&backoff_ms, interval);
-	atomic_store(&next_try_ms, worked ? 0 : monotonic_ms() + interval);
+	atomic_store(&next_try_ms, worked ? 0 : coarse_ms() + interval);
 }
 
 void wrench__state_forget_failures(void)
@@ -568,7 +554,7 @@ uint64_t wrench__state_next_try_ms(void)
 bool wrench__state_retry_due(void)
 {
 	uint64_t next = wrench__state_next_try_ms();
-	return !next || monotonic_ms() >= next;
+	return !next || coarse_ms() >= next;
 }
 
 /*

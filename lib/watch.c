@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 
 /* What changes we hear about, per kind of thing watched. An ancestor's
@@ -235,13 +235,6 @@ static void poll_events(void)
 			p += sizeof(*ev) + ev->len;
 		}
 	}
-}
-
-static uint64_t coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*
