@@ -12,11 +12,19 @@
  *
  * Such a window is a few instructions wide, so it is made certain: this
  * executable is linked with --wrap=pthread_mutex_lock (tests/CMakeLists.txt).
- * The first fork tells which mutexes the library's fork handlers take (the
- * forking thread locks them inside fork()); then a loader that takes any
- * other is parked right after, holding it, until a child has been forked.
- * The forks go on after that, at whatever instants the loads are at, until
- * enough of them were made while loads were under way.
+ * A first fork, before the loaders start, tells which mutexes the library's
+ * fork handlers take (the forking thread locks them inside fork()); then a
+ * loader that takes any other is parked right after, holding it, until a
+ * child has been forked. The forks go on after that, at whatever instants
+ * the loads are at, until enough of them were made while loads were under
+ * way.
+ *
+ * Under ThreadSanitizer the instants are narrowed: before LLVM 19 its
+ * runtime does not take its allocator's locks around fork() (llvm-project
+ * pull request 96600), and a child forked while another thread frees
+ * memory can hang in free(), whatever the library does. There, fork()
+ * goes on only once every loader is blocked on a lock the fork handlers
+ * hold: loads are under way, and none is inside the allocator.
  */
 #include "support.h"
 
@@ -43,6 +51,18 @@
 #define CHILD_NS     (20 * 1000000000ull)
 #define PARK_SECONDS 60
 #define MAX_LOCKS    32
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WITH_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define WITH_TSAN 1
+#endif
+#ifndef WITH_TSAN
+#define WITH_TSAN 0
+#endif
 
 int __real_pthread_mutex_lock(pthread_mutex_t *mutex);
 int __wrap_pthread_mutex_lock(pthread_mutex_t *mutex);
@@ -152,7 +172,37 @@ static int put_trigger(const char *dir, const char *name)
 struct loader {
 	struct run *run;
 	unsigned id;
+	_Atomic pid_t tid; /* 0: not started */
+	atomic_bool loaded, done;
 };
+
+/* The loaders, for the fork handler below. */
+static struct loader loader[LOADERS];
+
+/* Under ThreadSanitizer, the last handler to run before the test's fork()
+ * (it was registered before the library's, and prepare handlers run in
+ * the reverse order): waits until every loader sleeps, which it soon does
+ * on one of the library's locks, held by the handlers that ran before. */
+static void wait_for_loaders_to_block(void)
+{
+	uint64_t until = now_ns() + CHILD_NS;
+
+	if (!WITH_TSAN || !forking)
+		return;
+	for (unsigned i = 0; i < LOADERS; i++) {
+		pid_t tid = atomic_load(&loader[i].tid);
+		while (tid && !atomic_load(&loader[i].done) && !thread_is_asleep(tid)) {
+			if (now_ns() >= until) {
+				fail_run(&run,
+				         "loader %u never blocked while the fork handlers held "
+				         "the library's locks",
+				         i);
+				return;
+			}
+			nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+		}
+	}
+}
 
 static void *loader_main(void *arg)
 {
@@ -160,6 +210,7 @@ static void *loader_main(void *arg)
 	struct run *r = l->run;
 	char name[64];
 
+	atomic_store(&l->tid, gettid());
 	for (unsigned n = 0; !atomic_load(&r->stop) && !atomic_load(&r->failed); n++) {
 		snprintf(name, sizeof(name), "load-%u-%u", l->id, n);
 		int rc = put_trigger(r->dir, name);
@@ -173,9 +224,11 @@ static void *loader_main(void *arg)
 		loading = false;
 		atomic_fetch_sub(&r->in_flight, 1);
 		atomic_fetch_add(&r->loads, 1);
+		atomic_store(&l->loaded, true);
 		if (!active)
 			fail_run(r, "a loader's call for %s answered false", name);
 	}
+	atomic_store(&l->done, true);
 	return NULL;
 }
 
@@ -201,8 +254,9 @@ static bool wait_for_child(pid_t pid, int *status)
 	}
 }
 
-/* Forks a child that loads the category NAME, never loaded before, and
- * exits; fails the run unless it answered true and exited in time. */
+/* Forks child K, which loads its own category, never loaded before, and
+ * exits; fails the run unless the call answered true and it exited in
+ * time. WHEN says when it was forked, for the failure. */
 static void fork_child(struct run *r, unsigned k, const char *when)
 {
 	char name[32];
@@ -233,28 +287,28 @@ static void fork_child(struct run *r, unsigned k, const char *when)
 		         (unsigned)status);
 }
 
-/* Waits until the loaders made AT_LEAST loads, or the run failed, or UNTIL. */
-static bool wait_for_loads(struct run *r, uint64_t at_least, uint64_t until)
+/* Waits until every loader made a load, or the run failed, or UNTIL. */
+static bool wait_for_loads(struct run *r, uint64_t until)
 {
-	while (atomic_load(&r->loads) < at_least && !atomic_load(&r->failed)) {
-		if (now_ns() >= until) {
-			fail_run(r, "the loaders made %llu loads of the %llu awaited",
-			         (unsigned long long)atomic_load(&r->loads),
-			         (unsigned long long)at_least);
-			return false;
+	for (unsigned i = 0; i < LOADERS && !atomic_load(&r->failed); i++) {
+		while (!atomic_load(&loader[i].loaded) && !atomic_load(&r->failed)) {
+			if (now_ns() >= until) {
+				fail_run(r, "loader %u made no load", i);
+				return false;
+			}
+			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 		}
-		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	}
 	return !atomic_load(&r->failed);
 }
 
 /*
- * Arms the park and forks child K once a loader is parked holding a mutex
+ * Arms the park and forks child *K once a loader is parked holding a mutex
  * that no fork handler took. Returns whether a loader parked; none does
  * once a whole load went by without taking such a mutex: each loader
  * finishes at most one load begun before the park was armed.
  */
-static bool fork_with_a_loader_parked(struct run *r, unsigned k, uint64_t until)
+static bool fork_with_a_loader_parked(struct run *r, unsigned *k, uint64_t until)
 {
 	uint64_t armed_at = atomic_load(&r->loads);
 
@@ -271,7 +325,7 @@ static bool fork_with_a_loader_parked(struct run *r, unsigned k, uint64_t until)
 		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	}
 	if (!atomic_load(&r->failed))
-		fork_child(r, k, "while a loader held a mutex that no fork handler takes");
+		fork_child(r, (*k)++, "while a loader held a mutex that no fork handler takes");
 	sem_post(&resume);
 	return true;
 }
@@ -279,21 +333,21 @@ static bool fork_with_a_loader_parked(struct run *r, unsigned k, uint64_t until)
 static void test_a_child_forked_while_threads_load_new_categories_runs(void **state)
 {
 	struct run *r = &run;
-	struct loader loader[LOADERS];
 	pthread_t thread[LOADERS];
 	uint64_t until = now_ns() + DEADLINE_NS;
 	unsigned k = 0, under_load = 0;
+	bool parked_one = false;
 
 	r->dir = scratch_dir(state);
+	/* The fork handlers take their mutexes whatever other threads do. */
+	fork_child(r, k++, "before the loaders started");
 	for (unsigned i = 0; i < LOADERS; i++) {
-		loader[i] = (struct loader){r, i};
+		loader[i].run = r;
+		loader[i].id = i;
 		assert_int_equal(pthread_create(&thread[i], NULL, loader_main, &loader[i]), 0);
 	}
-	/* The first fork, once loads are under way, learns the fork
-	 * handlers' mutexes. */
-	if (wait_for_loads(r, LOADERS, until))
-		fork_child(r, k++, "first, while loaders ran");
-	bool parked_one = !atomic_load(&r->failed) && fork_with_a_loader_parked(r, k++, until);
+	if (wait_for_loads(r, until))
+		parked_one = fork_with_a_loader_parked(r, &k, until);
 	while (!atomic_load(&r->failed) && under_load < FORKS_UNDER_LOAD) {
 		if (now_ns() >= until) {
 			fail_run(r, "only %u of %u forks were made while loads were under way",
@@ -358,5 +412,8 @@ int main(void)
 	                test_a_child_forked_while_threads_load_new_categories_runs, fork_setup,
 	                fork_teardown),
 	};
+	/* Before the library registers its handlers, at its first use. */
+	if (pthread_atfork(wait_for_loaders_to_block, NULL, NULL) != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
