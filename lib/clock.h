@@ -6,6 +6,9 @@
  *
  * Static inline, in a header of their own: the hot path reads one
  * (watch.c), and a call into another file would cost it more than the read.
+ * Each keeps the name its callers knew it by, so that no call changed:
+ * coarse_ms() was watch.c's and cache.c's own, wrench__coarse_now_ns()
+ * state.c's, for eval.c.
  */
 #ifndef WRENCH_CLOCK_H
 #define WRENCH_CLOCK_H
@@ -24,7 +27,7 @@ static inline uint64_t coarse_ms(void)
 
 /* CLOCK_REALTIME_COARSE in ns: for instants that mean a date (until=, a
  * line's last fire, which other processes read). */
-static inline int64_t coarse_realtime_ns(void)
+static inline int64_t wrench__coarse_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);

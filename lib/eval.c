@@ -53,7 +53,7 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 	struct wrench__counters *c = rule->counters;
 
 	/* Only lines with until= read a clock, the vDSO's coarse one. */
-	if (rule->until && coarse_realtime_ns() / 1000000000 >= rule->until)
+	if (rule->until && wrench__coarse_now_ns() / 1000000000 >= rule->until)
 		return false;
 	/* Seeded draws are numbered by the slot's count of draws. */
 	if (rule->shard && !(seeded && rule->has_chance))
@@ -93,7 +93,7 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded)
 static void record_fire(const struct wrench__rule *rule)
 {
 	struct wrench__counters *c = rule->counters;
-	int64_t now = coarse_realtime_ns();
+	int64_t now = wrench__coarse_now_ns();
 	uint32_t pid = wrench__pid();
 
 	if (atomic_load_explicit(&c->last_fire_ns, memory_order_relaxed) != now)
@@ -165,7 +165,7 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
  * summary covers, this one included. */
 static bool fire_is_logged(struct wrench__rule *rule, int64_t period, uint64_t *more)
 {
-	int64_t now = coarse_realtime_ns();
+	int64_t now = wrench__coarse_now_ns();
 	int64_t next = atomic_load_explicit(&rule->log_next_ns, memory_order_relaxed);
 
 	*more = 0;
