@@ -31,39 +31,6 @@ static _Atomic uint64_t told[TOLD_SLOTS];
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Every lock is taken around fork(), in the order the library nests them,
- * so that the child finds them free and the state they guard whole. */
-static void fork_prepare(void)
-{
-	wrench__query_atfork_prepare();
-	wrench__state_atfork_prepare();
-	wrench__watch_atfork_prepare();
-	wrench__view_atfork_prepare();
-	wrench__log_atfork_prepare();
-	wrench__cache_atfork_prepare();
-}
-
-static void fork_parent(void)
-{
-	wrench__cache_atfork_parent();
-	wrench__log_atfork_parent();
-	wrench__view_atfork_parent();
-	wrench__watch_atfork_parent();
-	wrench__state_atfork_parent();
-	wrench__query_atfork_parent();
-}
-
-static void fork_child(void)
-{
-	wrench__random_atfork_child();
-	wrench__state_atfork_child();
-	wrench__cache_atfork_child();
-	wrench__log_atfork_child();
-	wrench__view_atfork_child();
-	wrench__watch_atfork_child();
-	wrench__query_atfork_child();
-}
-
 /* Set once init_once has run: the hot path skips pthread_once. */
 static atomic_bool initialized;
 
@@ -73,7 +40,7 @@ static void init_once(void)
 	wrench__cache_init();
 	wrench__view_init(wrench__snapshot_hold, wrench__snapshot_put);
 	wrench__watch_init_from_env();
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	pthread_atfork(wrench__fork_prepare, wrench__fork_parent, wrench__fork_child);
 	atomic_store_explicit(&initialized, true, memory_order_release);
 }
 
@@ -187,21 +154,26 @@ static bool make_point(struct wrench__point *p, const char *category, const char
 	return true;
 }
 
-/* Runs FN(A, B, C) marked as inside a call: a signal handler that calls
- * the library while this thread is inside a call would wait for a lock
- * its own thread holds, and gets false instead. One thread-local byte, no
- * atomic: only this thread touches it; the signal fences (no instruction)
- * keep the compiler from moving the stores across the call. */
-#define GUARDED(active, call)                                                                      \
-	do {                                                                                       \
-		if (wrench__in_call)                                                               \
-			return false;                                                              \
-		wrench__in_call = true;                                                            \
-		atomic_signal_fence(memory_order_seq_cst);                                         \
-		active = call;                                                                     \
-		atomic_signal_fence(memory_order_seq_cst);                                         \
-		wrench__in_call = false;                                                           \
-	} while (0)
+/* Marks the thread as inside a call: a signal handler that calls the
+ * library while this thread is inside a call would wait for a lock its
+ * own thread holds, and gets false instead (enter() fails). One
+ * thread-local byte, no atomic: only this thread touches it; the signal
+ * fences (no instruction) keep the compiler from moving the stores across
+ * the call. */
+static inline bool enter(void)
+{
+	if (wrench__in_call)
+		return false;
+	wrench__in_call = true;
+	atomic_signal_fence(memory_order_seq_cst);
+	return true;
+}
+
+static inline void leave(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	wrench__in_call = false;
+}
 
 /* ---- names computed at run time ------------------------------------------ */
 
@@ -286,9 +258,10 @@ static bool answer_by_name(const char *category, const char *feature)
  * is a load, a test and a return. */
 __attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
 {
-	bool active;
-
-	GUARDED(active, answer_by_name(category, feature));
+	if (!enter())
+		return false;
+	bool active = answer_by_name(category, feature);
+	leave();
 	return active;
 }
 
@@ -351,9 +324,10 @@ static bool answer_at_site(struct site *s, const char *category, const char *fea
 __attribute__((noinline)) static bool site_call(struct site *s, const char *category,
                                                 const char *feature)
 {
-	bool active;
-
-	GUARDED(active, answer_at_site(s, category, feature));
+	if (!enter())
+		return false;
+	bool active = answer_at_site(s, category, feature);
+	leave();
 	return active;
 }
 

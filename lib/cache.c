@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 
 #ifndef WRENCH_DEFAULT_DIR
@@ -252,19 +252,12 @@ static void drop_entries(void)
 	generation++;
 }
 
-static uint64_t coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The rate limit, a token bucket: PROBLEM_BURST at once, then
  * PROBLEMS_PER_SECOND. The bucket is full at problem_tokens_ms. Lock held. */
 static bool problem_rate_allows(void)
 {
 	const uint64_t per_token = 1000 / PROBLEMS_PER_SECOND;
-	uint64_t now = coarse_ms(), empty_ms = PROBLEM_BURST * per_token;
+	uint64_t now = wrench__coarse_ms(), empty_ms = PROBLEM_BURST * per_token;
 
 	if (problem_tokens_ms + empty_ms < now)
 		problem_tokens_ms = now - empty_ms;

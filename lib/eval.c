@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "internal.h"
 
 /* Later fires of a line are summed into one WARN per this period; 0 logs

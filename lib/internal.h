@@ -334,6 +334,16 @@ struct wrench__make_dir {
 int wrench__trust_make_dir(const char *path, struct wrench__make_dir *make,
                            struct wrench__trust *t);
 
+/* The rules a file or directory that an agent of uid AGENT reads breaks
+ * (docs/security.md), 0 when none: its owner is neither root nor AGENT
+ * (WRENCH__BAD_OWNER); group or others may write it (WRENCH__BAD_MODE),
+ * which an ancestor may allow with the sticky bit (STICKY_OK). Every check
+ * of an owner or a mode, of trigger files and of counters, asks this. */
+#define WRENCH__BAD_OWNER 1u
+#define WRENCH__BAD_MODE  2u
+struct stat;
+unsigned wrench__owner_mode_broken(const struct stat *st, uid_t agent, bool sticky_ok);
+
 /* Writes S into BUF as one shell word, quoted when it holds anything but
  * letters, digits and "/._+-,:@%=", so that a suggested command is safe to
  * paste. Returns the length needed, as snprintf() does. */
@@ -478,11 +488,14 @@ uint64_t wrench__state_line_key(const char *category, uint64_t line);
 
 /* This process's id, without a system call once known. */
 uint32_t wrench__pid(void);
-void wrench__state_atfork_prepare(void);
-void wrench__state_atfork_parent(void);
-void wrench__state_atfork_child(void);
-/* CLOCK_REALTIME_COARSE in ns: read through the vDSO, no system call. */
-int64_t wrench__coarse_now_ns(void);
+/* Around fork() (fork.c): the mapped state file's lock, and the lock of
+ * the problems told once. */
+void wrench__state_mapped_atfork_prepare(void);
+void wrench__state_mapped_atfork_parent(void);
+void wrench__state_mapped_atfork_child(void);
+void wrench__state_told_atfork_prepare(void);
+void wrench__state_told_atfork_parent(void);
+void wrench__state_told_atfork_child(void);
 
 /* ---- random.c: chance draws --------------------------------------------- */
 
@@ -725,5 +738,13 @@ void wrench__view_set_dir_unusable(void);
 void wrench__view_atfork_prepare(void);
 void wrench__view_atfork_parent(void);
 void wrench__view_atfork_child(void);
+
+/* ---- fork.c: the library's locks around fork() ------------------------- */
+
+/* The fork handlers, made from the one list of the library's locks in the
+ * order they nest; registered once, by the setup in api.c. */
+void wrench__fork_prepare(void);
+void wrench__fork_parent(void);
+void wrench__fork_child(void);
 
 #endif /* WRENCH_INTERNAL_H */

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
+
 /* ---- ring.c ------------------------------------------------------------- */
 
 /* Odd: no usable ring, or its owner is draining it (it starts odd). Then
@@ -73,14 +75,6 @@ struct wrench__watch_hot {
 	_Atomic uint64_t retry_at_ms;   /* a retry of what could not be watched; 0: none */
 };
 extern struct wrench__watch_hot wrench__watch_hot;
-
-/* CLOCK_MONOTONIC_COARSE in ms: read through the vDSO, no system call. */
-static inline uint64_t wrench__coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* Applies what change detection holds: the lock, and a read() of inotify
  * or a drain of the ring (watch.c). */

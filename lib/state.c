@@ -36,9 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "state_file.h"
 
 #define KEY_FREE  0u
@@ -66,20 +66,6 @@ uint32_t wrench__pid(void)
 		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
 	}
 	return pid;
-}
-
-int64_t wrench__coarse_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- keys ----------------------------------------------------------------- */
@@ -514,6 +500,22 @@ static bool first_telling(uint64_t c, uint64_t mark)
 	return fresh;
 }
 
+void wrench__state_told_atfork_prepare(void)
+{
+	pthread_mutex_lock(&told_lock);
+}
+
+void wrench__state_told_atfork_parent(void)
+{
+	pthread_mutex_unlock(&told_lock);
+}
+
+/* The child keeps what its parent told: it logs to the same place. */
+void wrench__state_told_atfork_child(void)
+{
+	pthread_mutex_unlock(&told_lock);
+}
+
 /*
  * When the state may be tried again after a failure: from BACKOFF_FIRST_MS,
  * doubling while it keeps failing, up to BACKOFF_MAX_MS; change detection
@@ -541,7 +543,7 @@ static void tried(bool worked, bool usable)
 			interval = BACKOFF_MAX_MS;
 	}
 	atomic_store(&backoff_ms, interval);
-	atomic_store(&next_try_ms, worked ? 0 : monotonic_ms() + interval);
+	atomic_store(&next_try_ms, worked ? 0 : wrench__coarse_ms() + interval);
 }
 
 void wrench__state_forget_failures(void)
@@ -559,7 +561,7 @@ uint64_t wrench__state_next_try_ms(void)
 bool wrench__state_retry_due(void)
 {
 	uint64_t next = wrench__state_next_try_ms();
-	return !next || monotonic_ms() >= next;
+	return !next || wrench__coarse_ms() >= next;
 }
 
 /*
@@ -606,17 +608,17 @@ static int load_map(int dirfd, const char *dir, uint64_t epoch, struct state_map
 	return 0;
 }
 
-void wrench__state_atfork_prepare(void)
+void wrench__state_mapped_atfork_prepare(void)
 {
 	pthread_mutex_lock(&mapped_lock);
 }
 
-void wrench__state_atfork_parent(void)
+void wrench__state_mapped_atfork_parent(void)
 {
 	pthread_mutex_unlock(&mapped_lock);
 }
 
-void wrench__state_atfork_child(void)
+void wrench__state_mapped_atfork_child(void)
 {
 	/* The child's change detection starts afresh: what was remembered
 	 * is not known to be current. Its snapshots keep their mappings,

@@ -105,19 +105,21 @@ static int cannot(struct wrench__problem *why, int err, const struct wrench__sta
 	               fix_for(err, w, fix, sizeof(fix)));
 }
 
-/* The owner and mode rules of trigger files (docs/security.md). WHAT says
- * what a removal loses. */
+/* The owner and mode rules of trigger files (trust.c), in the words of the
+ * counters: RM is the command that removes PATH, and what that loses is
+ * said. */
 static int check_owner_mode(const struct stat *st, const struct wrench__state_where *w,
                             const char *path, const char *rm, struct wrench__problem *why)
 {
 	uid_t uid = agent_uid(w);
+	unsigned broken = wrench__owner_mode_broken(st, uid, false);
 
-	if (st->st_uid != 0 && st->st_uid != uid)
+	if (broken & WRENCH__BAD_OWNER)
 		return problem(why, -EPERM, WRENCH_LOG_ERROR, st, path,
 		               "%s is owned by uid %u, not by root or uid %u, so its counts cannot "
 		               "be trusted; fix: %s %s (" REARMS ")",
 		               path, (unsigned)st->st_uid, (unsigned)uid, rm, path);
-	if (st->st_mode & (S_IWGRP | S_IWOTH))
+	if (broken & WRENCH__BAD_MODE)
 		return problem(why, -EPERM, WRENCH_LOG_ERROR, st, path,
 		               "%s is writable by group or others (mode %04o); fix: chmod go-w %s "
 		               "(its counts are kept)",

@@ -154,19 +154,29 @@ static const char *type_name(mode_t mode)
 	}
 }
 
-static int check_owner(const struct stat *st, const char *path, struct wrench__trust *t)
+/* Whoever may write what the agent reads could make it do anything: so
+ * only root and the agent's own user, never a group or others. */
+unsigned wrench__owner_mode_broken(const struct stat *st, uid_t agent, bool sticky_ok)
 {
-	uid_t euid = t->for_uid ? t->uid : geteuid();
+	unsigned broken = 0;
 
-	if (st->st_uid == 0 || st->st_uid == euid)
-		return 0;
-	if (euid == 0)
+	if (st->st_uid != 0 && st->st_uid != agent)
+		broken |= WRENCH__BAD_OWNER;
+	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX)))
+		broken |= WRENCH__BAD_MODE;
+	return broken;
+}
+
+static int refuse_owner(const struct stat *st, const char *path, uid_t agent,
+                        struct wrench__trust *t)
+{
+	if (agent == 0)
 		return refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		              "%s is owned by uid %u, not by root; fix: chown root %s", path,
 		              (unsigned)st->st_uid, path);
 	return refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 	              "%s is owned by uid %u, not by root or uid %u (%s); fix: chown root %s", path,
-	              (unsigned)st->st_uid, (unsigned)euid,
+	              (unsigned)st->st_uid, (unsigned)agent,
 	              t->for_uid ? "the agent's" : "this process", path);
 }
 
@@ -175,11 +185,13 @@ static int check_owner(const struct stat *st, const char *path, struct wrench__t
 static int check_owner_and_mode(const struct stat *st, const char *path, bool sticky_ok,
                                 struct wrench__trust *t)
 {
-	int rc = check_owner(st, path, t);
+	uid_t agent = t->for_uid ? t->uid : geteuid();
+	unsigned broken = wrench__owner_mode_broken(st, agent, sticky_ok);
+	int rc = broken & WRENCH__BAD_OWNER ? refuse_owner(st, path, agent, t) : 0;
 
 	if (rc < 0 && !t->report)
 		return rc;
-	if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(sticky_ok && (st->st_mode & S_ISVTX))) {
+	if (broken & WRENCH__BAD_MODE) {
 		int mode_rc = refuse(t, -EPERM, WRENCH_LOG_ERROR, st, path,
 		                     "%s is writable by group or others (mode %04o); fix: chmod "
 		                     "go-w %s",

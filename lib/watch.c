@@ -28,9 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "internal.h"
 #include "quiet.h"
 
@@ -239,13 +239,6 @@ static void poll_events(void)
 	}
 }
 
-static uint64_t coarse_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * What cannot be watched is tried again later, never given up for good:
  * a limit reached (descriptors, watches, memory) is lifted, a squatted
@@ -265,7 +258,7 @@ static void schedule_retry(void)
 	retry_interval_ms = retry_interval_ms ? 2 * retry_interval_ms : RETRY_FIRST_MS;
 	if (retry_interval_ms > RETRY_MAX_MS)
 		retry_interval_ms = RETRY_MAX_MS;
-	atomic_store(&wrench__watch_hot.retry_at_ms, coarse_ms() + retry_interval_ms);
+	atomic_store(&wrench__watch_hot.retry_at_ms, wrench__coarse_ms() + retry_interval_ms);
 }
 
 /* The counters of a load's lines could not all be had (state.c): load
@@ -275,7 +268,7 @@ static void retry_by(uint64_t ms)
 	uint64_t due = atomic_load(&wrench__watch_hot.retry_at_ms);
 
 	if (!ms)
-		ms = coarse_ms() + RETRY_FIRST_MS;
+		ms = wrench__coarse_ms() + RETRY_FIRST_MS;
 	if (!due || ms < due)
 		atomic_store(&wrench__watch_hot.retry_at_ms, ms);
 }
@@ -316,7 +309,7 @@ static void retry_if_due(void)
 {
 	uint64_t due = atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed);
 
-	if (!due || coarse_ms() < due)
+	if (!due || wrench__coarse_ms() < due)
 		return;
 	atomic_store(&wrench__watch_hot.retry_at_ms, 0);
 	if (atomic_load(&state) == FAILED)
@@ -450,7 +443,7 @@ uint64_t wrench__watch_epoch(uint64_t *state_epoch)
 void wrench__watch_look(void)
 {
 	unsigned ms = atomic_load_explicit(&wrench__watch_hot.recheck_ms, memory_order_relaxed);
-	uint64_t now = ms ? coarse_ms() : 0;
+	uint64_t now = ms ? wrench__coarse_ms() : 0;
 
 	pthread_mutex_lock(&watch_lock);
 	if (atomic_load(&state) == RUNNING)
@@ -559,12 +552,10 @@ void wrench__watch_init_from_env(void)
 void wrench__watch_atfork_prepare(void)
 {
 	pthread_mutex_lock(&watch_lock);
-	wrench__ring_atfork_prepare();
 }
 
 void wrench__watch_atfork_parent(void)
 {
-	wrench__ring_atfork_parent();
 	pthread_mutex_unlock(&watch_lock);
 }
 
@@ -583,6 +574,5 @@ void wrench__watch_atfork_child(void)
 	changes++;
 	atomic_store(&state, UNTRIED);
 	wrench__view_forget_all();
-	wrench__ring_atfork_child();
 	pthread_mutex_unlock(&watch_lock);
 }
