@@ -23,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "internal.h"
 
 #ifndef WRENCH_DEFAULT_DIR
@@ -45,15 +44,6 @@ struct entry {
  * making up category names cannot grow the cache without bound. */
 #define MAX_IDLE_ENTRIES 4096
 
-/* Problems logged lately: each is logged once while it lasts, however
- * often its file changes or other problems come in between. */
-#define RECENT_PROBLEMS 64
-
-/* Past a burst, problem messages are logged at this rate at most, so that
- * nobody can flood the log by making up new problems. */
-#define PROBLEM_BURST       100
-#define PROBLEMS_PER_SECOND 10
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry **table;
 static size_t table_size, entry_count;
@@ -65,10 +55,7 @@ static uint64_t generation;   /* bumped whenever cached state is dropped */
 static uint64_t last_version; /* entries take their versions from here */
 static uint64_t dir_episode;  /* changes when a file loads after a dir problem */
 static bool dir_problem_logged;
-static uint64_t recent_problems[RECENT_PROBLEMS];
-static unsigned recent_next;
-static uint64_t problem_tokens_ms; /* the rate limit: when the bucket was full */
-static unsigned problems_suppressed;
+static struct wrench__told told; /* the problems logged lately */
 static bool seeded;
 static uint64_t seed;
 
@@ -77,16 +64,6 @@ static bool same_identity(const struct wrench__identity *a, const struct wrench_
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
 	       a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
-}
-
-/* A problem is its message (which names the path and the reason) in one
- * episode of its file: not its ctime, which whoever owns a squatted file
- * can change at will. */
-static uint64_t problem_mark(const struct wrench__problem *why, uint64_t episode)
-{
-	uint64_t h = wrench__hash_bytes(why->message, strlen(why->message), WRENCH__HASH_START);
-	h = wrench__hash_bytes(&episode, sizeof(episode), h);
-	return h ? h : 1;
 }
 
 void wrench__snapshot_hold(struct wrench__snapshot *snapshot)
@@ -247,71 +224,8 @@ static void drop_entries(void)
 	table = NULL;
 	table_size = entry_count = idle_count = 0;
 	/* A new directory: its problems are news, whatever came before. */
-	memset(recent_problems, 0, sizeof(recent_problems));
-	problem_tokens_ms = 0;
+	wrench__told_forget(&told);
 	generation++;
-}
-
-/* The rate limit, a token bucket: PROBLEM_BURST at once, then
- * PROBLEMS_PER_SECOND. The bucket is full at problem_tokens_ms. Lock held. */
-static bool problem_rate_allows(void)
-{
-	const uint64_t per_token = 1000 / PROBLEMS_PER_SECOND;
-	uint64_t now = wrench__coarse_ms(), empty_ms = PROBLEM_BURST * per_token;
-
-	if (problem_tokens_ms + empty_ms < now)
-		problem_tokens_ms = now - empty_ms;
-	if (problem_tokens_ms + per_token > now)
-		return false;
-	problem_tokens_ms += per_token;
-	return true;
-}
-
-/* Answers whether WHY is to be logged at LEVEL, and records it: the level
- * is wanted (a message nobody sees must not use up the rate limit), it is
- * not one of the problems logged lately, and the rate limit allows it.
- * Lock held. */
-static bool problem_is_new(uint64_t episode, const struct wrench__problem *why,
-                           enum wrench_log_level level)
-{
-	uint64_t mark = problem_mark(why, episode);
-
-	if (!wrench__log_wanted(level))
-		return false;
-	for (size_t i = 0; i < RECENT_PROBLEMS; i++)
-		if (recent_problems[i] == mark)
-			return false;
-	if (!problem_rate_allows()) {
-		problems_suppressed++;
-		return false;
-	}
-	recent_problems[recent_next++ % RECENT_PROBLEMS] = mark;
-	return true;
-}
-
-/* Says how many problems the rate limit held back, before the next one. */
-static void log_suppressed(unsigned suppressed)
-{
-	if (suppressed)
-		wrench__log(WRENCH_LOG_WARN,
-		            "%u problem message(s) were not logged: at most %d are logged at "
-		            "once, then %d a second",
-		            suppressed, PROBLEM_BURST, PROBLEMS_PER_SECOND);
-}
-
-static void log_problem(const struct wrench__problem *why, unsigned suppressed)
-{
-	log_suppressed(suppressed);
-	wrench__log(why->level, "%s", why->message);
-}
-
-/* Takes the count of problems held back, when WHY is to be logged. */
-static unsigned take_suppressed(bool fresh)
-{
-	unsigned n = fresh ? problems_suppressed : 0;
-	if (fresh)
-		problems_suppressed = 0;
-	return n;
 }
 
 static char *default_dir(bool *out_of_memory);
@@ -365,26 +279,26 @@ void wrench__cache_dir_problem(const struct wrench__ticket *t, const struct wren
 	pthread_mutex_lock(&lock);
 	if (t->generation == generation) {
 		drop_snapshots(&dropped, &count);
-		fresh = problem_is_new(dir_episode, why, why->level);
+		fresh = wrench__told_is_news(&told, dir_episode, why, why->level);
 		dir_problem_logged |= fresh;
 	}
-	unsigned suppressed = take_suppressed(fresh);
+	unsigned suppressed = wrench__told_take_suppressed(&told, fresh);
 	pthread_mutex_unlock(&lock);
 	put_dropped(dropped, count);
 	if (fresh)
-		log_problem(why, suppressed);
+		wrench__told_log(why, suppressed);
 }
 
 void wrench__cache_transient_problem(const struct wrench__problem *why)
 {
 	pthread_mutex_lock(&lock);
-	bool fresh = problem_is_new(dir_episode, why, WRENCH_LOG_WARN);
+	bool fresh = wrench__told_is_news(&told, dir_episode, why, WRENCH_LOG_WARN);
 	dir_problem_logged |= fresh;
-	unsigned suppressed = take_suppressed(fresh);
+	unsigned suppressed = wrench__told_take_suppressed(&told, fresh);
 	pthread_mutex_unlock(&lock);
 	if (!fresh)
 		return;
-	log_suppressed(suppressed);
+	wrench__told_log_suppressed(suppressed);
 	wrench__log(WRENCH_LOG_WARN,
 	            "%s: a passing shortage, not a property of the files; the call answers "
 	            "false and the next one tries again",
@@ -414,13 +328,13 @@ void wrench__cache_file_problem(const struct wrench__name *category, const struc
 		/* A newer call may have found the file since we looked. */
 		if (e->version == t->version)
 			old = set_snapshot(e, NULL);
-		fresh = problem_is_new(e->episode, why, why->level);
+		fresh = wrench__told_is_news(&told, e->episode, why, why->level);
 	}
-	unsigned suppressed = take_suppressed(fresh);
+	unsigned suppressed = wrench__told_take_suppressed(&told, fresh);
 	pthread_mutex_unlock(&lock);
 	wrench__snapshot_put(old);
 	if (fresh)
-		log_problem(why, suppressed);
+		wrench__told_log(why, suppressed);
 }
 
 static struct wrench__snapshot *snapshot_new(const struct wrench__name *category, const char *path,

@@ -56,6 +56,8 @@ static const struct fork_lock locks[] = {
         /* No lock: each thread draws from its own generator, which the
          * child must not share with its parent (random.c). */
         {NULL, NULL, wrench__random_atfork_child},
+        /* No lock: the process id kept to spare a system call (state.c). */
+        {NULL, NULL, wrench__pid_atfork_child},
 };
 
 #define LOCKS (sizeof(locks) / sizeof(locks[0]))

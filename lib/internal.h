@@ -486,8 +486,10 @@ void wrench__slot_reset(struct wrench__state *state, struct wrench__counters *sl
 uint64_t wrench__state_category_hash(const char *category);
 uint64_t wrench__state_line_key(const char *category, uint64_t line);
 
-/* This process's id, without a system call once known. */
+/* This process's id, without a system call once known; a child forgets
+ * its parent's. */
 uint32_t wrench__pid(void);
+void wrench__pid_atfork_child(void);
 /* Around fork() (fork.c): the mapped state file's lock, and the lock of
  * the problems told once. */
 void wrench__state_mapped_atfork_prepare(void);
@@ -551,6 +553,33 @@ void wrench__set_fire_log_period_ns(int64_t ns);
 /* Says what a line does when it fires: "fail", "slow 1.5s, then kill
  * (SIGTERM)"... */
 void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t len);
+
+/* ---- told.c: problems told once, at a bounded rate ---------------------- */
+
+#define WRENCH__TOLD_RECENT 64
+
+/* The problems logged lately, and the rate limit; guarded by the owner's
+ * lock (the cache's). */
+struct wrench__told {
+	uint64_t recent[WRENCH__TOLD_RECENT];
+	unsigned next;
+	uint64_t tokens_ms; /* the rate limit's bucket was full at this time */
+	unsigned suppressed;
+};
+
+/* Answers whether WHY, in EPISODE of what it is about, is to be logged at
+ * LEVEL, and records it: the level is wanted, it is not one of the problems
+ * logged lately, and the rate limit allows it. */
+bool wrench__told_is_news(struct wrench__told *t, uint64_t episode,
+                          const struct wrench__problem *why, enum wrench_log_level level);
+/* Takes the count of problems the rate limit held back, when NEWS is to be
+ * logged (0 otherwise). */
+unsigned wrench__told_take_suppressed(struct wrench__told *t, bool news);
+/* Forgets what was told (a new directory: its problems are news). */
+void wrench__told_forget(struct wrench__told *t);
+/* Logs WHY, after a line saying how many problems were held back. */
+void wrench__told_log(const struct wrench__problem *why, unsigned suppressed);
+void wrench__told_log_suppressed(unsigned suppressed);
 
 /* ---- cache.c: parsed files, kept while they do not change ------------- */
 

@@ -1,7 +1,8 @@
 /*
  * The state file's layout and its mapping: private to state.c, which finds
- * and counts in slots, and state_file.c, which opens, checks, creates and
- * grows the file.
+ * and counts in slots, state_load.c, which attaches a loaded file's lines
+ * to them, and state_file.c, which opens, checks, creates and grows the
+ * file.
  *
  * DIR/.wrench-state/counters-v3-UID is a header page, then segments of
  * windows. A window is WRENCH__WINDOW_SLOTS slots of 64 bytes followed by
@@ -120,5 +121,15 @@ static inline struct wrench__counters *state_window(const struct state_map *map,
  * file now.
  */
 int wrench__map_grow(struct state_map *map, int dirfd, unsigned k);
+
+/* state.c, for state_load.c: a state of the category whose key is
+ * CATEGORY (wrench__state_category_key() of its name's hash; 0: every
+ * category) over MAP, which takes over the caller's reference to it (let
+ * go of when there is no memory for the state); and that key. */
+struct wrench__state *wrench__state_of(struct state_map *map, uint64_t category, int dirfd);
+uint64_t wrench__state_category_key(uint64_t name_hash);
+/* The trigger directory that STATE borrowed to grow its file is closed
+ * by its opener: later claims cannot grow the file. */
+void wrench__state_let_go_of_dir(struct wrench__state *state);
 
 #endif /* WRENCH_STATE_FILE_H */
