@@ -1,6 +1,11 @@
 /*
- * The public entry points: the global switch, argument checks, and the
- * once-only setup that every entry point runs before touching any state.
+ * The public entry points, and the door through which a failure point's
+ * names enter the library: checked, measured and hashed once into a
+ * struct wrench__point that every layer below takes whole. A literal call
+ * site keeps its point (and what it was last answered) in its own static
+ * record; names computed at run time are kept per thread, by name. Also
+ * the global switch and the once-only setup that every entry point runs
+ * before touching any state.
  *
  * Nothing runs at load time: an agent that never calls the library pays
  * nothing, and the environment is read at the first call, when the agent
