@@ -237,26 +237,33 @@ static bool memo_keep(struct memo *m, const struct wrench__point *p)
 	return true;
 }
 
-static bool answer_by_name(const char *category, const char *feature)
+/* A name this thread's memo does not hold: made at the door, kept in the
+ * memo when it fits. Out of line: the hot path is a memo hit. */
+__attribute__((noinline)) static bool answer_new_name(const char *category, const char *feature)
 {
 	struct wrench__point point;
 
 	init();
-	if (category && feature) {
+	if (!make_point(&point, category, feature))
+		return false;
+	/* A call made while another is evaluating (from a logger) must not
+	 * change the entry that call may be using. */
+	struct memo *m = memo_slot(category, feature);
+	if (!wrench__query_nested() && memo_keep(m, &point))
+		return wrench__query(&m->point, &m->recall);
+	return wrench__query(&point, NULL);
+}
+
+static inline bool answer_by_name(const char *category, const char *feature)
+{
+	/* A memo is only ever filled once the library is set up. */
+	if (__builtin_expect(category && feature, 1)) {
 		struct memo *m = memo_slot(category, feature);
 		if (m->point.category.s && memo_same(m->category, category) &&
 		    memo_same(m->feature, feature))
-			return !wrench__recall_quiet(&m->recall) &&
-			       wrench__query(&m->point, &m->recall);
-		if (!make_point(&point, category, feature))
-			return false;
-		/* A call made while another is evaluating (from a logger) must
-		 * not change the entry that call may be using. */
-		if (!wrench__query_nested() && memo_keep(m, &point))
 			return wrench__query(&m->point, &m->recall);
-		return wrench__query(&point, NULL);
 	}
-	return make_point(&point, category, feature) && wrench__query(&point, NULL);
+	return answer_new_name(category, feature);
 }
 
 /* Everything but the switch, kept out of line so that the disabled path
