@@ -109,8 +109,16 @@ static inline bool wrench__site_switched_on(struct wrench__site *site, const cha
 }
 /* Both the address and the first byte known at compile time: a string
  * literal (or a constant the compiler can read), never a buffer that can
- * change. Nothing here evaluates S. */
+ * change. Nothing here is evaluated by GCC; clang at -O0 emits the
+ * operands (with their sanitizer checks), so there a null pointer reads
+ * "" instead. */
+#ifdef __clang__
+#define wrench__literal(s)                                                                         \
+	(__builtin_constant_p(s) &&                                                                \
+	 __builtin_constant_p(((const char *)(s) ? (const char *)(s) : "")[0]))
+#else
 #define wrench__literal(s) (__builtin_constant_p(s) && __builtin_constant_p(((const char *)(s))[0]))
+#endif
 #ifdef WRENCH_NO_SITES
 #define wrench_is_active(category, feature) wrench__switched_on((category), (feature))
 #else

@@ -19,12 +19,15 @@
  * the loads are at, until enough of them were made while loads were under
  * way.
  *
- * Under ThreadSanitizer the instants are narrowed: before LLVM 19 its
- * runtime does not take its allocator's locks around fork() (llvm-project
- * pull request 96600), and a child forked while another thread frees
- * memory can hang in free(), whatever the library does. There, fork()
- * goes on only once every loader is blocked on a lock the fork handlers
- * hold: loads are under way, and none is inside the allocator.
+ * Under ThreadSanitizer and AddressSanitizer the instants are narrowed:
+ * clang 14's runtimes do not take their allocators' locks around fork()
+ * (ThreadSanitizer's came with LLVM 19, llvm-project pull request 96600),
+ * and a child forked while another thread allocates or frees memory can
+ * hang in the sanitizer's allocator, whatever the library does (a hung
+ * child under AddressSanitizer was seen waiting in its allocator's
+ * semaphore, from malloc in the parser). There, fork() goes on only once
+ * every loader is blocked on a lock the fork handlers hold: loads are
+ * under way, and none is inside the allocator.
  */
 #include "support.h"
 
@@ -52,16 +55,20 @@
 #define PARK_SECONDS 60
 #define MAX_LOCKS    32
 
+/* ThreadSanitizer and AddressSanitizer of clang 14 take no lock of their
+ * allocators around fork(): a child forked while another thread is inside
+ * malloc() can hang in the sanitizer's allocator, not in the library (seen
+ * with gdb in both). Under them, fork() waits until the loaders block. */
 #if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WITH_TSAN 1
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define WITH_SANITIZER_ALLOCATOR 1
 #endif
 #endif
-#if defined(__SANITIZE_THREAD__)
-#define WITH_TSAN 1
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define WITH_SANITIZER_ALLOCATOR 1
 #endif
-#ifndef WITH_TSAN
-#define WITH_TSAN 0
+#ifndef WITH_SANITIZER_ALLOCATOR
+#define WITH_SANITIZER_ALLOCATOR 0
 #endif
 
 int __real_pthread_mutex_lock(pthread_mutex_t *mutex);
@@ -179,7 +186,7 @@ struct loader {
 /* The loaders, for the fork handler below. */
 static struct loader loader[LOADERS];
 
-/* Under ThreadSanitizer, the last handler to run before the test's fork()
+/* Under a sanitizer (above), the last handler to run before the test's fork()
  * (it was registered before the library's, and prepare handlers run in
  * the reverse order): waits until every loader sleeps, which it soon does
  * on one of the library's locks, held by the handlers that ran before. */
@@ -187,7 +194,7 @@ static void wait_for_loaders_to_block(void)
 {
 	uint64_t until = now_ns() + CHILD_NS;
 
-	if (!WITH_TSAN || !forking)
+	if (!WITH_SANITIZER_ALLOCATOR || !forking)
 		return;
 	for (unsigned i = 0; i < LOADERS; i++) {
 		pid_t tid = atomic_load(&loader[i].tid);
