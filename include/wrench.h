@@ -56,8 +56,12 @@ WRENCH_EXPORT extern unsigned char wrench__switch;
  * Only the macro below makes one.
  */
 struct wrench__site {
-	uint64_t wrench__private[12];
-};
+	uint64_t wrench__private[16];
+}
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((aligned(32)))
+#endif
+;
 
 /*
  * The same question as wrench_is_active(), asked from the call site SITE,

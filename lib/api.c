@@ -287,11 +287,15 @@ __attribute__((noinline)) static bool is_active_enabled(const char *category, co
 enum { SITE_NEW, SITE_MAKING, SITE_MADE, SITE_BAD };
 
 struct site {
-	_Atomic uint32_t made;
-	/* The names the site was made with, measured and hashed; their
-	 * strings are the caller's literals. Written once, before MADE. */
-	struct wrench__point point;
+	/* What a quiet call reads, first, in the 32 bytes the header aligns
+	 * the record to: never two cache lines. The pointers are the point's
+	 * strings, the caller's literals. */
+	const char *category, *feature;
 	struct wrench__recall recall;
+	_Atomic uint32_t made;
+	/* The names the site was made with, measured and hashed. Written
+	 * once, with the pointers above, before MADE. */
+	struct wrench__point point;
 };
 
 _Static_assert(sizeof(struct site) <= sizeof(struct wrench__site),
@@ -310,10 +314,8 @@ static uint32_t make_site(struct site *s, const char *category, const char *feat
 	                                             memory_order_acquire, memory_order_acquire))
 		return made;
 	made = make_point(&s->point, category, feature) ? SITE_MADE : SITE_BAD;
-	if (made == SITE_BAD) {
-		s->point.category.s = category;
-		s->point.feature.s = feature;
-	}
+	s->category = category;
+	s->feature = feature;
 	atomic_store_explicit(&s->made, made, memory_order_release);
 	return made;
 }
@@ -326,8 +328,8 @@ static bool answer_at_site(struct site *s, const char *category, const char *fea
 		made = make_site(s, category, feature);
 	/* A site reached with other names (a static record shared by the
 	 * inlined copies of a function, say) is no record of theirs. */
-	bool ours = (made == SITE_MADE || made == SITE_BAD) && s->point.category.s == category &&
-	            s->point.feature.s == feature;
+	bool ours = (made == SITE_MADE || made == SITE_BAD) && s->category == category &&
+	            s->feature == feature;
 	if (!ours)
 		return answer_by_name(category, feature);
 	return made == SITE_MADE && wrench__query(&s->point, &s->recall);
@@ -348,8 +350,7 @@ __attribute__((noinline)) static bool site_call(struct site *s, const char *cate
 __attribute__((noinline)) static bool site_unsure(struct site *s, const char *category,
                                                   const char *feature)
 {
-	if (wrench__recall_quiet(&s->recall) && s->point.category.s == category &&
-	    s->point.feature.s == feature)
+	if (wrench__recall_quiet(&s->recall) && s->category == category && s->feature == feature)
 		return false;
 	return site_call(s, category, feature);
 }
@@ -368,9 +369,9 @@ bool wrench__site_is_active(struct wrench__site *site, const char *category, con
 	if (!quiet)
 		return site_call(s, category, feature);
 	if (wrench__ring_quiet() &&
-	    !atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed) &&
-	    quiet == atomic_load_explicit(&wrench__view_now, memory_order_acquire) &&
-	    s->point.category.s == category && s->point.feature.s == feature)
+	    !atomic_load_explicit(&wrench__hot.retry_at_ms, memory_order_relaxed) &&
+	    quiet == atomic_load_explicit(&wrench__hot.view_now, memory_order_acquire) &&
+	    s->category == category && s->feature == feature)
 		return false;
 	return site_unsure(s, category, feature);
 }

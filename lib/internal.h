@@ -758,7 +758,7 @@ uint64_t wrench__view_serial(const struct wrench__view *view);
  * inactive). */
 bool wrench__view_lookup(const struct wrench__view *view, const struct wrench__name *category,
                          struct wrench__snapshot **snapshot);
-/* The serial of the current view, wrench__view_now, is in quiet.h. */
+/* The serial of the current view is in quiet.h (wrench__hot.view_now). */
 /* Changes, each published as a new view. */
 int wrench__view_set(const struct wrench__name *category, struct wrench__snapshot *snapshot);
 void wrench__view_forget(const struct wrench__name *category);

@@ -19,15 +19,22 @@
 
 #include "clock.h"
 
-/* ---- ring.c ------------------------------------------------------------- */
-
-/* Odd: no usable ring, or its owner is draining it (it starts odd). Then
- * the words of the ring's memory that tell of a completion or a flag. */
-struct wrench__ring_hot {
-	_Atomic uint64_t gen;
+/*
+ * The words every quiet call reads, in one cache line (lib/quiet.c): the
+ * ring's generation and the addresses of its memory's words (written by
+ * ring.c), the time a retry of what could not be watched is due (watch.c),
+ * and the serial of the current view (view.c). Each is written only by
+ * its own file.
+ */
+struct wrench__hot {
+	/* Odd: no usable ring, or its owner is draining it (it starts odd). */
+	_Atomic uint64_t ring_gen;
+	/* The words of the ring's memory that tell of a flag or a completion. */
 	_Atomic(const unsigned *) kflags, khead, ktail;
-};
-extern struct wrench__ring_hot wrench__ring_hot;
+	_Atomic uint64_t retry_at_ms; /* 0: no retry due */
+	_Atomic uint64_t view_now;    /* 0 while there is no view */
+} __attribute__((aligned(64)));
+extern struct wrench__hot wrench__hot;
 
 /*
  * A word of the ring's memory, as the hot path reads it. The kernel writes
@@ -54,25 +61,25 @@ wrench__ring_word(const unsigned *_Atomic *where)
  * doubt: no ring, a drain in progress, a flag or a completion pending. */
 static inline bool wrench__ring_quiet(void)
 {
-	uint64_t g = atomic_load_explicit(&wrench__ring_hot.gen, memory_order_acquire);
+	uint64_t g = atomic_load_explicit(&wrench__hot.ring_gen, memory_order_acquire);
 
 	if (g & 1)
 		return false;
-	unsigned flags = wrench__ring_word(&wrench__ring_hot.kflags);
-	unsigned tail = wrench__ring_word(&wrench__ring_hot.ktail);
-	unsigned head = wrench__ring_word(&wrench__ring_hot.khead);
+	unsigned flags = wrench__ring_word(&wrench__hot.kflags);
+	unsigned tail = wrench__ring_word(&wrench__hot.ktail);
+	unsigned head = wrench__ring_word(&wrench__hot.khead);
 	/* The loads above may not move after this one (acquire), and what
 	 * the caller reads next may not move before it. */
 	return !(flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) && tail == head &&
-	       atomic_load_explicit(&wrench__ring_hot.gen, memory_order_acquire) == g;
+	       atomic_load_explicit(&wrench__hot.ring_gen, memory_order_acquire) == g;
 }
 
 /* ---- watch.c ------------------------------------------------------------ */
 
+/* Relaxed mode's words, read only where there is no ring. */
 struct wrench__watch_hot {
 	_Atomic unsigned recheck_ms;    /* relaxed mode's period; 0: strict */
 	_Atomic uint64_t next_check_ms; /* relaxed mode: when to look again */
-	_Atomic uint64_t retry_at_ms;   /* a retry of what could not be watched; 0: none */
 };
 extern struct wrench__watch_hot wrench__watch_hot;
 
@@ -97,9 +104,6 @@ static inline void wrench__watch_refresh(void)
 
 /* ---- view.c and query.c ----------------------------------------------- */
 
-/* The serial of the current view, 0 while there is none (view.c). */
-extern _Atomic uint64_t wrench__view_now;
-
 struct wrench__snapshot;
 
 /*
@@ -122,8 +126,7 @@ struct wrench__recall {
 static inline bool wrench__watch_quiet(void)
 {
 	if (wrench__ring_quiet()) {
-		uint64_t due =
-		        atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed);
+		uint64_t due = atomic_load_explicit(&wrench__hot.retry_at_ms, memory_order_relaxed);
 		return __builtin_expect(!due, 1) || wrench__coarse_ms() < due;
 	}
 	return atomic_load_explicit(&wrench__watch_hot.recheck_ms, memory_order_relaxed) &&
@@ -138,7 +141,7 @@ static inline bool wrench__recall_quiet(struct wrench__recall *r)
 	uint64_t quiet = atomic_load_explicit(&r->quiet, memory_order_acquire);
 
 	return quiet && wrench__watch_quiet() &&
-	       quiet == atomic_load_explicit(&wrench__view_now, memory_order_acquire);
+	       quiet == atomic_load_explicit(&wrench__hot.view_now, memory_order_acquire);
 }
 
 #endif /* WRENCH_QUIET_H */

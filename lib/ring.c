@@ -74,8 +74,6 @@ static bool turned_off_by_env, self_tested;
  * ring costs what it did before there was one. */
 static atomic_bool off_for_good;
 
-/* The words the hot path reads (quiet.h); the generation starts odd. */
-struct wrench__ring_hot wrench__ring_hot = {.gen = 1};
 static unsigned rings_made;
 
 /* Which ring this thread owns, if it is still the current one. */
@@ -130,30 +128,29 @@ __attribute__((visibility("default"))) const char *__tsan_default_suppressions(v
  * weakly ordered machines too. */
 static void gen_make_odd(void)
 {
-	if (!(atomic_load(&wrench__ring_hot.gen) & 1))
-		atomic_fetch_add(&wrench__ring_hot.gen, 1);
+	if (!(atomic_load(&wrench__hot.ring_gen) & 1))
+		atomic_fetch_add(&wrench__hot.ring_gen, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void gen_make_even(void)
 {
-	if (atomic_load(&wrench__ring_hot.gen) & 1)
-		atomic_fetch_add_explicit(&wrench__ring_hot.gen, 1, memory_order_release);
+	if (atomic_load(&wrench__hot.ring_gen) & 1)
+		atomic_fetch_add_explicit(&wrench__hot.ring_gen, 1, memory_order_release);
 }
 
 /* Ring memory, read the way the hot path reads it. */
 static bool ring_memory_clean(void)
 {
-	unsigned flags = wrench__ring_word(&wrench__ring_hot.kflags);
+	unsigned flags = wrench__ring_word(&wrench__hot.kflags);
 
 	return !(flags & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) &&
-	       wrench__ring_word(&wrench__ring_hot.ktail) ==
-	               wrench__ring_word(&wrench__ring_hot.khead);
+	       wrench__ring_word(&wrench__hot.ktail) == wrench__ring_word(&wrench__hot.khead);
 }
 
 static bool taskrun_flag_set(void)
 {
-	return wrench__ring_word(&wrench__ring_hot.kflags) & IORING_SQ_TASKRUN;
+	return wrench__ring_word(&wrench__hot.kflags) & IORING_SQ_TASKRUN;
 }
 
 /* Lets go of the ring. FD_OURS: its descriptor is still ours to close
@@ -214,9 +211,9 @@ static int expose(void)
 {
 	if (ring.sq.ring_ptr != ring.cq.ring_ptr)
 		return -EINVAL;
-	atomic_store(&wrench__ring_hot.kflags, ring.sq.kflags);
-	atomic_store(&wrench__ring_hot.khead, ring.cq.khead);
-	atomic_store(&wrench__ring_hot.ktail, ring.cq.ktail);
+	atomic_store(&wrench__hot.kflags, ring.sq.kflags);
+	atomic_store(&wrench__hot.khead, ring.cq.khead);
+	atomic_store(&wrench__hot.ktail, ring.cq.ktail);
 	return 0;
 }
 
@@ -602,7 +599,7 @@ void wrench__ring_atfork_parent(void)
  * its own on its first strict call; the kernel behaviour was checked. */
 void wrench__ring_atfork_child(void)
 {
-	atomic_store(&wrench__ring_hot.gen, atomic_load(&wrench__ring_hot.gen) | 1);
+	atomic_store(&wrench__hot.ring_gen, atomic_load(&wrench__hot.ring_gen) | 1);
 	if (ring_state == RING_ON) {
 		close(ring.ring_fd);
 		memset(&ring, 0, sizeof(ring));

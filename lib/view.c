@@ -60,9 +60,6 @@ void wrench__view_init(void (*hold_fn)(struct wrench__snapshot *),
 static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint64_t serials;
 static struct wrench__view *_Atomic current;
-/* The serial of the current view, 0 while there is none: a call site that
- * knows the answer a view gave compares one number (query.c). */
-_Atomic uint64_t wrench__view_now;
 
 /* The view this thread holds a reference to, released at thread exit. */
 static WRENCH_TLS struct wrench__view *held;
@@ -156,7 +153,7 @@ static void publish(struct wrench__view *v)
 {
 	struct wrench__view *old = atomic_load(&current);
 	atomic_store_explicit(&current, v, memory_order_release);
-	atomic_store_explicit(&wrench__view_now, v ? v->serial : 0, memory_order_release);
+	atomic_store_explicit(&wrench__hot.view_now, v ? v->serial : 0, memory_order_release);
 	view_put(old);
 }
 

@@ -258,19 +258,19 @@ static void schedule_retry(void)
 	retry_interval_ms = retry_interval_ms ? 2 * retry_interval_ms : RETRY_FIRST_MS;
 	if (retry_interval_ms > RETRY_MAX_MS)
 		retry_interval_ms = RETRY_MAX_MS;
-	atomic_store(&wrench__watch_hot.retry_at_ms, wrench__coarse_ms() + retry_interval_ms);
+	atomic_store(&wrench__hot.retry_at_ms, wrench__coarse_ms() + retry_interval_ms);
 }
 
 /* The counters of a load's lines could not all be had (state.c): load
  * again when they may be tried again, MS, at the latest. Lock held. */
 static void retry_by(uint64_t ms)
 {
-	uint64_t due = atomic_load(&wrench__watch_hot.retry_at_ms);
+	uint64_t due = atomic_load(&wrench__hot.retry_at_ms);
 
 	if (!ms)
 		ms = wrench__coarse_ms() + RETRY_FIRST_MS;
 	if (!due || ms < due)
-		atomic_store(&wrench__watch_hot.retry_at_ms, ms);
+		atomic_store(&wrench__hot.retry_at_ms, ms);
 }
 
 /* Notes a WARN saying why detection cannot run as it should, once per
@@ -307,11 +307,11 @@ static void start(void)
  * watched. Lock held. */
 static void retry_if_due(void)
 {
-	uint64_t due = atomic_load_explicit(&wrench__watch_hot.retry_at_ms, memory_order_relaxed);
+	uint64_t due = atomic_load_explicit(&wrench__hot.retry_at_ms, memory_order_relaxed);
 
 	if (!due || wrench__coarse_ms() < due)
 		return;
-	atomic_store(&wrench__watch_hot.retry_at_ms, 0);
+	atomic_store(&wrench__hot.retry_at_ms, 0);
 	if (atomic_load(&state) == FAILED)
 		start();
 	else
@@ -432,7 +432,7 @@ bool wrench__watch_running(void)
 uint64_t wrench__watch_epoch(uint64_t *state_epoch)
 {
 	pthread_mutex_lock(&watch_lock);
-	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&wrench__watch_hot.retry_at_ms);
+	bool sure = atomic_load(&state) == RUNNING && !atomic_load(&wrench__hot.retry_at_ms);
 	uint64_t epoch = sure ? changes + 1 : 0;
 	/* Both counts only grow: their sum changes when either does. */
 	*state_epoch = sure ? changes + state_dir_changes + 1 : 0;
@@ -462,7 +462,7 @@ static void watch_failed(int err)
 {
 	/* A retry already due keeps its time: loads that keep failing
 	 * must not put it off for ever. */
-	if (!atomic_load(&wrench__watch_hot.retry_at_ms))
+	if (!atomic_load(&wrench__hot.retry_at_ms))
 		schedule_retry();
 	note_failure(err, "inotify_add_watch",
 	             "a change to what could not be watched is seen at the next try, not at "
@@ -503,7 +503,7 @@ void wrench__watch_end(const struct wrench__name *category, struct wrench__watch
 		if (load->failed)
 			watch_failed(load->failed);
 		else if (unchanged && outcome != WRENCH__RETRY &&
-		         !atomic_load(&wrench__watch_hot.retry_at_ms))
+		         !atomic_load(&wrench__hot.retry_at_ms))
 			retry_interval_ms = 0; /* all is watched again */
 		if (load->retry)
 			retry_by(load->retry_ms);
@@ -569,7 +569,7 @@ void wrench__watch_atfork_child(void)
 	stale_count += watch_count;
 	watch_count = 0;
 	retry_interval_ms = 0;
-	atomic_store(&wrench__watch_hot.retry_at_ms, 0);
+	atomic_store(&wrench__hot.retry_at_ms, 0);
 	last_failure = 0;
 	changes++;
 	atomic_store(&state, UNTRIED);
