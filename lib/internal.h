@@ -35,14 +35,6 @@ static inline uint64_t wrench__hash_bytes(const void *data, size_t len, uint64_t
 	return h;
 }
 
-static inline uint64_t wrench__hash_string(const char *s)
-{
-	uint64_t h = WRENCH__HASH_START;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
 /* ---- a name made once at the door ---------------------------------------- */
 
 /* A category or a feature as the library's entry points made it: the
@@ -61,6 +53,12 @@ static inline struct wrench__name wrench__name_of(const char *s)
 	for (; s[n.len]; n.len++)
 		n.hash = (n.hash ^ (unsigned char)s[n.len]) * 0x100000001b3ull;
 	return n;
+}
+
+/* The hash of a name made elsewhere than at the door (wrench__name_of()). */
+static inline uint64_t wrench__hash_string(const char *s)
+{
+	return wrench__name_of(s).hash;
 }
 
 /* Answers whether A is the name B, kept with its hash and length. */

@@ -326,7 +326,8 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 		*active = found && evaluate(found, first, p->category.s);
 	/* Lines whose until= has passed can no longer fire: the record
 	 * answers alone while this view lasts. */
-	if (known && r && found && !*active && wrench__rules_expired(found->rules, first))
+	if (known && r && found && !*active && first >= 0 && found->rules->rule[first].until &&
+	    wrench__rules_expired(found->rules, first))
 		atomic_store_explicit(&r->quiet, serial, memory_order_release);
 	if (nested)
 		wrench__view_release(view);

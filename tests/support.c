@@ -108,28 +108,44 @@ const char *path_in(const char *dir, const char *name, char *buf, size_t len)
 	return buf;
 }
 
-static void write_all(int fd, const char *content)
+int write_all_text(int fd, const char *text)
 {
-	size_t len = strlen(content);
+	size_t len = strlen(text);
 	while (len > 0) {
-		ssize_t n = write(fd, content, len);
-		assert_true(n > 0);
-		content += n;
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		text += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+int try_write_file(const char *dir, const char *name, const char *content, mode_t mode)
+{
+	char final[512], tmp[512];
+	int n = snprintf(final, sizeof(final), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(final))
+		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s/.tmp.%s", dir, name);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int rc = write_all_text(fd, content);
+	if (rc == 0 && fchmod(fd, mode) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, final) < 0)
+		rc = -errno;
+	return rc;
 }
 
 void write_file(const char *dir, const char *name, const char *content, mode_t mode)
 {
-	char final[512], tmp[512];
-	path_in(dir, name, final, sizeof(final));
-	snprintf(tmp, sizeof(tmp), "%s/.tmp.%s", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	write_all(fd, content);
-	assert_int_equal(fchmod(fd, mode), 0);
-	assert_int_equal(close(fd), 0);
-	assert_int_equal(rename(tmp, final), 0);
+	assert_int_equal(try_write_file(dir, name, content, mode), 0);
 }
 
 void rewrite_in_place(const char *dir, const char *name, const char *content)
@@ -138,7 +154,7 @@ void rewrite_in_place(const char *dir, const char *name, const char *content)
 	path_in(dir, name, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	assert_true(fd >= 0);
-	write_all(fd, content);
+	assert_int_equal(write_all_text(fd, content), 0);
 	assert_int_equal(close(fd), 0);
 }
 

@@ -41,6 +41,12 @@ void need_strict_visibility(void);
 /* Writes CONTENT to DIR/NAME through a temporary file renamed into place,
  * then sets MODE. Fails the test on any error. */
 void write_file(const char *dir, const char *name, const char *content, mode_t mode);
+/* The same without asserting, for threads other than the test's and for
+ * forked children, where cmocka's asserts must not run: 0 or a negative
+ * errno. */
+int try_write_file(const char *dir, const char *name, const char *content, mode_t mode);
+/* Writes all of TEXT to FD, across short writes: 0 or a negative errno. */
+int write_all_text(int fd, const char *text);
 /* Rewrites DIR/NAME in place (same inode), truncating it first. */
 void rewrite_in_place(const char *dir, const char *name, const char *content);
 /* Builds DIR/NAME into BUF. */

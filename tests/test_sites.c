@@ -47,23 +47,8 @@ static void runtime_names(char *category, size_t clen, char *feature, size_t fle
 
 /* ---- Changes that never assert ------------------------------------------- */
 
-/* These return 0 or -1: cmocka's asserts must not run in another thread
- * than the test's, nor in a forked child. */
-
-static int write_text(int fd, const char *text)
-{
-	size_t len = strlen(text);
-	while (len > 0) {
-		ssize_t n = write(fd, text, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
+/* These return 0, or a negative number on failure: cmocka's asserts must
+ * not run in another thread than the test's, nor in a forked child. */
 
 /* Opens DIR/NAME with FLAGS (O_CREAT | O_EXCL, O_TRUNC, O_APPEND) and
  * writes TEXT: the same inode when it exists. */
@@ -74,25 +59,8 @@ static int write_in(const char *dir, const char *name, const char *text, int fla
 	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | flags, 0644);
 	if (fd < 0)
 		return -1;
-	int rc = write_text(fd, text);
+	int rc = write_all_text(fd, text);
 	return close(fd) == 0 ? rc : -1;
-}
-
-/* A new file with TEXT, renamed over DIR/NAME. */
-static int rename_over(const char *dir, const char *name, const char *text)
-{
-	char tmp[512], path[512];
-	snprintf(tmp, sizeof(tmp), "%s/.tmp.%s", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	int rc = write_text(fd, text);
-	if (fchmod(fd, 0644) < 0)
-		rc = -1;
-	if (close(fd) < 0)
-		rc = -1;
-	return rc == 0 ? rename(tmp, path) : -1;
 }
 
 enum change_op { REPLACE, CREATE, REWRITE, REMOVE, CHMOD };
@@ -113,7 +81,7 @@ static int make_change(const char *dir, const char *name, const struct change *c
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	switch (c->op) {
 	case REPLACE:
-		return rename_over(dir, name, c->text);
+		return try_write_file(dir, name, c->text, 0644);
 	case CREATE:
 		return write_in(dir, name, c->text, O_CREAT | O_EXCL);
 	case REWRITE:

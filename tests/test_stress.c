@@ -101,44 +101,9 @@ static void found_wrong(struct verdict *v, const char *fmt, ...)
 /* These return a negative errno rather than assert: cmocka's asserts must
  * not run in another thread than the test's, nor in a child. */
 
-static int write_all(int fd, const char *text)
-{
-	size_t len = strlen(text);
-	while (len > 0) {
-		ssize_t n = write(fd, text, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		text += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void path_of(const char *dir, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", dir, name);
-}
-
-/* Writes a new file and renames it over NAME: the name goes from the old
- * version to the new one, whole, with MODE from the start. */
-static int put_file(const char *dir, const char *name, const char *content, mode_t mode)
-{
-	char tmp[512], final[512];
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, name);
-	path_of(dir, name, final, sizeof(final));
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int rc = write_all(fd, content);
-	if (rc == 0 && fchmod(fd, mode) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && rename(tmp, final) < 0)
-		rc = -errno;
-	return rc;
 }
 
 /* Truncates NAME and writes it again: readers may see it empty or half
@@ -150,7 +115,7 @@ static int put_in_place(const char *dir, const char *name, const char *content)
 	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	int rc = write_all(fd, content);
+	int rc = write_all_text(fd, content);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	return rc;
@@ -311,7 +276,7 @@ static int replace(struct writer *w, unsigned c, bool poison)
 {
 	char content[256];
 	compose(w, c, poison, content, sizeof(content));
-	int rc = put_file(w->stress->dir, category_name[c], content, poison ? 0666 : 0644);
+	int rc = try_write_file(w->stress->dir, category_name[c], content, poison ? 0666 : 0644);
 	w->file[c] = (struct file_state){PRESENT, poison, poison};
 	return rc;
 }
@@ -537,7 +502,7 @@ __attribute__((noreturn)) static void child_main(struct stress *s, const char *c
 
 	/* The parent's view knew the first version. */
 	CHILD_CHECK(wrench_is_active(category, "before"));
-	CHILD_CHECK(put_file(s->dir, category, "after\n", 0644) == 0);
+	CHILD_CHECK(try_write_file(s->dir, category, "after\n", 0644) == 0);
 	CHILD_CHECK(!wrench_is_active(category, "before"));
 	CHILD_CHECK(wrench_is_active(category, "after"));
 	CHILD_CHECK(put_in_place(s->dir, category, "again\n") == 0);
@@ -545,7 +510,7 @@ __attribute__((noreturn)) static void child_main(struct stress *s, const char *c
 	CHILD_CHECK(wrench_is_active(category, "again"));
 	CHILD_CHECK(unlink(path) == 0);
 	CHILD_CHECK(!wrench_is_active(category, "again"));
-	CHILD_CHECK(put_file(s->dir, category, "again\n", 0644) == 0);
+	CHILD_CHECK(try_write_file(s->dir, category, "again\n", 0644) == 0);
 	CHILD_CHECK(wrench_is_active(category, "again"));
 	CHILD_CHECK(unlink(path) == 0);
 
@@ -587,7 +552,7 @@ static void fork_one(struct stress *s, unsigned k)
 	int fds[2];
 
 	snprintf(category, sizeof(category), "forked-%u", k);
-	int rc = put_file(s->dir, category, "before\n", 0644);
+	int rc = try_write_file(s->dir, category, "before\n", 0644);
 	if (rc < 0 || pipe2(fds, O_CLOEXEC) < 0) {
 		snprintf(r->error, sizeof(r->error), "child %u: setting up: %s", k,
 		         strerror(rc < 0 ? -rc : errno));
@@ -691,8 +656,8 @@ static void prepare_stress(struct stress *s, const char *dir, bool with_fork)
 	assert_int_equal(pthread_mutex_init(&s->switch_guard, NULL), 0);
 	assert_int_equal(pthread_barrier_init(&s->start, NULL, CALLERS + 1), 0);
 
-	assert_int_equal(put_file(dir, STEADY_CATEGORY, STEADY_FEATURE "\n", 0644), 0);
-	assert_int_equal(put_file(dir, COIN_CATEGORY, COIN_FEATURE " chance=0.5\n", 0644), 0);
+	assert_int_equal(try_write_file(dir, STEADY_CATEGORY, STEADY_FEATURE "\n", 0644), 0);
+	assert_int_equal(try_write_file(dir, COIN_CATEGORY, COIN_FEATURE " chance=0.5\n", 0644), 0);
 	s->writer.start_ns = now_ns();
 	for (unsigned c = 0; c < CATEGORIES; c++)
 		assert_int_equal(replace(&s->writer, c, false), 0);
@@ -974,9 +939,9 @@ static void test_control_calls_during_queries_neither_crash_nor_deadlock(void **
 
 	path_in(dir, "other", ctl.other_dir, sizeof(ctl.other_dir));
 	assert_int_equal(mkdir(ctl.other_dir, 0700), 0);
-	assert_int_equal(put_file(dir, "app", "ok\ncoin chance=0.5\n", 0644), 0);
-	assert_int_equal(put_file(ctl.other_dir, "app", "ok\ncoin chance=0.5\n", 0644), 0);
-	assert_int_equal(put_file(dir, "bad", "ok\n", 0666), 0);
+	assert_int_equal(try_write_file(dir, "app", "ok\ncoin chance=0.5\n", 0644), 0);
+	assert_int_equal(try_write_file(ctl.other_dir, "app", "ok\ncoin chance=0.5\n", 0644), 0);
+	assert_int_equal(try_write_file(dir, "bad", "ok\n", 0666), 0);
 	assert_int_equal(pthread_barrier_init(&ctl.start, NULL, CONTROL_CALLER + 1), 0);
 
 	assert_int_equal(pthread_create(&controller, NULL, controller_main, &ctl), 0);
