@@ -42,6 +42,7 @@ struct options {
 	uint64_t timeout_ns; /* wait --timeout */
 	uint64_t for_ns;     /* set --for: 0 when not given */
 	bool expired;        /* clear --expired */
+	const char *binary;  /* points, set, check: --binary */
 };
 
 /* Prints "wrench: MESSAGE" on stderr, control characters escaped. */
@@ -155,6 +156,17 @@ int cmd_hits(const struct options *o, const char *category);
 int cmd_wait(const struct options *o, const char *category, const char *feature);
 int cmd_reset(const struct options *o, const char *category, const char *feature);
 int cmd_prepare(const struct options *o);
+int cmd_points(const struct options *o, const char *category);
+
+/* ---- hits.c: a category's lines with their counters -------------------- */
+
+/* One category's trigger lines with their counters; NULL when it has no
+ * readable trigger file (said, when it is refused). The caller closes
+ * *STATE and frees the rules. */
+struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
+                                   struct wrench__state **state);
+/* The shared counters of RULE: its slot, or NULL (none yet, or per process). */
+struct wrench__counters *counters_of(struct wrench__state *state, const struct wrench__rule *rule);
 
 /* ---- counters.c: the machine-wide counters ------------------------------- */
 

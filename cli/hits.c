@@ -13,9 +13,7 @@
 
 #include "cli.h"
 
-/* One category's trigger lines with their counters; NULL when it has no
- * readable trigger file. The caller closes *STATE and frees the rules. */
-static struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
+struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
                                           struct wrench__state **state)
 {
 	struct wrench__trust t = {0};
@@ -35,8 +33,7 @@ static struct wrench__rules *load_counted(const struct options *o, int dirfd, co
 	return rules;
 }
 
-/* The shared counters of RULE: its slot, or NULL (none yet, or per process). */
-static struct wrench__counters *counters_of(struct wrench__state *state,
+struct wrench__counters *counters_of(struct wrench__state *state,
                                             const struct wrench__rule *rule)
 {
 	if (!state || rule->process_scope)

@@ -249,6 +249,11 @@ static int run_wait(const struct options *o, char **args, int nargs)
 	return cmd_wait(o, args[0], args[1]);
 }
 
+static int run_points(const struct options *o, char **args, int nargs)
+{
+	return cmd_points(o, nargs ? args[0] : NULL);
+}
+
 static int run_reset(const struct options *o, char **args, int nargs)
 {
 	return cmd_reset(o, nargs ? args[0] : NULL, nargs > 1 ? args[1] : NULL);
@@ -278,6 +283,7 @@ static const struct command {
         {"hits", 0, 1, true, true, false, false, true, 0, run_hits},
         {"wait", 2, 2, true, true, false, false, true, 'w', run_wait},
         {"reset", 0, 2, false, true, false, false, true, 0, run_reset},
+        {"points", 0, 1, true, true, false, false, true, 'b', run_points},
 };
 
 int main(int argc, char **argv)
@@ -291,6 +297,7 @@ int main(int argc, char **argv)
 	        {"timeout", required_argument, NULL, 'T'},
 	        {"for", required_argument, NULL, 'L'},
 	        {"expired", no_argument, NULL, 'X'},
+	        {"binary", required_argument, NULL, 'B'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'V'},
 	        {NULL, 0, NULL, 0},
@@ -339,6 +346,10 @@ int main(int argc, char **argv)
 			if (parse_duration_option("--for", optarg, &o.for_ns) != 0)
 				return EXIT_USAGE;
 			only_given = 'f';
+			break;
+		case 'B':
+			o.binary = optarg;
+			only_given = 'b';
 			break;
 		case 'X':
 			o.expired = true;

@@ -52,6 +52,7 @@ static const struct fork_lock locks[] = {
         {HANDLERS(cache)},        /* cache.c's lock */
         {HANDLERS(state_mapped)}, /* state.c's mapped_lock */
         {HANDLERS(state_told)},   /* state.c's told_lock */
+        {HANDLERS(points)},       /* points.c's points_lock */
         {HANDLERS(log)},          /* log.c's sink_lock */
         /* No lock: each thread draws from its own generator, which the
          * child must not share with its parent (random.c). */

@@ -415,6 +415,13 @@ void wrench__state_close(struct wrench__state *state);
  * checked, as a descriptor that can be read and locked (the wrench
  * command's lock: nobody who cannot read it can take it). */
 int wrench__state_dir(const struct wrench__state_where *where, struct wrench__problem *why);
+/* The same, as a descriptor for reaching files in it only (O_PATH), which
+ * an agent that does not own it can get; PATH (LEN bytes) gets its path. */
+int wrench__state_dir_reach(const struct wrench__state_where *where, char *path, size_t len,
+                            struct wrench__problem *why);
+/* Gives the file FD blocks for [OFFSET, OFFSET + LEN), extending it, so
+ * that no store to a mapping of them can raise SIGBUS on a full disk. */
+int wrench__state_reserve(int fd, size_t offset, size_t len);
 /* Whether ADDR lies in a state file mapped now (the first few mappings of
  * the process only). Async-signal-safe: the wrench command's SIGBUS
  * handler asks it. */
@@ -496,6 +503,22 @@ void wrench__state_mapped_atfork_child(void);
 void wrench__state_told_atfork_prepare(void);
 void wrench__state_told_atfork_parent(void);
 void wrench__state_told_atfork_child(void);
+
+/* ---- points.c: the points reached on this machine ----------------------- */
+
+/* Attaches the file of points reached in the trusted trigger directory
+ * DIRFD (DIR; EPOCH: the state epoch of wrench__watch_epoch(), 0: none),
+ * creating it when this process may: a load calls it once it has walked
+ * there. A problem is logged once, and the file tried again later. */
+void wrench__points_attach(int dirfd, const char *dir, uint64_t epoch);
+/* Lets go of the file: a load found no trigger directory. */
+void wrench__points_detach(void);
+/* Records that this process asked about P, when a file is attached and P
+ * was not stamped in the last few seconds; never fails a call. */
+void wrench__points_reached(const struct wrench__point *p);
+void wrench__points_atfork_prepare(void);
+void wrench__points_atfork_parent(void);
+void wrench__points_atfork_child(void);
 
 /* ---- random.c: chance draws --------------------------------------------- */
 

@@ -178,9 +178,12 @@ static struct wrench__snapshot *load_once(const struct wrench__name *category,
 		return NULL;
 	}
 	if (dirfd < 0) {
+		/* No trigger directory to trust: nothing is recorded. */
+		wrench__points_detach();
 		wrench__cache_dir_problem(&ticket, &trust->first);
 		return NULL;
 	}
+	wrench__points_attach(dirfd, dir, handle ? state_epoch : 0);
 	rc = wrench__trust_read_file(dirfd, category->s, path, &file, trust);
 	/* The counters are found next to the file, through the same walk. */
 	file.dirfd = dirfd;
@@ -321,6 +324,10 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 		first = known && found ? wrench__rules_find(found->rules, &p->feature) : -1;
 		if (known && r)
 			remember(r, serial, found, first);
+		/* A call that learns its answer reaches the point; one that
+		 * recalls it was recorded already. */
+		if (known)
+			wrench__points_reached(p);
 	}
 	if (known)
 		*active = found && evaluate(found, first, p->category.s);
@@ -349,6 +356,7 @@ __attribute__((noinline)) static bool answer_by_load(const struct wrench__point 
 	watching.retry = snapshot && snapshot->state_missing;
 	watching.retry_ms = watching.retry ? wrench__state_next_try_ms() : 0;
 	wrench__watch_end(&p->category, &watching, snapshot, outcome);
+	wrench__points_reached(p);
 	if (!snapshot)
 		return false;
 	bool active =

@@ -228,6 +228,13 @@ int wrench__state_dir(const struct wrench__state_where *w, struct wrench__proble
 	return open_state_dir(w, path, true, why);
 }
 
+int wrench__state_dir_reach(const struct wrench__state_where *w, char *path, size_t len,
+                            struct wrench__problem *why)
+{
+	state_dir_path(w, path, len);
+	return open_state_dir(w, path, false, why);
+}
+
 /* ---- the file ----------------------------------------------------------- */
 
 static size_t state_size(unsigned segments)
@@ -278,7 +285,7 @@ static int check_state_file(int fd, const struct wrench__state_where *w, const c
  * the file: within it, another process may count already. Callers hold
  * the file's lock when the file is in use.
  */
-static int reserve(int fd, size_t offset, size_t len)
+int wrench__state_reserve(int fd, size_t offset, size_t len)
 {
 	static const char zeroes[16384];
 	struct stat st;
@@ -330,7 +337,7 @@ static int create_state_file(int sdfd, const struct wrench__state_where *w, cons
 	if (fchmod(fd, 0600) < 0 || (w->chown && fchown(fd, w->owner, w->group) < 0))
 		rc = -errno;
 	if (rc == 0)
-		rc = reserve(fd, 0, state_size(1));
+		rc = wrench__state_reserve(fd, 0, state_size(1));
 	if (rc == 0 && pwrite(fd, &h, sizeof(h), 0) != sizeof(h))
 		rc = -errno;
 	if (rc == 0 && renameat2(sdfd, tmp, sdfd, name, RENAME_NOREPLACE) < 0)
@@ -562,7 +569,7 @@ int wrench__map_grow(struct state_map *map, int dirfd, unsigned k)
 	unsigned published = state_segments(map);
 	if (rc == 0 && published == k) {
 		size_t windows = state_segment_windows(k);
-		rc = reserve(fd, state_segment_offset(k), windows * WINDOW_BYTES);
+		rc = wrench__state_reserve(fd, state_segment_offset(k), windows * WINDOW_BYTES);
 		if (rc == 0) {
 			atomic_store_explicit(&map->header->segments, k + 1, memory_order_release);
 			verified_up_to(map, k + 1);
