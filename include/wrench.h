@@ -85,6 +85,15 @@ WRENCH_EXPORT bool wrench__site_is_active(struct wrench__site *site, const char 
  * function that is not static is compiled the ordinary way only if
  * WRENCH_NO_SITES is defined (C forbids such a variable there).
  * (wrench_is_active)(c, f) always calls the function itself.
+ *
+ * In C, each call also leaves a record of its two names (struct
+ * wrench__point_record) in the section wrench_points of the object, with
+ * or without WRENCH_NO_SITES: data written by the compiler, nothing run,
+ * so that `wrench points --binary` can list the literal points of a
+ * program or library. Names computed at run time leave an empty record,
+ * which the reader skips. Not in C++: g++ puts the statics of an inline
+ * function in a group of their own and refuses to share a section with
+ * them ("section type conflict").
  */
 #ifdef WRENCH_NO_FAULTS
 static inline bool wrench__no_faults(const char *category, const char *feature)
@@ -95,6 +104,37 @@ static inline bool wrench__no_faults(const char *category, const char *feature)
 }
 #define wrench_is_active(category, feature) wrench__no_faults((category), (feature))
 #elif defined(__GNUC__) || defined(__clang__)
+#ifndef __cplusplus
+/* A failure point's names, as the compiler knows them; read from the file
+ * only, never at run time. */
+struct wrench__point_record {
+	const char *wrench__category;
+	const char *wrench__feature;
+};
+/* Kept by the linker's --gc-sections, though nothing refers to it. */
+#ifdef __has_attribute
+#if __has_attribute(retain)
+#define WRENCH__RETAIN retain,
+#endif
+#endif
+#ifndef WRENCH__RETAIN
+#define WRENCH__RETAIN
+#endif
+/* The name when the compiler knows it, else "" (GCC and Clang accept a
+ * name known only at run time here, unevaluated). "" rather than a null
+ * pointer: every record then holds addresses to relocate, and under -fPIC
+ * gets the same section flags as the others. Const, so that it may sit in
+ * an inline function that is not static; aligned to its size, so that
+ * records lie end to end. */
+#define wrench__record_name(s) (__builtin_constant_p(s) ? (const char *)(s) : "")
+#define wrench__point_record(category, feature)                                                    \
+	static const struct wrench__point_record wrench__record_                                   \
+	        __attribute__((section("wrench_points"), used,                                     \
+	                       WRENCH__RETAIN aligned(2 * sizeof(const char *)))) = {              \
+	                wrench__record_name(category), wrench__record_name(feature)}
+#else
+#define wrench__point_record(category, feature) (void)0
+#endif
 static inline bool wrench__switched_on(const char *category, const char *feature)
 {
 	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED))
@@ -124,9 +164,9 @@ static inline bool wrench__site_switched_on(struct wrench__site *site, const cha
 #define wrench__literal(s) (__builtin_constant_p(s) && __builtin_constant_p(((const char *)(s))[0]))
 #endif
 #ifdef WRENCH_NO_SITES
-#define wrench_is_active(category, feature) wrench__switched_on((category), (feature))
+#define wrench__ask(category, feature) wrench__switched_on((category), (feature))
 #else
-#define wrench_is_active(category, feature)                                                        \
+#define wrench__ask(category, feature)                                                             \
 	wrench__site_switched_on(wrench__literal(category) && wrench__literal(feature)             \
 	                                 ? __extension__({                                         \
 		                                   static struct wrench__site wrench__site_;       \
@@ -135,6 +175,13 @@ static inline bool wrench__site_switched_on(struct wrench__site *site, const cha
 	                                 : (struct wrench__site *)0,                               \
 	                         (category), (feature))
 #endif
+/* The record stays out of the conditional above: GCC at -O0 drops a branch
+ * it knows is never taken, statics and all. */
+#define wrench_is_active(category, feature)                                                        \
+	__extension__({                                                                            \
+		wrench__point_record(category, feature);                                           \
+		wrench__ask(category, feature);                                                    \
+	})
 #endif
 
 /* ---- Control, for tests and tools -------------------------------------- */

@@ -2,7 +2,7 @@
 # when it is missing, as root or through sudo, or stops with the command
 # to run. Debian and Ubuntu only.
 wrench_packages="cmake gcc clang make pkg-config libbsd-dev libcmocka-dev jq libfiu-dev clang-tidy
-cppcheck clang-format strace"
+cppcheck clang-format strace libelf-dev"
 # The Python binding's tests, and the Debian packages (python/run_tests.sh,
 # scripts/packages, tests/packages_check.sh).
 wrench_packages="$wrench_packages python3-pytest python3-setuptools python3-pip python3-venv
