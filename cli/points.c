@@ -42,15 +42,19 @@ struct point_table {
 	bool failed;           /* out of memory */
 };
 
+static void free_row(struct point_row *r)
+{
+	for (size_t j = 0; j < r->naskers; j++)
+		free(r->askers[j].program);
+	free(r->askers);
+	free(r->category);
+	free(r->feature);
+}
+
 static void free_table(struct point_table *t)
 {
-	for (size_t i = 0; i < t->count; i++) {
-		for (size_t j = 0; j < t->row[i].naskers; j++)
-			free(t->row[i].askers[j].program);
-		free(t->row[i].askers);
-		free(t->row[i].category);
-		free(t->row[i].feature);
-	}
+	for (size_t i = 0; i < t->count; i++)
+		free_row(&t->row[i]);
 	free(t->row);
 	memset(t, 0, sizeof(*t));
 }
@@ -261,8 +265,7 @@ static int keep_compiled(const struct options *o, struct point_table *t, const c
 			t->row[kept++] = t->row[i];
 			continue;
 		}
-		struct point_table one = {.row = &t->row[i], .count = 1};
-		free_table(&one);
+		free_row(&t->row[i]);
 	}
 	t->count = kept;
 	return 0;
@@ -316,6 +319,8 @@ static void cell(const char *text, size_t width)
 	fputs("  ", stdout);
 }
 
+#define MAX_WIDTH 40
+
 enum { COL_CATEGORY, COL_FEATURE, COL_REACHED, COL_BY, COL_LINES, COL_FIRES, COLS };
 
 static const char *const headings[COLS] = {"CATEGORY", "FEATURE", "LAST REACHED",
@@ -335,8 +340,10 @@ static void print_rows_text(const struct point_table *t)
 		size_t n[COLS] = {strlen(r->category), strlen(r->feature), 20, by ? strlen(by) : 1,
 		                  5, 5};
 		free(by);
+		/* A very long name overflows its cell rather than widen
+		 * every other row. */
 		for (int c = 0; c < COLS; c++)
-			width[c] = n[c] > width[c] ? n[c] : width[c];
+			width[c] = n[c] > width[c] && n[c] <= MAX_WIDTH ? n[c] : width[c];
 	}
 	if (!t->count)
 		return;

@@ -16,7 +16,7 @@
 #include "internal.h"
 
 #define POINTS_PAGE       ((size_t)4096)
-#define POINTS_SLOTS      2048u
+#define POINTS_SLOTS      1024u
 #define POINTS_SLOT_BYTES 512u
 #define POINTS_FILE_SIZE  (POINTS_PAGE + (size_t)POINTS_SLOTS * POINTS_SLOT_BYTES)
 #define POINTS_FILE_NAME  "points-v1-"

@@ -152,6 +152,13 @@ static void test_set_dir_switches_files_on_the_next_call(void **state)
 	assert_false(wrench_is_active(CAT, "step"));
 	assert_int_equal(wrench_set_dir(s->dir), 0);
 	assert_true(wrench_is_active(CAT, "step"));
+	/* The point was recorded there: the directory was trusted. */
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/" WRENCH_STATE_DIR "/points-v1-%u", other,
+	         (unsigned)geteuid());
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/" WRENCH_STATE_DIR, other);
+	assert_int_equal(rmdir(path), 0);
 	assert_int_equal(rmdir(other), 0);
 }
 

@@ -86,6 +86,9 @@ int main(void)
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/.wrench-state/counters-v3-%u", dir, (unsigned)geteuid());
 	unlink(path);
+	/* The points this program reached, recorded beside the counters. */
+	snprintf(path, sizeof(path), "%s/.wrench-state/points-v1-%u", dir, (unsigned)geteuid());
+	check(unlink(path) == 0, "the points reached were recorded");
 	snprintf(path, sizeof(path), "%s/.wrench-state", dir);
 	rmdir(path);
 	check(rmdir(dir) == 0, "the scratch directory is removed");
