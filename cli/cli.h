@@ -195,6 +195,10 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
 /* Creates the agent's counters when they are missing. 0, or a negative
  * errno (said on stderr). */
 int prepare_counters(const struct options *o, int dirfd);
+/* Creates the agent's file of points reached when it is missing (beside
+ * its counters, which an agent that does not own the state directory
+ * cannot do). 0, or a negative errno (said on stderr). */
+int prepare_points(const struct options *o, int dirfd);
 /* Frees the counters of the lines CATEGORY no longer has, and its whole
  * state when it has no trigger file; for every category with a state. */
 void tidy_counters(const struct options *o, int dirfd, const char *category);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "points_file.h"
 
 void agent_of(const struct options *o, struct wrench__state_where *w)
 {
@@ -272,6 +273,10 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
 	 * that said nothing would be lying. */
 	int rc = 0;
 	struct wrench__state *state = open_counters(o, dirfd, category, true);
+	/* The agent records the points it reaches beside its counters: a
+	 * non-root one could not create that file itself. */
+	if (state)
+		prepare_points(o, dirfd);
 	for (size_t i = 0; state && i < rules->count; i++) {
 		if (rules->rule[i].process_scope)
 			continue;
@@ -297,7 +302,23 @@ int prepare_counters(const struct options *o, int dirfd)
 	struct wrench__state *state = open_counters(o, dirfd, NULL, true);
 
 	wrench__state_close(state);
-	return state ? 0 : -EIO;
+	return state ? prepare_points(o, dirfd) : -EIO;
+}
+
+int prepare_points(const struct options *o, int dirfd)
+{
+	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir, .create = true};
+	struct wrench__problem why;
+	struct stat st;
+
+	agent_of(o, &w);
+	int fd = wrench__points_open(&w, &st, &why);
+	if (fd < 0) {
+		note("%s", why.message);
+		return fd;
+	}
+	close(fd);
+	return 0;
 }
 
 /* ---- durations and instants ------------------------------------------------ */

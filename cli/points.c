@@ -337,8 +337,8 @@ static void print_rows_text(const struct point_table *t)
 	for (size_t i = 0; i < t->count; i++) {
 		const struct point_row *r = &t->row[i];
 		char *by = askers_text(r);
-		size_t n[COLS] = {strlen(r->category), strlen(r->feature), 20, by ? strlen(by) : 1,
-		                  5, 5};
+		size_t n[COLS] = {
+		        strlen(r->category), strlen(r->feature), 20, by ? strlen(by) : 1, 5, 5};
 		free(by);
 		/* A very long name overflows its cell rather than widen
 		 * every other row. */

@@ -30,7 +30,7 @@
 #include "clock.h"
 #include "points_file.h"
 
-#define STAMP_MS     5000u /* a process stamps a point again at most this often */
+#define STAMP_MS     5000u  /* a process stamps a point again at most this often */
 #define RETRY_MS     10000u /* a file that could not be used is tried again after */
 #define RECHECK_MS   1000u  /* without change detection, the file is looked up again after */
 #define MAX_PROBES   64u    /* slots of the file looked at for one point */
@@ -54,12 +54,12 @@ static struct {
 	dev_t dev;
 	ino_t ino;
 	uid_t euid;
-	uint64_t epoch;    /* the directory's state epoch when attached (0: none) */
-	uint64_t next_ms;  /* when to look the file up again without an epoch, or
-	                    * after a failure */
-	uint64_t told;     /* the last problem logged, by hash */
+	uint64_t epoch;   /* the directory's state epoch when attached (0: none) */
+	uint64_t next_ms; /* when to look the file up again without an epoch, or
+	                   * after a failure */
+	uint64_t told;    /* the last problem logged, by hash */
 	char dir[PATH_MAX];
-	char program[64];  /* this process's executable's name */
+	char program[64]; /* this process's executable's name */
 } attached;
 
 static uint64_t mix(uint64_t x)

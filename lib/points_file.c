@@ -202,7 +202,8 @@ int wrench__points_read(int sdfd, const char *name, uid_t uid, const char *path,
 			continue;
 		if (got <= 0)
 			rc = problem(why, got < 0 ? -errno : -EIO, WRENCH_LOG_ERROR, path,
-			             "cannot read %s: %s", path, got < 0 ? strerror(errno) : "cut short");
+			             "cannot read %s: %s", path,
+			             got < 0 ? strerror(errno) : "cut short");
 		at += got > 0 ? (size_t)got : 0;
 	}
 	close(fd);

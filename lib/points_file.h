@@ -39,7 +39,7 @@ _Static_assert(sizeof(struct points_header) == 64, "the header is one cache line
 #define POINTS_NAMES_BYTES (POINTS_SLOT_BYTES - 40u)
 
 struct points_slot {
-	_Atomic uint64_t key; /* 0: free */
+	_Atomic uint64_t key;   /* 0: free */
 	_Atomic uint32_t ready; /* the names are written */
 	uint16_t category_len, feature_len;
 	uint16_t program_len, reserved16;

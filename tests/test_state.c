@@ -280,8 +280,9 @@ static void test_processes_starting_at_once_share_one_state(void **state)
 	/* One state file, no temporary left behind. */
 	path_in(scratch_dir(state), WRENCH_STATE_DIR, path, sizeof(path));
 	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "test \"$(ls -A '%s' | tr '\\n' ' ')\" = 'counters-v3-%u points-v1-%u '",
-	         path, (unsigned)geteuid(), (unsigned)geteuid());
+	snprintf(cmd, sizeof(cmd),
+	         "test \"$(ls -A '%s' | tr '\\n' ' ')\" = 'counters-v3-%u points-v1-%u '", path,
+	         (unsigned)geteuid(), (unsigned)geteuid());
 	assert_int_equal(system(cmd), 0);
 }
 
