@@ -293,6 +293,20 @@ size_t warn_agent_findings(const struct options *o, char *const names[], bool re
  * (or will make them at its first call). */
 char *agent_counters_problem(const struct options *o, int dirfd);
 
+/* ---- missing.c: a category or a feature that nothing names ------------- */
+
+/* Says that CATEGORY has no trigger file in the trigger directory DIRFD
+ * (-1: the directory does not exist), then BECAUSE (NULL: nothing), with
+ * the trigger files a few edits from it as "did you mean". */
+void say_no_trigger_file(const struct options *o, int dirfd, const char *category,
+                         const char *because);
+/* Says that no line of CATEGORY's trigger file (RULES, its valid lines as
+ * the agent reads them; NULL: none) names FEATURE, with LIST every feature
+ * they name, then BECAUSE, and the ones a few edits from FEATURE as "did
+ * you mean". */
+void say_no_line_names(const struct options *o, const char *category, const char *feature,
+                       const struct wrench__rules *rules, const char *because, bool list);
+
 /* ---- sigbus.c ----------------------------------------------------------- */
 
 /* From here on, a counters file cut short under the command ends it with

@@ -40,7 +40,7 @@ static int build_line(const char *feature, char *const directives[], int ndirect
                       struct buffer *line)
 {
 	struct wrench__rule rule;
-	char err[160];
+	char err[WRENCH__PARSE_ERROR_MAX];
 
 	if (!is_word(feature)) {
 		note("invalid feature \"%s\": one word, not starting with #", feature);
@@ -101,7 +101,7 @@ static void rewrite_line(const char *line, size_t len, bool has_newline, bool na
 
 	if (r->expired_at) {
 		struct wrench__rule rule;
-		char err[160];
+		char err[WRENCH__PARSE_ERROR_MAX];
 		bool expired = wrench__parse_line(line, len, &rule, err, sizeof(err)) > 0 &&
 		               rule_is_expired(&rule, r->expired_at);
 		if (!expired)

@@ -14,15 +14,18 @@
 #include "cli.h"
 
 /* One category's trigger lines with their counters; NULL when it has no
- * readable trigger file. The caller closes *STATE and frees the rules. */
+ * readable trigger file (*MISSING, when not NULL: none at all). The
+ * caller closes *STATE and frees the rules. */
 static struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
-                                          struct wrench__state **state)
+                                          struct wrench__state **state, bool *missing)
 {
 	struct wrench__trust t = {0};
 	struct wrench__file file = {0};
 
 	*state = NULL;
-	judge_file(o, dirfd, category, &t, &file);
+	int rc = judge_file(o, dirfd, category, &t, &file);
+	if (missing)
+		*missing = rc == -ENOENT;
 	if (!file.data) {
 		if (t.problems && t.first.level != WRENCH_LOG_DEBUG)
 			note("ignored: %s", t.first.message);
@@ -186,15 +189,19 @@ static void hits_line(const char *text, size_t len, bool has_newline, bool names
 	print_hit(f->h, f->category, rule, text, len, f->state, counters_of(f->state, rule));
 }
 
-static void hits_category(struct hits *h, int dirfd, const char *category)
+/* Shows the lines of CATEGORY; false when it has no trigger file. */
+static bool hits_category(struct hits *h, int dirfd, const char *category)
 {
 	struct wrench__state *state;
 	struct wrench__trust t = {0};
 	struct wrench__file file = {0};
 
-	judge_file(h->o, dirfd, category, &t, &file);
+	if (judge_file(h->o, dirfd, category, &t, &file) == -ENOENT) {
+		free(file.data);
+		return false;
+	}
 	if (!file.data)
-		return;
+		return true;
 	struct wrench__rules *rules = parse_keyed(file.data, file.len);
 	if (rules) {
 		state = open_counters(h->o, dirfd, category, false);
@@ -204,6 +211,7 @@ static void hits_category(struct hits *h, int dirfd, const char *category)
 	}
 	wrench__rules_free(rules);
 	free(file.data);
+	return true;
 }
 
 /* Opens the trigger directory for hits and wait, and finds whether the
@@ -231,6 +239,7 @@ int cmd_hits(const struct options *o, const char *category)
 {
 	struct hits h = {.o = o, .now = now_seconds(), .first_json = true};
 	char *unusable;
+	bool found = false;
 
 	if (category && !wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
@@ -250,10 +259,9 @@ int cmd_hits(const struct options *o, const char *category)
 		char **names = category ? only : list_names(dirfd);
 		for (size_t i = 0; names && names[i]; i++)
 			if (is_category(names[i]))
-				hits_category(&h, dirfd, names[i]);
+				found |= hits_category(&h, dirfd, names[i]);
 		if (!category)
 			free_names(names);
-		close(dirfd);
 	}
 	if (o->json) {
 		fputs(h.first_json ? "], " : "\n], ", stdout);
@@ -261,8 +269,13 @@ int cmd_hits(const struct options *o, const char *category)
 		json_string(stdout, unusable);
 		fputs("}\n", stdout);
 	}
+	/* A missing directory was said already. */
+	if (category && !found && dirfd >= 0)
+		say_no_trigger_file(o, dirfd, category, NULL);
+	if (dirfd >= 0)
+		close(dirfd);
 	free(unusable);
-	return dirfd < 0 || h.unavailable ? EXIT_PROBLEMS : EXIT_OK;
+	return dirfd < 0 || h.unavailable || (category && !found) ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* ---- wait -------------------------------------------------------------------- */
@@ -280,7 +293,7 @@ static uint64_t fires_of(const struct options *o, const char *category, const ch
 	if (dirfd < 0)
 		return 0;
 	struct wrench__state *state;
-	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state, NULL);
 	close(dirfd);
 	struct wrench__name name = wrench__name_of(feature);
 
@@ -304,41 +317,67 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Whether FEATURE can be seen to fire at all: not in a directory that is
- * missing or refused, nor without counters the agent can use, nor in a
- * file it refuses. Says why not. */
-static bool can_fire(const struct options *o, const char *category)
+/* Whether FEATURE can be seen to fire at all: 0, with the lines of
+ * CATEGORY as the agent reads them in *RULES. EXIT_PROBLEMS when it cannot
+ * be seen: a directory that is missing or refused, counters the agent
+ * cannot use, a file it refuses. EXIT_USAGE when no line names FEATURE: a
+ * typo, or a wait started before its line was set, which would wait for
+ * its whole timeout. Says why. */
+static int check_waitable(const struct options *o, const char *category, const char *feature,
+                          struct wrench__rules **rules)
 {
-	char *unusable;
+	char *unusable, *because = NULL;
 	int dirfd = open_counted_dir(o, &unusable);
-	bool can = dirfd >= 0 && !unusable;
+	int rc = dirfd >= 0 && !unusable ? 0 : EXIT_PROBLEMS;
 
+	*rules = NULL;
 	if (unusable)
 		note("%s; a fire would not be counted", unusable);
 	free(unusable);
-	if (dirfd >= 0) {
-		struct wrench__trust t = {0};
-		struct wrench__file file = {0};
-		int rc = judge_file(o, dirfd, category, &t, &file);
-		free(file.data);
-		close(dirfd);
-		if (rc < 0 && rc != -ENOENT) {
-			note("the agent ignores it: %s",
-			     t.problems ? t.first.message : strerror(-rc));
-			can = false;
-		}
+	if (dirfd < 0)
+		return rc;
+	struct wrench__trust t = {0};
+	struct wrench__file file = {0};
+	int judged = judge_file(o, dirfd, category, &t, &file);
+	struct wrench__name name = wrench__name_of(feature);
+	if (judged == -ENOENT) {
+		if (asprintf(&because, ", so \"%s\" can never fire: set its line before waiting",
+		             feature) < 0)
+			because = NULL;
+		say_no_trigger_file(o, dirfd, category, because);
+		rc = EXIT_USAGE;
+	} else if (judged < 0) {
+		note("the agent ignores it: %s", t.problems ? t.first.message : strerror(-judged));
+		rc = EXIT_PROBLEMS;
+	} else if (wrench__parse_rules(file.data, file.len, rules) < 0) {
+		note("out of memory");
+		rc = EXIT_USAGE;
+	} else if (wrench__rules_find(*rules, &name) < 0) {
+		say_no_line_names(o, category, feature, *rules,
+		                  ", so it can never fire: set its line before waiting", true);
+		rc = EXIT_USAGE;
 	}
-	return can;
+	free(because);
+	free(file.data);
+	close(dirfd);
+	return rc;
 }
 
 int cmd_wait(const struct options *o, const char *category, const char *feature)
 {
+	struct wrench__rules *rules;
+
 	if (!wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
-	if (!can_fire(o, category))
-		return EXIT_PROBLEMS;
+	int rc = check_waitable(o, category, feature, &rules);
+	/* When RC is 0, RULES hold the lines that name FEATURE, as the agent
+	 * reads them: what they tell of the point before the first look at
+	 * the counters is said here. */
+	wrench__rules_free(rules);
+	if (rc != 0)
+		return rc;
 	uint64_t start = monotonic_ns(), fires;
 	bool timed_out = false;
 	while ((fires = fires_of(o, category, feature)) < o->fires) {
@@ -380,11 +419,27 @@ int cmd_wait(const struct options *o, const char *category, const char *feature)
 
 /* ---- reset -------------------------------------------------------------------- */
 
-static void reset_category(const struct options *o, int dirfd, const char *category,
-                           const char *feature)
+/* Resets the counters of CATEGORY's lines (FEATURE's only, when not
+ * NULL). EXIT_PROBLEMS, said, when it has no trigger file, or no line
+ * names FEATURE: nothing was reset, which a typo would hide. */
+static int reset_category(const struct options *o, int dirfd, const char *category,
+                          const char *feature)
 {
 	struct wrench__state *state;
-	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	bool missing;
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state, &missing);
+	int rc = EXIT_OK;
+
+	if (missing) {
+		say_no_trigger_file(o, dirfd, category, NULL);
+		rc = EXIT_PROBLEMS;
+	} else if (rules && feature) {
+		struct wrench__name name = wrench__name_of(feature);
+		if (wrench__rules_find(rules, &name) < 0) {
+			say_no_line_names(o, category, feature, rules, NULL, false);
+			rc = EXIT_PROBLEMS;
+		}
+	}
 
 	for (size_t i = 0; state && i < rules->count; i++) {
 		const struct wrench__rule *rule = &rules->rule[i];
@@ -397,6 +452,7 @@ static void reset_category(const struct options *o, int dirfd, const char *categ
 	wrench__state_close(state);
 	wrench__rules_free(rules);
 	tidy_counters(o, dirfd, category);
+	return rc;
 }
 
 int cmd_reset(const struct options *o, const char *category, const char *feature)
@@ -407,8 +463,10 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 	}
 	struct target target;
 	int rc = open_target(o, false, &target);
+	if (rc == -ENOENT && category)
+		say_no_trigger_file(o, -1, category, NULL);
 	if (rc == -ENOENT)
-		return EXIT_OK;
+		return category ? EXIT_PROBLEMS : EXIT_OK;
 	if (rc != 0)
 		return EXIT_USAGE;
 	int dirfd = target.fd;
@@ -416,11 +474,11 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 	char **names = category ? only : list_names(dirfd);
 	for (size_t i = 0; names && names[i]; i++)
 		if (is_category(names[i]))
-			reset_category(o, dirfd, names[i], feature);
+			rc |= reset_category(o, dirfd, names[i], feature);
 	if (!category) {
 		free_names(names);
 		tidy_all_counters(o, dirfd, target.state_fd);
 	}
 	close_target(&target);
-	return EXIT_OK;
+	return rc;
 }
