@@ -158,13 +158,39 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 int cmd_prepare(const struct options *o);
 int cmd_points(const struct options *o, const char *category);
 
+/* ---- points.c: the names of the points known -------------------------- */
+
+/* What is known of the failure points: those reached on this machine (in
+ * the trigger directory DIRFD; -1: none), and with --binary, those
+ * compiled into it. NULL after saying why (out of memory, a binary that
+ * cannot be read). */
+struct point_names;
+struct point_names *point_names_load(const struct options *o, int dirfd);
+void point_names_free(struct point_names *k);
+/* Says, through FN, what is wrong with a line naming CATEGORY/FEATURE: no
+ * process reached it while others of its category were (WAITING: or at
+ * all), the binary has no such point; each with the nearest names known.
+ * Returns how many problems FN was given. */
+typedef void point_problem_fn(const char *message, void *ctx);
+size_t point_names_problems(const struct point_names *k, const char *category, const char *feature,
+                            bool waiting, point_problem_fn *fn, void *ctx);
+
+/* The same, for the trigger directory of O, reached by the walk. */
+struct point_names *point_names_of(const struct options *o);
+/* A point_problem_fn: "wrench: warning: CATEGORY/FEATURE: MESSAGE" on
+ * stderr, escaped. */
+struct point_warning {
+	const char *category, *feature;
+};
+void warn_about_point(const char *message, void *ctx);
+
 /* ---- hits.c: a category's lines with their counters -------------------- */
 
 /* One category's trigger lines with their counters; NULL when it has no
- * readable trigger file (said, when it is refused). The caller closes
- * *STATE and frees the rules. */
+ * readable trigger file (said, when it is refused; *MISSING, when not
+ * NULL: none at all). The caller closes *STATE and frees the rules. */
 struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
-                                   struct wrench__state **state);
+                                   struct wrench__state **state, bool *missing);
 /* The shared counters of RULE: its slot, or NULL (none yet, or per process). */
 struct wrench__counters *counters_of(struct wrench__state *state, const struct wrench__rule *rule);
 
@@ -308,6 +334,20 @@ size_t warn_agent_findings(const struct options *o, char *const names[], bool re
  * side, as its uid, when only root could try), malloc'ed; NULL when it can
  * (or will make them at its first call). */
 char *agent_counters_problem(const struct options *o, int dirfd);
+
+/* ---- missing.c: a category or a feature that nothing names ------------- */
+
+/* Says that CATEGORY has no trigger file in the trigger directory DIRFD
+ * (-1: the directory does not exist), then BECAUSE (NULL: nothing), with
+ * the trigger files a few edits from it as "did you mean". */
+void say_no_trigger_file(const struct options *o, int dirfd, const char *category,
+                         const char *because);
+/* Says that no line of CATEGORY's trigger file (RULES, its valid lines as
+ * the agent reads them; NULL: none) names FEATURE, with LIST every feature
+ * they name, then BECAUSE, and the ones a few edits from FEATURE as "did
+ * you mean". */
+void say_no_line_names(const struct options *o, const char *category, const char *feature,
+                       const struct wrench__rules *rules, const char *because, bool list);
 
 /* ---- sigbus.c ----------------------------------------------------------- */
 

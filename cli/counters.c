@@ -254,7 +254,7 @@ int rearm_line(const struct options *o, int dirfd, const char *category, const c
                size_t len, const char *line)
 {
 	struct wrench__rule written;
-	char err[160];
+	char err[WRENCH__PARSE_ERROR_MAX];
 
 	if (wrench__parse_line(line, strlen(line), &written, err, sizeof(err)) <= 0)
 		return 0;

@@ -40,7 +40,7 @@ static int build_line(const char *feature, char *const directives[], int ndirect
                       struct buffer *line)
 {
 	struct wrench__rule rule;
-	char err[160];
+	char err[WRENCH__PARSE_ERROR_MAX];
 
 	if (!is_word(feature)) {
 		note("invalid feature \"%s\": one word, not starting with #", feature);
@@ -101,7 +101,7 @@ static void rewrite_line(const char *line, size_t len, bool has_newline, bool na
 
 	if (r->expired_at) {
 		struct wrench__rule rule;
-		char err[160];
+		char err[WRENCH__PARSE_ERROR_MAX];
 		bool expired = wrench__parse_line(line, len, &rule, err, sizeof(err)) > 0 &&
 		               rule_is_expired(&rule, r->expired_at);
 		if (!expired)
@@ -261,9 +261,15 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
 	if (with)
 		free(with[ndirectives]);
 	free(with);
+	/* The names known, read before anything is changed: a --binary that
+	 * cannot be read is bad usage, and nothing is written. */
+	struct point_names *known = rc == 0 ? point_names_of(o) : NULL;
+	if (rc == 0 && !known && o->binary)
+		rc = EXIT_USAGE;
 	if (rc == 0)
 		rc = open_target(o, true, &target);
 	if (rc != 0) {
+		point_names_free(known);
 		free(line.data);
 		return EXIT_USAGE;
 	}
@@ -274,6 +280,12 @@ int cmd_set(const struct options *o, const char *category, const char *feature,
 		int verified = verify_written(o, category);
 		rc = rc ? rc : verified;
 	}
+	/* A typo is written as asked, and said: the line may be meant for a
+	 * program that has not run yet. */
+	struct point_warning about = {category, feature};
+	if (known && (rc == 0 || rc == EXIT_PROBLEMS))
+		point_names_problems(known, category, feature, false, warn_about_point, &about);
+	point_names_free(known);
 	free(line.data);
 	return rc;
 }

@@ -14,13 +14,15 @@
 #include "cli.h"
 
 struct wrench__rules *load_counted(const struct options *o, int dirfd, const char *category,
-                                          struct wrench__state **state)
+                                   struct wrench__state **state, bool *missing)
 {
 	struct wrench__trust t = {0};
 	struct wrench__file file = {0};
 
 	*state = NULL;
-	judge_file(o, dirfd, category, &t, &file);
+	int rc = judge_file(o, dirfd, category, &t, &file);
+	if (missing)
+		*missing = rc == -ENOENT;
 	if (!file.data) {
 		if (t.problems && t.first.level != WRENCH_LOG_DEBUG)
 			note("ignored: %s", t.first.message);
@@ -33,8 +35,7 @@ struct wrench__rules *load_counted(const struct options *o, int dirfd, const cha
 	return rules;
 }
 
-struct wrench__counters *counters_of(struct wrench__state *state,
-                                            const struct wrench__rule *rule)
+struct wrench__counters *counters_of(struct wrench__state *state, const struct wrench__rule *rule)
 {
 	if (!state || rule->process_scope)
 		return NULL;
@@ -183,15 +184,19 @@ static void hits_line(const char *text, size_t len, bool has_newline, bool names
 	print_hit(f->h, f->category, rule, text, len, f->state, counters_of(f->state, rule));
 }
 
-static void hits_category(struct hits *h, int dirfd, const char *category)
+/* Shows the lines of CATEGORY; false when it has no trigger file. */
+static bool hits_category(struct hits *h, int dirfd, const char *category)
 {
 	struct wrench__state *state;
 	struct wrench__trust t = {0};
 	struct wrench__file file = {0};
 
-	judge_file(h->o, dirfd, category, &t, &file);
+	if (judge_file(h->o, dirfd, category, &t, &file) == -ENOENT) {
+		free(file.data);
+		return false;
+	}
 	if (!file.data)
-		return;
+		return true;
 	struct wrench__rules *rules = parse_keyed(file.data, file.len);
 	if (rules) {
 		state = open_counters(h->o, dirfd, category, false);
@@ -201,6 +206,7 @@ static void hits_category(struct hits *h, int dirfd, const char *category)
 	}
 	wrench__rules_free(rules);
 	free(file.data);
+	return true;
 }
 
 /* Opens the trigger directory for hits and wait, and finds whether the
@@ -228,6 +234,7 @@ int cmd_hits(const struct options *o, const char *category)
 {
 	struct hits h = {.o = o, .now = now_seconds(), .first_json = true};
 	char *unusable;
+	bool found = false;
 
 	if (category && !wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
@@ -247,10 +254,9 @@ int cmd_hits(const struct options *o, const char *category)
 		char **names = category ? only : list_names(dirfd);
 		for (size_t i = 0; names && names[i]; i++)
 			if (is_category(names[i]))
-				hits_category(&h, dirfd, names[i]);
+				found |= hits_category(&h, dirfd, names[i]);
 		if (!category)
 			free_names(names);
-		close(dirfd);
 	}
 	if (o->json) {
 		fputs(h.first_json ? "], " : "\n], ", stdout);
@@ -258,8 +264,13 @@ int cmd_hits(const struct options *o, const char *category)
 		json_string(stdout, unusable);
 		fputs("}\n", stdout);
 	}
+	/* A missing directory was said already. */
+	if (category && !found && dirfd >= 0)
+		say_no_trigger_file(o, dirfd, category, NULL);
+	if (dirfd >= 0)
+		close(dirfd);
 	free(unusable);
-	return dirfd < 0 || h.unavailable ? EXIT_PROBLEMS : EXIT_OK;
+	return dirfd < 0 || h.unavailable || (category && !found) ? EXIT_PROBLEMS : EXIT_OK;
 }
 
 /* ---- wait -------------------------------------------------------------------- */
@@ -277,7 +288,7 @@ static uint64_t fires_of(const struct options *o, const char *category, const ch
 	if (dirfd < 0)
 		return 0;
 	struct wrench__state *state;
-	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state, NULL);
 	close(dirfd);
 	struct wrench__name name = wrench__name_of(feature);
 
@@ -301,41 +312,71 @@ static uint64_t monotonic_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Whether FEATURE can be seen to fire at all: not in a directory that is
- * missing or refused, nor without counters the agent can use, nor in a
- * file it refuses. Says why not. */
-static bool can_fire(const struct options *o, const char *category)
+/* Whether FEATURE can be seen to fire at all: 0, with the lines of
+ * CATEGORY as the agent reads them in *RULES. EXIT_PROBLEMS when it cannot
+ * be seen: a directory that is missing or refused, counters the agent
+ * cannot use, a file it refuses. EXIT_USAGE when no line names FEATURE: a
+ * typo, or a wait started before its line was set, which would wait for
+ * its whole timeout. Says why. */
+static int check_waitable(const struct options *o, const char *category, const char *feature,
+                          struct wrench__rules **rules)
 {
-	char *unusable;
+	char *unusable, *because = NULL;
 	int dirfd = open_counted_dir(o, &unusable);
-	bool can = dirfd >= 0 && !unusable;
+	int rc = dirfd >= 0 && !unusable ? 0 : EXIT_PROBLEMS;
 
+	*rules = NULL;
 	if (unusable)
 		note("%s; a fire would not be counted", unusable);
 	free(unusable);
-	if (dirfd >= 0) {
-		struct wrench__trust t = {0};
-		struct wrench__file file = {0};
-		int rc = judge_file(o, dirfd, category, &t, &file);
-		free(file.data);
-		close(dirfd);
-		if (rc < 0 && rc != -ENOENT) {
-			note("the agent ignores it: %s",
-			     t.problems ? t.first.message : strerror(-rc));
-			can = false;
-		}
+	if (dirfd < 0)
+		return rc;
+	struct wrench__trust t = {0};
+	struct wrench__file file = {0};
+	int judged = judge_file(o, dirfd, category, &t, &file);
+	struct wrench__name name = wrench__name_of(feature);
+	if (judged == -ENOENT) {
+		if (asprintf(&because, ", so \"%s\" can never fire: set its line before waiting",
+		             feature) < 0)
+			because = NULL;
+		say_no_trigger_file(o, dirfd, category, because);
+		rc = EXIT_USAGE;
+	} else if (judged < 0) {
+		note("the agent ignores it: %s", t.problems ? t.first.message : strerror(-judged));
+		rc = EXIT_PROBLEMS;
+	} else if (wrench__parse_rules(file.data, file.len, rules) < 0) {
+		note("out of memory");
+		rc = EXIT_USAGE;
+	} else if (wrench__rules_find(*rules, &name) < 0) {
+		say_no_line_names(o, category, feature, *rules,
+		                  ", so it can never fire: set its line before waiting", true);
+		rc = EXIT_USAGE;
 	}
-	return can;
+	free(because);
+	free(file.data);
+	close(dirfd);
+	return rc;
 }
 
 int cmd_wait(const struct options *o, const char *category, const char *feature)
 {
+	struct wrench__rules *rules;
+
 	if (!wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
-	if (!can_fire(o, category))
-		return EXIT_PROBLEMS;
+	int rc = check_waitable(o, category, feature, &rules);
+	wrench__rules_free(rules);
+	if (rc != 0)
+		return rc;
+	/* Lines name the feature, but no program may ever ask for it: said,
+	 * and the wait goes on (the program may not have started yet). */
+	struct point_names *known = point_names_of(o);
+	struct point_warning about = {category, feature};
+	if (known)
+		point_names_problems(known, category, feature, true, warn_about_point, &about);
+	point_names_free(known);
 	uint64_t start = monotonic_ns(), fires;
 	bool timed_out = false;
 	while ((fires = fires_of(o, category, feature)) < o->fires) {
@@ -377,11 +418,27 @@ int cmd_wait(const struct options *o, const char *category, const char *feature)
 
 /* ---- reset -------------------------------------------------------------------- */
 
-static void reset_category(const struct options *o, int dirfd, const char *category,
-                           const char *feature)
+/* Resets the counters of CATEGORY's lines (FEATURE's only, when not
+ * NULL). EXIT_PROBLEMS, said, when it has no trigger file, or no line
+ * names FEATURE: nothing was reset, which a typo would hide. */
+static int reset_category(const struct options *o, int dirfd, const char *category,
+                          const char *feature)
 {
 	struct wrench__state *state;
-	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	bool missing;
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state, &missing);
+	int rc = EXIT_OK;
+
+	if (missing) {
+		say_no_trigger_file(o, dirfd, category, NULL);
+		rc = EXIT_PROBLEMS;
+	} else if (rules && feature) {
+		struct wrench__name name = wrench__name_of(feature);
+		if (wrench__rules_find(rules, &name) < 0) {
+			say_no_line_names(o, category, feature, rules, NULL, false);
+			rc = EXIT_PROBLEMS;
+		}
+	}
 
 	for (size_t i = 0; state && i < rules->count; i++) {
 		const struct wrench__rule *rule = &rules->rule[i];
@@ -394,6 +451,7 @@ static void reset_category(const struct options *o, int dirfd, const char *categ
 	wrench__state_close(state);
 	wrench__rules_free(rules);
 	tidy_counters(o, dirfd, category);
+	return rc;
 }
 
 int cmd_reset(const struct options *o, const char *category, const char *feature)
@@ -404,8 +462,10 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 	}
 	struct target target;
 	int rc = open_target(o, false, &target);
+	if (rc == -ENOENT && category)
+		say_no_trigger_file(o, -1, category, NULL);
 	if (rc == -ENOENT)
-		return EXIT_OK;
+		return category ? EXIT_PROBLEMS : EXIT_OK;
 	if (rc != 0)
 		return EXIT_USAGE;
 	int dirfd = target.fd;
@@ -413,11 +473,11 @@ int cmd_reset(const struct options *o, const char *category, const char *feature
 	char **names = category ? only : list_names(dirfd);
 	for (size_t i = 0; names && names[i]; i++)
 		if (is_category(names[i]))
-			reset_category(o, dirfd, names[i], feature);
+			rc |= reset_category(o, dirfd, names[i], feature);
 	if (!category) {
 		free_names(names);
 		tidy_all_counters(o, dirfd, target.state_fd);
 	}
 	close_target(&target);
-	return EXIT_OK;
+	return rc;
 }

@@ -152,8 +152,8 @@ static bool points_file_uid(const char *name, uid_t *uid)
  * nobody else may write it). A file that is refused is said and skipped:
  * its points are then missing, never made up. Returns how many files
  * were refused. */
-static unsigned read_reached(const struct options *o, int dirfd, const char *only,
-                             struct point_table *t)
+static unsigned read_files(const struct options *o, int dirfd, const char *only,
+                           struct point_table *t, bool quiet)
 {
 	struct wrench__state_where w = {.dirfd = dirfd, .dir = o->dir};
 	struct wrench__problem why = {0};
@@ -163,7 +163,8 @@ static unsigned read_reached(const struct options *o, int dirfd, const char *onl
 	int sdfd = wrench__state_dir(&w, &why);
 	if (sdfd < 0) {
 		if (why.level != WRENCH_LOG_DEBUG) {
-			note("%s", why.message);
+			if (!quiet)
+				note("%s", why.message);
 			refused++;
 		}
 		return refused;
@@ -177,7 +178,8 @@ static unsigned read_reached(const struct options *o, int dirfd, const char *onl
 		snprintf(path, sizeof(path), "%s/%s/%s", o->dir, WRENCH_STATE_DIR, names[i]);
 		if (wrench__points_read(sdfd, names[i], uid, path, &data, &why) < 0) {
 			if (why.level != WRENCH_LOG_DEBUG) {
-				note("ignored: %s", why.message);
+				if (!quiet)
+					note("ignored: %s", why.message);
 				refused++;
 			}
 			continue;
@@ -190,6 +192,17 @@ static unsigned read_reached(const struct options *o, int dirfd, const char *onl
 	return refused;
 }
 
+static unsigned read_reached(const struct options *o, int dirfd, const char *only,
+                             struct point_table *t)
+{
+	return read_files(o, dirfd, only, t, false);
+}
+
+static void read_reached_quietly(const struct options *o, int dirfd, struct point_table *t)
+{
+	read_files(o, dirfd, NULL, t, true);
+}
+
 /* ---- lines and fires ------------------------------------------------------ */
 
 /* Counts, for every row of CATEGORY, the lines of its trigger file that
@@ -198,7 +211,7 @@ static void count_lines(const struct options *o, int dirfd, struct point_table *
                         const char *category, const char *unusable)
 {
 	struct wrench__state *state;
-	struct wrench__rules *rules = load_counted(o, dirfd, category, &state);
+	struct wrench__rules *rules = load_counted(o, dirfd, category, &state, NULL);
 
 	for (size_t i = 0; rules && i < rules->count; i++) {
 		const struct wrench__rule *rule = &rules->rule[i];
@@ -487,4 +500,153 @@ int cmd_points(const struct options *o, const char *category)
 	if (dirfd >= 0)
 		close(dirfd);
 	return rc;
+}
+
+/* ---- what set, check and wait are told -------------------------------------- */
+
+struct point_names {
+	struct point_table reached;    /* every point reached on this machine */
+	struct binary_point *compiled; /* with --binary: the binary's points */
+	size_t ncompiled;
+	const char *binary;
+};
+
+struct point_names *point_names_load(const struct options *o, int dirfd)
+{
+	struct point_names *k = calloc(1, sizeof(*k));
+	char why[512];
+
+	if (!k)
+		return NULL;
+	/* Quietly: a file the listing would refuse is the listing's to say;
+	 * here it only means fewer names are known, so fewer warnings. */
+	if (dirfd >= 0)
+		read_reached_quietly(o, dirfd, &k->reached);
+	if (o->binary &&
+	    binary_points(o->binary, &k->compiled, &k->ncompiled, why, sizeof(why)) < 0) {
+		note("%s", why);
+		point_names_free(k);
+		return NULL;
+	}
+	k->binary = o->binary;
+	return k;
+}
+
+void point_names_free(struct point_names *k)
+{
+	if (!k)
+		return;
+	free_table(&k->reached);
+	free_binary_points(k->compiled, k->ncompiled);
+	free(k);
+}
+
+/* Appends "; did you mean A?" (or "A or B") for FEATURE among NAMES. */
+static void add_suggestion(struct buffer *b, const char *feature, const char **names, size_t n)
+{
+	const char *near[3];
+	size_t found = wrench__nearest(feature, names, n, near, 3);
+
+	for (size_t i = 0; i < found; i++) {
+		const char *sep = i == 0 ? "; did you mean " : i + 1 == found ? " or " : ", ";
+		buffer_add(b, sep, strlen(sep));
+		buffer_add(b, near[i], strlen(near[i]));
+	}
+	if (found)
+		buffer_add(b, "?", 1);
+}
+
+/* The features of CATEGORY among the reached points (REACHED) or the
+ * binary's (else), into a malloc'ed array; its length in *N. */
+static const char **features_of(const struct point_names *k, const char *category, bool reached,
+                                size_t *n)
+{
+	size_t total = reached ? k->reached.count : k->ncompiled;
+	const char **names = calloc(total ? total : 1, sizeof(*names));
+
+	*n = 0;
+	for (size_t i = 0; names && i < total; i++) {
+		const char *c = reached ? k->reached.row[i].category : k->compiled[i].category;
+		if (strcmp(c, category) == 0)
+			names[(*n)++] =
+			        reached ? k->reached.row[i].feature : k->compiled[i].feature;
+	}
+	return names;
+}
+
+static bool contains(const char **names, size_t n, const char *feature)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], feature) == 0)
+			return true;
+	return false;
+}
+
+size_t point_names_problems(const struct point_names *k, const char *category, const char *feature,
+                            bool waiting, point_problem_fn *fn, void *ctx)
+{
+	size_t nreached, ncompiled, told = 0;
+	const char **reached = features_of(k, category, true, &nreached);
+	const char **compiled = k->binary ? features_of(k, category, false, &ncompiled) : NULL;
+	struct buffer b = {0};
+
+	if (!reached || (k->binary && !compiled)) {
+		fn("out of memory", ctx);
+		told++;
+	} else if (!contains(reached, nreached, feature) && (nreached || waiting)) {
+		char head[160];
+		if (nreached)
+			snprintf(
+			        head, sizeof(head),
+			        "no process on this machine has reached the point, while %zu other "
+			        "point(s) of its category were",
+			        nreached);
+		else
+			snprintf(head, sizeof(head),
+			         "no process on this machine has reached the point yet (a program "
+			         "records it when it first asks)");
+		buffer_add(&b, head, strlen(head));
+		add_suggestion(&b, feature, reached, nreached);
+		buffer_add(&b, "", 1);
+		fn(b.failed ? "out of memory" : b.data, ctx);
+		told++;
+	}
+	if (compiled && !contains(compiled, ncompiled, feature)) {
+		b.len = 0;
+		const char *head = ncompiled ? "the binary has no such failure point"
+		                             : "the binary has no failure point in this category";
+		buffer_add(&b, head, strlen(head));
+		add_suggestion(&b, feature, compiled, ncompiled);
+		buffer_add(&b, "", 1);
+		fn(b.failed ? "out of memory" : b.data, ctx);
+		told++;
+	}
+	free(b.data);
+	free(reached);
+	free(compiled);
+	return told;
+}
+
+struct point_names *point_names_of(const struct options *o)
+{
+	struct wrench__trust t = {0};
+	int dirfd = open_checked_dir(o, &t, false);
+	struct point_names *k = point_names_load(o, dirfd);
+
+	if (dirfd >= 0)
+		close(dirfd);
+	return k;
+}
+
+void warn_about_point(const char *message, void *ctx)
+{
+	const struct point_warning *w = ctx;
+
+	fputs("wrench: warning: ", stderr);
+	print_escaped_string(stderr, w->category);
+	fputc('/', stderr);
+	print_escaped_string(stderr, w->feature);
+	fputs(": ", stderr);
+	print_escaped_string(stderr, message);
+	fputc('\n', stderr);
 }

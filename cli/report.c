@@ -93,7 +93,7 @@ static void list_line(const char *line, size_t len, bool has_newline, bool names
 {
 	struct lister *l = ctx;
 	struct wrench__rule rule;
-	char err[160], reason[200];
+	char err[WRENCH__PARSE_ERROR_MAX], reason[WRENCH__PARSE_ERROR_MAX + 32];
 
 	(void)has_newline;
 	(void)names;
@@ -118,7 +118,8 @@ static void ignore_problem(const struct wrench__problem *problem, void *ctx)
 	(void)ctx;
 }
 
-static void list_category(struct lister *l, int dirfd, const char *dir_reason)
+/* Lists the lines of L's category; false when it has no trigger file. */
+static bool list_category(struct lister *l, int dirfd, const char *dir_reason)
 {
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__trust t = {0};
@@ -133,7 +134,7 @@ static void list_category(struct lister *l, int dirfd, const char *dir_reason)
 	int rc = judge_file(l->o, dirfd, l->category, &t, &file);
 	if (rc == -ENOENT) {
 		free(file.data);
-		return;
+		return false;
 	}
 	l->file_reason = dir_reason ? dir_reason : t.problems ? t.first.message : NULL;
 	if (file.data)
@@ -142,6 +143,7 @@ static void list_category(struct lister *l, int dirfd, const char *dir_reason)
 		list_one(l, NULL, 0, l->file_reason);
 	free(file.data);
 	l->file_reason = NULL; /* it may point into T, which ends here */
+	return true;
 }
 
 int cmd_list(const struct options *o, const char *category)
@@ -149,6 +151,7 @@ int cmd_list(const struct options *o, const char *category)
 	struct wrench__trust dir_trust = {.report = ignore_problem};
 	struct access_check access;
 	struct lister l = {.o = o, .first_json = true};
+	bool found = false;
 
 	if (category && !wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
@@ -174,17 +177,22 @@ int cmd_list(const struct options *o, const char *category)
 			if (is_temporary(names[i]) || strcmp(names[i], WRENCH_STATE_DIR) == 0)
 				continue;
 			l.category = names[i];
-			list_category(&l, dirfd, dir_reason);
+			found |= list_category(&l, dirfd, dir_reason);
 		}
 		if (!category)
 			free_names(names);
-		close(dirfd);
 		l.ignored += !names;
 	}
 	if (o->json)
 		fputs(l.first_json ? "]}\n" : "\n]}\n", stdout);
+	/* A category asked for and missing is a typo more often than not. */
+	if (category && !found && (dirfd >= 0 || dirfd == -ENOENT))
+		say_no_trigger_file(o, dirfd, category, NULL);
+	if (dirfd >= 0)
+		close(dirfd);
 	/* A script that lists triggers learns that some will not fire. */
-	return l.ignored || (dirfd < 0 && dirfd != -ENOENT) ? EXIT_PROBLEMS : EXIT_OK;
+	return l.ignored || (category && !found) || (dirfd < 0 && dirfd != -ENOENT) ? EXIT_PROBLEMS
+	                                                                            : EXIT_OK;
 }
 
 /* ---- check -------------------------------------------------------------- */
@@ -199,6 +207,10 @@ struct checker {
 	 * trial as the agent would find it again. */
 	bool dir_told;
 	struct buffer told; /* the paths told, each with its NUL */
+	/* The points reached, and --binary's: a line naming none of them is
+	 * a likely typo. */
+	struct point_names *known;
+	const char *feature; /* of the line checked */
 };
 
 static bool was_told(const struct checker *c, const char *path)
@@ -286,11 +298,25 @@ static void add_fix(struct buffer *b, const char *wrench, const char *verb, cons
 	add_quoted(b, feature, flen);
 }
 
+/* A line naming a point that nothing knows: a problem of the line. */
+static void unknown_point(const char *message, void *ctx)
+{
+	struct checker *c = ctx;
+	char *text = NULL;
+	char name[80];
+
+	snprintf(name, sizeof(name), "%s", c->feature ? c->feature : "");
+	if (asprintf(&text, "%s: %s", name, message) < 0)
+		text = NULL;
+	print_problem(c, c->path, c->line, text ? text : "out of memory", "");
+	free(text);
+}
+
 static void check_line(const char *line, size_t len, bool has_newline, bool names, void *ctx)
 {
 	struct checker *c = ctx;
 	struct wrench__rule rule;
-	char err[160];
+	char err[WRENCH__PARSE_ERROR_MAX];
 
 	(void)has_newline;
 	(void)names;
@@ -312,6 +338,18 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 		free(expired);
 		free(wrench);
 		return;
+	}
+	if (kind > 0 && c->known) {
+		/* The feature is the line's first token. */
+		size_t room = len - (size_t)(rule.feature - line);
+		size_t flen = strcspn(rule.feature, " \t\r\n\v\f");
+		char *feature = strndup(rule.feature, flen < room ? flen : room);
+		c->feature = feature;
+		if (feature)
+			point_names_problems(c->known, c->category, feature, false, unknown_point,
+			                     c);
+		free(feature);
+		c->feature = NULL;
 	}
 	if (kind >= 0)
 		return;
@@ -416,6 +454,11 @@ int cmd_check(const struct options *o)
 	struct wrench__trust t = {.report = check_problem, .ctx = &c};
 	struct access_check access;
 
+	/* A --binary that cannot be read is bad usage: said before any
+	 * output. */
+	c.known = point_names_of(o);
+	if (!c.known && o->binary)
+		return EXIT_USAGE;
 	if (o->json) {
 		fputs("{\"dir\": ", stdout);
 		json_string(stdout, o->dir);
@@ -443,6 +486,7 @@ int cmd_check(const struct options *o)
 		free_names(names);
 	}
 	free(c.told.data);
+	point_names_free(c.known);
 	if (o->json)
 		printf("%s], \"ok\": %s}\n", c.problems ? "\n" : "", c.problems ? "false" : "true");
 	else if (c.problems == 0 && dirfd != -ENOENT)

@@ -86,9 +86,11 @@ static void start_from_counters(const struct options *o, int dirfd, const char *
 	wrench__state_close(state);
 }
 
-/* Loads the file as the library would; NULL (reason in T) when ignored. */
+/* Loads the file as the library would; NULL (reason in T) when ignored,
+ * and when there is none: then *MISSING, said with the trigger files
+ * near CATEGORY. */
 static struct wrench__rules *load(const struct options *o, const char *category, bool *seeded,
-                                  struct wrench__trust *t)
+                                  struct wrench__trust *t, bool *missing)
 {
 	struct wrench__file file = {0};
 	struct wrench__rules *rules = NULL;
@@ -98,9 +100,14 @@ static struct wrench__rules *load(const struct options *o, const char *category,
 
 	check_agent_access(o, t, &access);
 	int dirfd = open_checked_dir(o, t, false);
+	*missing = dirfd == -ENOENT;
+	if (*missing)
+		say_no_trigger_file(o, -1, category, NULL);
 	if (dirfd < 0)
 		return NULL;
-	judge_file(o, dirfd, category, t, &file);
+	*missing = judge_file(o, dirfd, category, t, &file) == -ENOENT;
+	if (*missing)
+		say_no_trigger_file(o, dirfd, category, NULL);
 	if (t->problems == 0 && wrench__parse_rules(file.data, file.len, &rules) < 0)
 		note("out of memory");
 	if (rules)
@@ -119,15 +126,15 @@ int cmd_eval(const struct options *o, const char *category, const char *feature)
 	char path[PATH_MAX + NAME_MAX + 2];
 	struct wrench__trust t = {0};
 	unsigned long fired = 0, active = 0;
-	bool seeded = false;
+	bool seeded = false, missing;
 
 	if (!wrench__category_is_valid(category)) {
 		note("invalid category \"%s\"", category);
 		return EXIT_USAGE;
 	}
 	trigger_path(o, category, path, sizeof(path));
-	struct wrench__rules *rules = load(o, category, &seeded, &t);
-	const char *reason = t.problems ? t.first.message : NULL;
+	struct wrench__rules *rules = load(o, category, &seeded, &t, &missing);
+	const char *reason = t.problems && !missing ? t.first.message : NULL;
 	if (reason)
 		note("ignored: %s", reason);
 	for (size_t i = 0; rules && i < rules->error_count; i++)
@@ -154,6 +161,10 @@ int cmd_eval(const struct options *o, const char *category, const char *feature)
 		print_line(stdout, "%s fired on %lu of %lu calls (active on %lu)", feature, fired,
 		           o->count, active);
 	}
+	/* Said last, under the result it explains. */
+	struct wrench__name name = wrench__name_of(feature);
+	if (rules && wrench__rules_find(rules, &name) < 0)
+		say_no_line_names(o, category, feature, rules, NULL, false);
 	wrench__rules_free(rules);
 	return fired ? EXIT_OK : EXIT_PROBLEMS;
 }

@@ -172,10 +172,17 @@ struct wrench__rule {
 	_Atomic int64_t log_next_ns;
 };
 
+/* A message of wrench__parse_line() quotes a token whole up to this many
+ * bytes, else its start and "...": a message has a bounded length. */
+#define WRENCH__QUOTED_TOKEN_MAX 64
+/* Room for the longest message of wrench__parse_line(), with its NUL
+ * (tests/test_parse.c measures every kind at its longest). */
+#define WRENCH__PARSE_ERROR_MAX 320
+
 /* One line that did not parse, kept so that every user can report it. */
 struct wrench__parse_error {
 	unsigned line;
-	char message[160];
+	char message[WRENCH__PARSE_ERROR_MAX];
 };
 
 /* A parsed trigger file: its valid lines in file order, and its bad ones. */
@@ -201,7 +208,8 @@ int32_t wrench__rules_find(const struct wrench__rules *rules, const struct wrenc
 /*
  * Parses one line (without its line terminator). Returns 1 and fills RULE
  * when the line is a trigger, 0 when it is blank or a comment, -1 with a
- * message in ERR when it is malformed. RULE's feature points into LINE.
+ * message in ERR when it is malformed (WRENCH__PARSE_ERROR_MAX bytes hold
+ * the longest). RULE's feature points into LINE.
  */
 int wrench__parse_line(const char *line, size_t len, struct wrench__rule *rule, char *err,
                        size_t errlen);
@@ -244,6 +252,34 @@ int wrench__parse_time(const char *s, size_t len, int64_t *seconds);
 void wrench__format_time(int64_t seconds, char *buf, size_t len);
 /* Writes a duration the way a person would, e.g. "1.5s" or "250ms". */
 void wrench__format_duration(uint64_t ns, char *buf, size_t len);
+
+/* ---- nearest.c: "did you mean" ------------------------------------------ */
+
+/* Names longer than this are never suggested, nor compared: the distance
+ * is computed on the stack, without allocating. */
+#define WRENCH__NEAREST_MAX_LEN 255
+/* The most edits a suggestion may be away from the word. */
+#define WRENCH__NEAREST_MAX_EDITS 2
+
+/*
+ * The optimal string alignment distance between A and B (bytes): the
+ * fewest insertions, deletions, substitutions and swaps of two neighbours
+ * that turn one into the other, no substring being edited twice. Returns
+ * MAX + 1 as soon as it is known to be more than MAX, and when either is
+ * longer than WRENCH__NEAREST_MAX_LEN.
+ */
+size_t wrench__edit_distance(const char *a, size_t alen, const char *b, size_t blen, size_t max);
+
+/*
+ * The CANDIDATES nearest WORD, for a "did you mean": into OUT, up to
+ * MAX_OUT of those at the smallest distance, in the order of CANDIDATES,
+ * each once. Returns how many, 0 when none is near: a suggestion is at
+ * most WRENCH__NEAREST_MAX_EDITS edits away and at fewer than half of
+ * WORD's length (so a short word gets no far-fetched suggestion). A
+ * candidate equal to WORD is at distance 0, and is the only one returned.
+ */
+size_t wrench__nearest(const char *word, const char *const *candidates, size_t count,
+                       const char **out, size_t max_out);
 
 /* ---- trust.c: which files are honoured --------------------------------- */
 

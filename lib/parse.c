@@ -310,9 +310,67 @@ static const char *const directive_names[D_COUNT] = {
         "fail", "kill", "slow", "chance", "every", "first", "after", "times", "until", "scope",
 };
 
-static int set_error(char *err, size_t errlen, const char *fmt, const char *a, int alen)
+/* What a value directive looks like, for the list in a message. */
+static const char *const directive_forms[D_COUNT] = {
+        "fail",    "kill[=SIG]", "slow=DURATION", "chance=P",   "every=M",
+        "first=N", "after=K",    "times=T",       "until=TIME", "scope=process",
+};
+
+/* TOK (LEN bytes) as a message quotes it, into SHOWN: whole up to
+ * WRENCH__QUOTED_TOKEN_MAX bytes, else its start and "...", cut between
+ * two UTF-8 characters. A line may be long; the message may not. */
+static void show_token(const char *tok, size_t len, char shown[WRENCH__QUOTED_TOKEN_MAX + 4])
 {
-	snprintf(err, errlen, fmt, alen, a);
+	size_t cut = len;
+
+	if (len > WRENCH__QUOTED_TOKEN_MAX) {
+		cut = WRENCH__QUOTED_TOKEN_MAX;
+		while (cut > 0 && ((unsigned char)tok[cut] & 0xc0) == 0x80)
+			cut--;
+	}
+	snprintf(shown, WRENCH__QUOTED_TOKEN_MAX + 4, "%.*s%s", (int)cut, tok,
+	         cut < len ? "..." : "");
+}
+
+/* Writes the message FMT, whose one %s is the token TOK (LEN bytes). */
+static int set_error(char *err, size_t errlen, const char *fmt, const char *tok, int len)
+{
+	char shown[WRENCH__QUOTED_TOKEN_MAX + 4];
+
+	show_token(tok, (size_t)len, shown);
+	snprintf(err, errlen, fmt, shown);
+	return -1;
+}
+
+/* "unknown directive", with the directives a typo of NAME (NAME_LEN bytes
+ * of TOK) may have meant and the list of them all: the fix is in the
+ * message, in the agent's log as in the command's. */
+static int unknown_directive(const char *tok, size_t len, size_t name_len, char *err, size_t errlen)
+{
+	char shown[WRENCH__QUOTED_TOKEN_MAX + 4];
+	const char *near[3];
+	size_t n = 0, used;
+
+	show_token(tok, len, shown);
+	/* A longer name is no typo of a directive's: nothing is near it. */
+	if (name_len <= WRENCH__QUOTED_TOKEN_MAX) {
+		char name[WRENCH__QUOTED_TOKEN_MAX + 1];
+		memcpy(name, tok, name_len);
+		name[name_len] = '\0';
+		n = wrench__nearest(name, directive_names, D_COUNT, near, 3);
+	}
+	used = (size_t)snprintf(err, errlen, "unknown directive \"%s\" (", shown);
+	for (size_t i = 0; i < n && used < errlen; i++) {
+		/* The name as it is written: "chance=" for one that takes a value. */
+		bool valued = strcmp(near[i], "fail") != 0 && strcmp(near[i], "kill") != 0;
+		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s%s",
+		                         i ? " or " : "did you mean ", near[i], valued ? "=" : "",
+		                         i + 1 == n ? "?; " : "");
+	}
+	for (size_t d = 0; d < D_COUNT && used < errlen; d++)
+		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s",
+		                         d ? ", " : "directives: ", directive_forms[d],
+		                         d + 1 == D_COUNT ? ")" : "");
 	return -1;
 }
 
@@ -346,23 +404,23 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 		if (value && wrench__parse_signal(value, value_len, &rule->kill_signal) < 0)
 			return set_error(
 			        err, errlen,
-			        "\"%.*s\": not a usable signal (one that ends the process: KILL, "
+			        "\"%s\": not a usable signal (one that ends the process: KILL, "
 			        "TERM, ABRT, SEGV, INT...; not STOP, TSTP, TTIN, TTOU, CONT, CHLD, "
 			        "URG, WINCH, 32, 33)",
-			        tok, t < 16 ? t : 16);
+			        tok, t);
 		return 0;
 	case D_SLOW:
 		rule->has_slow = true;
 		if (wrench__parse_duration(value, value_len, &rule->slow_ns) < 0)
 			return set_error(err, errlen,
-			                 "\"%.*s\": bad duration (a number with a unit us, ms, s "
+			                 "\"%s\": bad duration (a number with a unit us, ms, s "
 			                 "or m, at most 1 hour, e.g. slow=1.5s)",
 			                 tok, t);
 		return 0;
 	case D_UNTIL:
 		if (wrench__parse_time(value, value_len, &rule->until) < 0 || rule->until <= 0)
 			return set_error(err, errlen,
-			                 "\"%.*s\": not an instant in UTC (RFC 3339, e.g. "
+			                 "\"%s\": not an instant in UTC (RFC 3339, e.g. "
 			                 "until=2026-12-01T18:30:00Z)",
 			                 tok, t);
 		return 0;
@@ -374,14 +432,14 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 		if (value_len == 7 && memcmp(value, "machine", 7) == 0)
 			return 0;
 		return set_error(err, errlen,
-		                 "\"%.*s\": scope is machine (the default: counted by every "
+		                 "\"%s\": scope is machine (the default: counted by every "
 		                 "process) or process",
 		                 tok, t);
 	case D_CHANCE:
 		rule->has_chance = true;
 		if (wrench__parse_chance(value, value_len, &p) < 0)
 			return set_error(err, errlen,
-			                 "\"%.*s\": chance must be from 0 to 1, or 0%% to 100%% "
+			                 "\"%s\": chance must be from 0 to 1, or 0%% to 100%% "
 			                 "(e.g. chance=0.25 or chance=25%%)",
 			                 tok, t);
 		/* Fires when a 53-bit draw is below p * 2^53: exact for p = 0 and 1. */
@@ -392,9 +450,9 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 	}
 	uint64_t *field = count_field(rule, d);
 	if (wrench__parse_uint(value, value_len, field) < 0)
-		return set_error(err, errlen, "\"%.*s\": not a whole number", tok, t);
+		return set_error(err, errlen, "\"%s\": not a whole number", tok, t);
 	if (*field == 0 && d != D_AFTER)
-		return set_error(err, errlen, "\"%.*s\": must be at least 1", tok, t);
+		return set_error(err, errlen, "\"%s\": must be at least 1", tok, t);
 	return 0;
 }
 
@@ -414,16 +472,15 @@ static int apply_directive(struct wrench__rule *rule, const char *tok, size_t le
 		    memcmp(tok, directive_names[d], name_len) == 0)
 			break;
 	if (d == D_COUNT)
-		return set_error(err, errlen, "unknown directive \"%.*s\"", tok, t);
+		return unknown_directive(tok, len, name_len, err, errlen);
 	if (*seen & (1u << d))
-		return set_error(err, errlen, "directive \"%.*s\" appears twice", tok,
-		                 (int)name_len);
+		return set_error(err, errlen, "directive \"%s\" appears twice", tok, (int)name_len);
 	*seen |= 1u << d;
 
 	if (d == D_FAIL && value)
-		return set_error(err, errlen, "\"%.*s\": fail takes no value", tok, t);
+		return set_error(err, errlen, "\"%s\": fail takes no value", tok, t);
 	if (d != D_FAIL && d != D_KILL && (!value || value_len == 0))
-		return set_error(err, errlen, "\"%.*s\" needs a value", tok, t);
+		return set_error(err, errlen, "\"%s\" needs a value", tok, t);
 	return parse_value(rule, d, value, value_len, tok, t, err, errlen);
 }
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERRLEN 256
+#define ERRLEN WRENCH__PARSE_ERROR_MAX
 
 /* Counters for the lines parsed alone, which count in no file's state. */
 static struct wrench__counters counters[8];
@@ -604,6 +604,83 @@ static void test_unknown_directive_is_rejected(void **state)
 	assert_rejected("step =3", NULL);
 }
 
+/* The message says what was meant, when a directive is near, and every
+ * directive: the fix, in an agent's log as in the command's output. */
+static void test_unknown_directive_says_what_was_meant_and_lists_every_directive(void **state)
+{
+	struct wrench__rule rule;
+	char err[ERRLEN];
+	(void)state;
+	assert_int_equal(parse("step chanse=25%", &rule, err), -1);
+	assert_string_equal(err, "unknown directive \"chanse=25%\" (did you mean chance=?; "
+	                         "directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, "
+	                         "first=N, after=K, times=T, until=TIME, scope=process)");
+	assert_int_equal(parse("step kil", &rule, err), -1);
+	assert_non_null(strstr(err, "(did you mean kill?; directives: fail, kill[=SIG],"));
+	assert_int_equal(parse("step bogus", &rule, err), -1);
+	assert_null(strstr(err, "did you mean"));
+	assert_non_null(strstr(err, "\"bogus\" (directives: fail, kill[=SIG], "));
+}
+
+/* Every kind of message, with the longest token a line can have, fits in
+ * WRENCH__PARSE_ERROR_MAX bytes whole: a long token is cut, and says so
+ * with "...", and nothing after it is lost. */
+static void test_every_message_fits_whole_with_a_long_token(void **state)
+{
+	static const char *const lines[] = {
+	        "f %s",          "f chanse=%s", "f kill=%s",          "f slow=%s",
+	        "f until=%s",    "f scope=%s",  "f chance=%s",        "f times=%s",
+	        "f every=%s",    "f first=%s",  "f after=%s",         "f fail=%s",
+	        "f tim%s",       "f fist%s=1",  "f times=1 times=%s", "f times=0 every=%s",
+	        "f fail kill=%s"};
+	char token[400], line[512], big[4096];
+	struct wrench__rule rule;
+	(void)state;
+	memset(token, 'x', sizeof(token) - 1);
+	token[sizeof(token) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(line, sizeof(line), lines[i], token);
+		big[0] = '\0';
+		if (wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)) != -1)
+			fail_msg("\"%s\" was accepted", lines[i]);
+		if (strlen(big) >= WRENCH__PARSE_ERROR_MAX)
+			fail_msg("%zu bytes for \"%s\": %s", strlen(big), lines[i], big);
+		if (strstr(big, token))
+			fail_msg("the token of \"%s\" is quoted whole: %s", lines[i], big);
+	}
+	/* The longest a "did you mean" can be: three names (the most any
+	 * word has near it), after a token cut at its longest. */
+	snprintf(line, sizeof(line), "f aftil=%s", token);
+	assert_int_equal(wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)), -1);
+	assert_non_null(strstr(big, "...\" (did you mean fail or after= or until=?; directives: "));
+	assert_true(strlen(big) < WRENCH__PARSE_ERROR_MAX);
+}
+
+/* The quoted start of the token in ERR, up to its "...", in bytes. */
+static long quoted_length(const char *err)
+{
+	const char *quoted = strchr(err, '"') + 1;
+	const char *cut = strstr(quoted, "...\"");
+	return cut ? cut - quoted : -1;
+}
+
+/* A token cut for a message is cut between two UTF-8 characters. */
+static void test_a_long_token_is_cut_between_characters(void **state)
+{
+	char line[256] = "f ", err[ERRLEN];
+	struct wrench__rule rule;
+	(void)state;
+	for (size_t i = 0; i < 40; i++)
+		strcat(line, "\xc3\xa9"); /* two bytes each */
+	assert_int_equal(parse(line, &rule, err), -1);
+	assert_int_equal(quoted_length(err), WRENCH__QUOTED_TOKEN_MAX);
+	/* One byte more before them: byte 64 is the second of a character. */
+	memmove(line + 3, line + 2, strlen(line + 2) + 1);
+	line[2] = 'a';
+	assert_int_equal(parse(line, &rule, err), -1);
+	assert_int_equal(quoted_length(err), WRENCH__QUOTED_TOKEN_MAX - 1);
+}
+
 static void test_empty_value_is_rejected(void **state)
 {
 	(void)state;
@@ -710,6 +787,10 @@ int main(void)
 	        cmocka_unit_test(test_first_cannot_exceed_every),
 	        cmocka_unit_test(test_duplicate_directive_is_rejected),
 	        cmocka_unit_test(test_unknown_directive_is_rejected),
+	        cmocka_unit_test(
+	                test_unknown_directive_says_what_was_meant_and_lists_every_directive),
+	        cmocka_unit_test(test_every_message_fits_whole_with_a_long_token),
+	        cmocka_unit_test(test_a_long_token_is_cut_between_characters),
 	        cmocka_unit_test(test_empty_value_is_rejected),
 	        cmocka_unit_test(test_bad_lines_do_not_stop_good_ones),
 	        cmocka_unit_test(test_bad_lines_are_reported_with_their_line_numbers),

@@ -302,6 +302,25 @@ test_help_lists_every_command() {
 	done
 }
 
+# One line under each command says what it does; every option it takes
+# is shown with it (--owner for list, check and eval too).
+test_help_says_what_each_command_does_and_every_option_it_takes() {
+	w --help
+	expect_rc 0
+	for cmd in set unset clear prepare list check eval hits wait reset; do
+		awk -v c="  wrench $cmd" 'index($0, c) == 1 && (length($0) == length(c) ||
+			substr($0, length(c) + 1, 1) == " ") {getline d; found = d ~ /^      [a-z]/}
+			END {exit !found}' "$t/out" || fail "--help has no line saying what $cmd does"
+	done
+	for cmd in list check eval; do
+		grep -q "^  wrench $cmd .*\[--owner USER\]" "$t/out" || fail "--help shows no --owner for $cmd"
+	done
+	expect_stdout_line '  wrench eval CATEGORY FEATURE [--owner USER] [--json] [-n N]'
+	expect_stdout_line '  wrench wait CATEGORY FEATURE [--owner USER] [--json] [--fires N] [--timeout DURATION]'
+	expect_stdout_line '  wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	expect_stdout_line '  wrench clear [--owner USER] [--expired]'
+}
+
 test_version_prints_a_version() {
 	w --version
 	expect_rc 0
@@ -344,6 +363,49 @@ test_wrong_number_of_arguments_is_a_usage_error() {
 		expect_bad_usage
 	done
 	expect_entries "$D" ""
+}
+
+# Every usage error names what is missing or extra, and shows the usage
+# of the command, on one line.
+test_usage_errors_name_what_is_missing_or_extra() {
+	w --dir "$D" set syncd
+	expect_bad_usage
+	expect_stderr_line 'wrench: set needs FEATURE after CATEGORY; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	[ "$(wc -l < "$t/err")" = 1 ] || fail "not one line"
+	w --dir "$D" eval
+	expect_bad_usage
+	expect_stderr_line 'wrench: eval needs CATEGORY and FEATURE; usage: wrench eval CATEGORY FEATURE [--owner USER] [--json] [-n N]'
+	w --dir "$D" unset
+	expect_bad_usage
+	expect_stderr_contains 'wrench: unset needs CATEGORY; usage: wrench unset CATEGORY [FEATURE]'
+	w --dir "$D" list x y
+	expect_bad_usage
+	expect_stderr_line 'wrench: unexpected operand "y" for list; usage: wrench list [CATEGORY] [--owner USER] [--json]'
+	w --dir "$D" unset cat t extra
+	expect_bad_usage
+	expect_stderr_contains 'wrench: unexpected operand "extra" for unset; '
+	w --dir "$D" --json set cat feat
+	expect_bad_usage
+	expect_stderr_line 'wrench: --json does not apply to set; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	w --dir "$D" -n 2 list
+	expect_bad_usage
+	expect_stderr_contains 'wrench: -n does not apply to list; '
+	w --dir "$D" --count 2 check
+	expect_bad_usage
+	expect_stderr_contains 'wrench: --count does not apply to check; '
+	w --dir "$D" set cat feat --timeout 2s
+	expect_bad_usage
+	expect_stderr_contains 'wrench: --timeout does not apply to set; '
+	w --dir "$D" wait cat feat --for 1h
+	expect_bad_usage
+	expect_stderr_contains 'wrench: --for does not apply to wait; '
+	w --dir "$D" reset --expired
+	expect_bad_usage
+	expect_stderr_contains 'wrench: --expired does not apply to reset; '
+	w --dir "$D" lsit
+	expect_bad_usage
+	expect_stderr_line "wrench: unknown command \"lsit\"; did you mean list?; try 'wrench --help'"
+	expect_missing "$D"
 }
 
 test_invalid_category_is_a_usage_error() {
@@ -615,7 +677,7 @@ test_set_bad_directive_leaves_the_file_byte_for_byte_unchanged() {
 	ino=$(stat -c %i "$D/cat")
 	w --dir "$D" set cat t chanse=0.5
 	expect_usage_error
-	expect_stderr_line 'wrench: invalid trigger "t chanse=0.5": unknown directive "chanse=0.5"'
+	expect_stderr_line 'wrench: invalid trigger "t chanse=0.5": unknown directive "chanse=0.5" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
 	for bad in chance=1.5 first=2 "fail kill" "times=1 times=2" slow=5 kill=32 every=0 \
 		"first=3 every=2" fail=1 slow=2h; do
 		# shellcheck disable=SC2086
@@ -994,7 +1056,15 @@ test_list_marks_a_malformed_line() {
 	w --dir "$D" list
 	expect_rc 1
 	expect_stdout_line "c ok"
-	expect_stdout_match '^c bad.*  # ignored: line 2: unknown directive "chanse=1"$'
+	expect_stdout_line 'c bad chanse=1  # ignored: line 2: unknown directive "chanse=1" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
+}
+
+# A directive far from every other gets the list alone.
+test_an_unknown_directive_is_shown_with_the_list_of_directives() {
+	mkd
+	w --dir "$D" set c t bogus=1
+	expect_usage_error
+	expect_stderr_line 'wrench: invalid trigger "t bogus=1": unknown directive "bogus=1" (directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
 }
 
 test_list_marks_every_line_of_an_untrusted_file() {
@@ -1308,6 +1378,55 @@ test_eval_exits_1_when_nothing_fires() {
 	w --dir "$D" eval cat absent
 	expect_rc 1
 	expect_stdout_match '^absent fired on 0 of 1 calls? \(active on 0\)$'
+}
+
+# ---- What nothing names: said, with what was meant ---------------------------
+
+test_list_of_a_category_without_a_trigger_file_says_so_and_exits_1() {
+	mkd
+	mkfile "$D/cache" 'get-fail\n'
+	w --dir "$D" list nosuchcat
+	expect_rc 1
+	expect_stdout_empty
+	expect_stderr_line "wrench: category \"nosuchcat\" has no trigger file in $D"
+	w --dir "$D" list cach
+	expect_rc 1
+	expect_stderr_line "wrench: category \"cach\" has no trigger file in $D; did you mean cache?"
+	w --dir "$D" --json list cach
+	expect_rc 1
+	expect_json '.triggers == []'
+	w --dir "$D" list cache
+	expect_rc 0
+	expect_stderr_empty
+	expect_stdout 'cache get-fail\n'
+}
+
+test_list_of_a_category_in_a_missing_directory_says_so_and_exits_1() {
+	w --dir "$D" list cache
+	expect_rc 1
+	expect_stdout_empty
+	expect_stderr_line "wrench: category \"cache\" has no trigger file: $D does not exist"
+	expect_missing "$D"
+}
+
+# eval still shows its calls, and says under them why nothing fired.
+test_eval_of_a_feature_no_line_names_says_so_and_exits_1() {
+	mkd
+	mkfile "$D/cache" 'get-fail\nput-fails times=1\n'
+	w --dir "$D" eval cache put-fail
+	expect_rc 1
+	expect_stdout 'call 1: -\nput-fail fired on 0 of 1 calls (active on 0)\n'
+	expect_stderr_line "wrench: no line of $D/cache names the feature \"put-fail\"; did you mean put-fails?"
+	w --dir "$D" eval cache zzz
+	expect_rc 1
+	expect_stderr_line "wrench: no line of $D/cache names the feature \"zzz\""
+	w --dir "$D" eval cach get-fail
+	expect_rc 1
+	expect_stdout_line 'get-fail fired on 0 of 1 calls (active on 0)'
+	expect_stderr_line "wrench: category \"cach\" has no trigger file in $D; did you mean cache?"
+	w --dir "$D" eval cache get-fail
+	expect_rc 0
+	expect_stderr_empty
 }
 
 test_eval_of_a_missing_file_says_why_and_exits_1() {

@@ -283,7 +283,69 @@ test_wait_rejects_bad_options() {
 	expect_rc 2
 }
 
+# A typo in the feature, or a wait started before its line was set, would
+# wait for the whole timeout: it exits 2 at once, with the features the
+# lines name.
+test_wait_for_a_feature_no_line_names_exits_2_at_once() {
+	w set syncd crash-in-flush kill times=1
+	w set syncd sync-fails
+	start=$(date +%s)
+	w wait syncd crash-in-flsh --timeout 60s
+	expect_rc 2
+	[ $(($(date +%s) - start)) -lt 30 ] || fail "wait waited for its timeout"
+	[ -s "$t/out" ] && fail "wait printed: $(cat "$t/out")"
+	grep -qxF "wrench: no line of $D/syncd names the feature \"crash-in-flsh\" (its lines name: crash-in-flush, sync-fails), so it can never fire: set its line before waiting; did you mean crash-in-flush?" \
+		"$t/err" || fail "wait said: $(cat "$t/err")"
+	w --json wait syncd other --timeout 60s
+	expect_rc 2
+	[ -s "$t/out" ] && fail "wait printed: $(cat "$t/out")"
+	grep -qxF "wrench: no line of $D/syncd names the feature \"other\" (its lines name: crash-in-flush, sync-fails), so it can never fire: set its line before waiting" \
+		"$t/err" || fail "wait said: $(cat "$t/err")"
+	w wait sync crash-in-flush --timeout 60s
+	expect_rc 2
+	grep -qxF "wrench: category \"sync\" has no trigger file in $D, so \"crash-in-flush\" can never fire: set its line before waiting; did you mean syncd?" \
+		"$t/err" || fail "wait said: $(cat "$t/err")"
+	[ $(($(date +%s) - start)) -lt 30 ] || fail "wait waited for its timeout"
+}
+
 # ---- hits and eval --------------------------------------------------------------
+
+# hits and reset of a category or a feature that nothing names say so, with
+# what was meant, and exit 1; what is there is shown and reset as before.
+test_hits_and_reset_of_what_nothing_names_say_so_and_exit_1() {
+	w set cache get-fail
+	w set cache put-fails times=1
+	w hits nosuchcat
+	expect_rc 1
+	[ -s "$t/out" ] && fail "hits printed: $(cat "$t/out")"
+	grep -qxF "wrench: category \"nosuchcat\" has no trigger file in $D" "$t/err" ||
+		fail "hits said: $(cat "$t/err")"
+	w --json hits cahce
+	expect_rc 1
+	jq -e '.lines == []' "$t/out" > /dev/null || fail "json: $(cat "$t/out")"
+	grep -qxF "wrench: category \"cahce\" has no trigger file in $D; did you mean cache?" \
+		"$t/err" || fail "hits said: $(cat "$t/err")"
+	w reset nosuch
+	expect_rc 1
+	grep -qxF "wrench: category \"nosuch\" has no trigger file in $D" "$t/err" ||
+		fail "reset said: $(cat "$t/err")"
+	w reset cache put-fail
+	expect_rc 1
+	grep -qxF "wrench: no line of $D/cache names the feature \"put-fail\"; did you mean put-fails?" \
+		"$t/err" || fail "reset said: $(cat "$t/err")"
+	w reset cache put-fails
+	expect_rc 0
+	w hits cache
+	expect_rc 0
+	[ "$(wc -l < "$t/out")" = 2 ] || fail "hits: $(cat "$t/out")"
+	rm -r "$D"
+	w reset nosuch
+	expect_rc 1
+	grep -qxF "wrench: category \"nosuch\" has no trigger file: $D does not exist" "$t/err" ||
+		fail "reset said: $(cat "$t/err")"
+	w reset
+	expect_rc 0
+}
 
 test_hits_lists_every_line_with_its_counters() {
 	w set cat a every=2

@@ -179,4 +179,67 @@ test_a_non_root_agent_records_in_its_own_file() {
 		fail "cat/step: $(cat "$t/out") $(cat "$t/err")"
 }
 
+test_set_warns_of_a_feature_no_process_reached() {
+	w set net connect
+	run_program
+	w set net conect
+	[ "$rc" -eq 0 ] || fail "set: status $rc"
+	grep -qx "wrench: warning: net/conect: no process on this machine has reached the point, while 2 other point(s) of its category were; did you mean connect?" "$t/err" ||
+		fail "set: $(cat "$t/err")"
+	grep -qx conect "$D/net" || fail "the line was not written as asked"
+	# A category no process reached gives no warning: nothing is known.
+	w set fresh anything
+	[ ! -s "$t/err" ] || fail "set in a new category: $(cat "$t/err")"
+}
+
+test_set_with_binary_warns_of_a_feature_the_binary_lacks() {
+	w set net acept --binary "$program"
+	[ "$rc" -eq 0 ] || fail "set: status $rc"
+	grep -qx "wrench: warning: net/acept: the binary has no such failure point; did you mean accept?" "$t/err" ||
+		fail "set: $(cat "$t/err")"
+	w set nosuch thing --binary "$program"
+	grep -qx "wrench: warning: nosuch/thing: the binary has no failure point in this category" "$t/err" ||
+		fail "set: $(cat "$t/err")"
+}
+
+test_set_with_an_unreadable_binary_changes_nothing() {
+	w set net accept --binary "$t/missing"
+	[ "$rc" -eq 2 ] || fail "set: status $rc"
+	grep -q "missing" "$t/err" || fail "set: $(cat "$t/err")"
+	[ ! -e "$D/net" ] || fail "set wrote the line"
+}
+
+test_check_fails_on_lines_naming_points_nothing_knows() {
+	w set net connect
+	run_program
+	w check
+	[ "$rc" -eq 0 ] || fail "check of known points: status $rc: $(cat "$t/out")"
+	w set net conect
+	w check
+	[ "$rc" -eq 1 ] || fail "check: status $rc"
+	grep -qx "$D/net:2: conect: no process on this machine has reached the point, while 2 other point(s) of its category were; did you mean connect?" "$t/out" ||
+		fail "check: $(cat "$t/out")"
+	w --json check --binary "$program"
+	[ "$rc" -eq 1 ] || fail "check --binary: status $rc"
+	[ "$(jq -c '[.problems[] | select(.line == 2) | .message]' "$t/out")" = 		'["conect: no process on this machine has reached the point, while 2 other point(s) of its category were; did you mean connect?","conect: the binary has no such failure point; did you mean connect?"]' ] ||
+		fail "check --binary: $(cat "$t/out")"
+}
+
+test_wait_warns_and_waits_when_no_process_reached_the_point() {
+	w set net accept
+	timeout 60 "$W" --dir "$D" wait net accept --timeout 60s > "$t/wait.out" 2> "$t/wait.err" &
+	waiter=$!
+	# The warning comes before the wait: the program runs once it is said.
+	until grep -q "reached the point yet" "$t/wait.err"; do
+		kill -0 "$waiter" 2> /dev/null || break
+		sleep 0.05
+	done
+	grep -qx "wrench: warning: net/accept: no process on this machine has reached the point yet (a program records it when it first asks)" "$t/wait.err" ||
+		fail "wait: $(cat "$t/wait.err")"
+	run_program
+	wait "$waiter"
+	[ $? -eq 0 ] || fail "wait: $(cat "$t/wait.err")"
+	grep -qx "net/accept fired 1 time(s)" "$t/wait.out" || fail "wait: $(cat "$t/wait.out")"
+}
+
 run_tests "$0" 0755
