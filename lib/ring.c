@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -310,61 +309,67 @@ static int drain_until_clean(int inotify_fd, void (*read_events)(void))
 	return -EPROTO;
 }
 
+/* Linux 6.3; older headers lack it, and older kernels refuse it (EINVAL). */
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
 /*
  * The self-test: the kernel behaviour the ring relies on, checked once.
- * A change made in a private directory, watched through the same inotify
- * descriptor, must set the flag before the system call that made it
- * returns; after a drain the ring must be clean again. Returns 0, or a
- * negative errno with what failed in *WHAT.
+ * A change to a file watched through the same inotify descriptor must set
+ * the flag before the system call that made it returns; after a drain the
+ * ring must be clean again. Returns 0, or a negative errno with what
+ * failed in *WHAT.
+ *
+ * The file is a memfd, which no file system shows: a machine without a
+ * trigger directory must find nothing made or written by the library, not
+ * even for a moment. Its inode is new, so the test's watch can never be
+ * one the library holds (adding a watch to a watched inode would replace
+ * that watch's mask, and removing it would remove the library's). The
+ * change is an fchmod(): IN_ATTRIB, queued and woken up as any event is.
+ * Not a write(): Linux 6.18, for one, reports no event for a write to a
+ * memfd; a change of attributes is reported for every inode. Without
+ * memfds or /proc, the ring is not used.
  */
 static int self_test(int inotify_fd, void (*read_events)(void), const char **what)
 {
-	const char *tmp = secure_getenv("TMPDIR");
-	char dir[PATH_MAX], proc[64];
-	int rc = 0;
+	char proc[64];
+	int rc;
 
-	if (!tmp || tmp[0] != '/')
-		tmp = "/tmp";
-	snprintf(dir, sizeof(dir), "%s/wrench-ring.XXXXXX", tmp);
-	*what = "cannot make a private directory";
-	if (!mkdtemp(dir))
+	*what = "cannot make a memfd to watch";
+	/* Never executable, and no warning in the log of kernels from 6.3 on. */
+	int fd = memfd_create("wrench-ring-test", MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("wrench-ring-test", MFD_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int fd = dirfd < 0 ? -1
-	                   : openat(dirfd, "probe",
-	                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	close(fd);
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
-	*what = "cannot watch the private directory";
+	/* /proc/self/fd is empty once the main thread has called
+	 * pthread_exit(); every kernel with the ring has thread-self. */
+	snprintf(proc, sizeof(proc), "/proc/thread-self/fd/%d", fd);
+	*what = "cannot watch the memfd through /proc/thread-self/fd";
 	int wd = inotify_add_watch(inotify_fd, proc, IN_ATTRIB);
 	if (wd < 0) {
 		rc = -errno;
-		goto out;
+		close(fd);
+		return rc;
 	}
 	*what = "the ring did not settle before the test";
 	rc = drain_until_clean(inotify_fd, read_events);
 	if (rc == 0) {
 		*what = "a change did not set the flag before its system call returned";
-		if (fchmodat(dirfd, "probe", 0640, 0) < 0)
+		/* The seal refuses only a change of the executable bits. */
+		if (fchmod(fd, 0600) < 0)
 			rc = -errno;
-		else if (!taskrun_flag_set()) /* no system call since fchmodat */
+		else if (!taskrun_flag_set()) /* no system call since fchmod */
 			rc = -EPROTO;
 	}
+	/* The watch holds the inode: it would outlive the close. */
 	inotify_rm_watch(inotify_fd, wd);
+	close(fd);
 	if (rc == 0) {
 		*what = "the ring did not settle after a drain";
 		rc = drain_until_clean(inotify_fd, read_events);
 	}
-out:
-	if (dirfd >= 0) {
-		unlinkat(dirfd, "probe", 0);
-		close(dirfd);
-	}
-	rmdir(dir);
 	return rc;
 }
 

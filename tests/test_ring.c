@@ -11,6 +11,8 @@
  * Helper modes, for tests that need a fresh process:
  *   test_ring --fds              lists its open descriptors above 2
  *   test_ring --probe DIR N      makes N + 2 calls in DIR, prints the path
+ *   test_ring --probe-without-memfd DIR N
+ *                                the same where memfd_create fails (ENOSYS)
  */
 #include "support.h"
 
@@ -759,23 +761,32 @@ struct refusal {
 	const char *reason; /* what the INFO line must say */
 };
 
+/* Makes the system call NR fail with ERRNUM in this process and every
+ * program it runs from now on. Returns 0, or -1 with errno set. */
+static int refuse_system_call(unsigned nr, int errnum)
+{
+	struct sock_filter f[] = {
+	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)errnum),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
 /* A sandbox refuses io_uring_setup (Docker's default profile: EPERM; a
  * filter that pretends an old kernel: ENOSYS). The child's first load
  * tries a ring of its own, falls back, says why, and sees changes. */
 static void child_under_seccomp(void *arg)
 {
 	const struct refusal *r = arg;
-	struct sock_filter f[] = {
-	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)r->errnum),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {sizeof(f) / sizeof(f[0]), f};
 	const char *dir = wrench_get_dir();
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+	if (refuse_system_call(__NR_io_uring_setup, r->errnum) < 0)
 		_exit(2);
 	wrench__set_log_threshold(WRENCH_LOG_INFO);
 	log_capture_reset();
@@ -806,6 +817,27 @@ static void test_seccomp_refusal_falls_back(void **state)
 			         strerror(refusals[i].errnum), status);
 	}
 	assert_true(wrench__ring_active()); /* this process keeps its ring */
+}
+
+/* Without memfds (a kernel built without them, a sandbox) the self-test
+ * cannot run, and nothing else is tried in its place: a new process turns
+ * the ring off, says why in one INFO line, and reads inotify on each
+ * call. A new process, as the self-test runs once in a process's life. */
+static void test_self_test_without_memfd_turns_the_ring_off(void **state)
+{
+	char *args[] = {"test_ring", "--probe-without-memfd", (char *)scratch_dir(state), "1000",
+	                NULL};
+	char out[4096];
+
+	if (!need_ring())
+		return;
+	write_file(scratch_dir(state), CAT, FEAT "\n", 0644);
+	run_self(args, NULL, out, sizeof(out));
+	printf("%s", out);
+	assert_non_null(
+	        strstr(out, "io_uring not used: its self-test failed (cannot make a memfd"));
+	assert_non_null(strstr(out, "path: inotify"));
+	assert_non_null(strstr(out, "reads: 1"));
 }
 
 /* ---- io_uring_disabled ---------------------------------------------------- */
@@ -921,6 +953,10 @@ int main(int argc, char **argv)
 		return list_descriptors();
 	if (argc == 4 && strcmp(argv[1], "--probe") == 0)
 		return probe(argv[2], strtoul(argv[3], NULL, 10));
+	if (argc == 4 && strcmp(argv[1], "--probe-without-memfd") == 0)
+		return refuse_system_call(__NR_memfd_create, ENOSYS) < 0
+		               ? 2
+		               : probe(argv[2], strtoul(argv[3], NULL, 10));
 	const struct CMUnitTest tests[] = {
 	        RING_TEST(test_steady_state_makes_no_read_per_call),
 	        RING_TEST(test_change_seen_then_quiet_again),
@@ -934,6 +970,7 @@ int main(int argc, char **argv)
 	        RING_TEST(test_relaxed_mode_uses_the_ring_too),
 	        RING_TEST(test_closing_every_descriptor_keeps_changes_seen),
 	        RING_TEST(test_seccomp_refusal_falls_back),
+	        RING_TEST(test_self_test_without_memfd_turns_the_ring_off),
 	        RING_TEST(test_io_uring_disabled_falls_back),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
