@@ -19,6 +19,7 @@
  * call's answer never depends on it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -156,11 +157,31 @@ static bool attach_file(int fd, const struct stat *st, struct wrench__problem *w
 	return base != NULL;
 }
 
+/* Whether the name of the file attached still leads to it: one system
+ * call, where opening and checking it again takes several. Nothing is
+ * trusted from it but that the mapping is the file the directory holds:
+ * it was checked when it was mapped. Lock held. */
+static bool still_attached(int dirfd)
+{
+	char name[64];
+	struct stat st;
+
+	if (!attached.base)
+		return false;
+	memcpy(name, WRENCH_STATE_DIR "/", sizeof(WRENCH_STATE_DIR));
+	wrench__points_file_name(attached.euid, name + sizeof(WRENCH_STATE_DIR),
+	                         sizeof(name) - sizeof(WRENCH_STATE_DIR));
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == attached.dev &&
+	       st.st_ino == attached.ino;
+}
+
 /*
  * Called by every load: while change detection sees no change to the
- * directory (the same EPOCH), the file attached is current. Otherwise the
- * file is looked up again, a few system calls and no mapping when it is
- * the same one; without change detection, at most every RECHECK_MS.
+ * directory (the same EPOCH), the file attached is current; without change
+ * detection, for RECHECK_MS. Otherwise one fstatat() tells whether its
+ * name still leads to it (a directory where files come and go costs a
+ * load no more), and only a new file is opened, checked and mapped. A
+ * file that could not be used is tried again at the next change.
  */
 void wrench__points_attach(int dirfd, const char *dir, uint64_t epoch)
 {
@@ -172,7 +193,13 @@ void wrench__points_attach(int dirfd, const char *dir, uint64_t epoch)
 
 	pthread_mutex_lock(&points_lock);
 	bool same = attached.euid == euid && strcmp(attached.dir, dir) == 0;
-	if (same && attached.epoch == epoch && (epoch || now < attached.next_ms)) {
+	bool current = same && attached.epoch == epoch && (epoch || now < attached.next_ms);
+	if (!current && same && still_attached(dirfd)) {
+		attached.epoch = epoch;
+		attached.next_ms = now + RECHECK_MS;
+		current = true;
+	}
+	if (current) {
 		pthread_mutex_unlock(&points_lock);
 		return;
 	}
