@@ -240,10 +240,16 @@ static int by_point(const void *a, const void *b)
 }
 
 /* Lines and fires of every row, each category's file read once. */
+static void sort_rows(struct point_table *t)
+{
+	if (t->count)
+		qsort(t->row, t->count, sizeof(*t->row), by_point);
+}
+
 static void count_all_lines(const struct options *o, int dirfd, struct point_table *t,
                             const char *unusable)
 {
-	qsort(t->row, t->count, sizeof(*t->row), by_point);
+	sort_rows(t);
 	for (size_t i = 0; i < t->count; i++)
 		if (i == 0 || strcmp(t->row[i].category, t->row[i - 1].category) != 0)
 			count_lines(o, dirfd, t, t->row[i].category, unusable);
@@ -483,7 +489,7 @@ int cmd_points(const struct options *o, const char *category)
 	if (dirfd >= 0 && rc != EXIT_USAGE)
 		count_all_lines(o, dirfd, &t, unusable);
 	else
-		qsort(t.row, t.count, sizeof(*t.row), by_point);
+		sort_rows(&t);
 	if (t.failed) {
 		note("out of memory");
 		rc = EXIT_USAGE;
