@@ -143,6 +143,15 @@ static void tell(const struct wrench__problem *why)
 		wrench__log(why->level, "points reached are not recorded: %s", why->message);
 }
 
+/* A file newly attached (another directory's, after wrench_set_dir())
+ * holds none of this process's stamps: each point is stamped there at its
+ * next call, as at its first, not up to STAMP_MS later or never. */
+static void forget_stamps(void)
+{
+	for (uint32_t i = 0; i < KNOWN_SLOTS; i++)
+		atomic_store_explicit(&known[i].next_ms, 0, memory_order_relaxed);
+}
+
 /* Maps the file FD, opened with ST, unless it is the one attached; lock
  * held. False when it cannot be mapped (said in WHY). */
 static bool attach_file(int fd, const struct stat *st, struct wrench__problem *why)
@@ -154,6 +163,8 @@ static bool attach_file(int fd, const struct stat *st, struct wrench__problem *w
 	attached.base = base;
 	attached.dev = st->st_dev;
 	attached.ino = st->st_ino;
+	if (base)
+		forget_stamps();
 	return base != NULL;
 }
 

@@ -2,7 +2,8 @@
 # The Python binding's tests, as CI runs them: installs the package with
 # `pip install --no-build-isolation` into a scratch virtual environment
 # (which sees Debian's python3-pytest), then runs python/tests against the
-# library built in BUILD_DIR, named by WRENCH_LIBRARY. Changes nothing
+# library built in BUILD_DIR, named by WRENCH_LIBRARY, and the command
+# built there (wrench.points()), named by WRENCH_COMMAND. Changes nothing
 # outside the scratch directory, which is removed at the end.
 # Usage: python/run_tests.sh [BUILD_DIR]   (default: build/default)
 #
@@ -16,7 +17,10 @@ root=$(dirname "$here")
 build=$(cd "${1:-$root/build/default}" && pwd)
 python=/usr/bin/python3
 library="$build/lib/libwrench.so.1"
-test -f "$library" || { echo "python/run_tests.sh: $library not found; build first (cmake --workflow --preset default)" >&2; exit 2; }
+command="$build/cli/wrench"
+for built in "$library" "$command"; do
+	test -f "$built" || { echo "python/run_tests.sh: $built not found; build first (cmake --workflow --preset default)" >&2; exit 2; }
+done
 
 scratch=$(mktemp -d /tmp/wrench-python.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
@@ -33,7 +37,7 @@ cd "$here/tests"
 # The tests choose their trigger directories; nothing from the caller's
 # environment may change what fires.
 env -u WRENCH_SEED -u WRENCH_LOG -u WRENCH_RECHECK_MS \
-	WRENCH_DIR=/nonexistent/wrench-tests WRENCH_LIBRARY="$library" \
+	WRENCH_DIR=/nonexistent/wrench-tests WRENCH_LIBRARY="$library" WRENCH_COMMAND="$command" \
 	PYTHONDONTWRITEBYTECODE=1 WRENCH_REPOSITORY="$root" \
 	"$scratch/venv/bin/python" -m pytest -q -p no:cacheprovider \
 	--basetemp="$scratch/pytest" .

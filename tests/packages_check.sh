@@ -74,7 +74,7 @@ multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 test -f "/usr/lib/$multiarch/libwrench.so.1" || fail "libwrench1 did not install libwrench.so.1"
 
 # A user's program, against the system's files only.
-unset PKG_CONFIG_PATH LD_LIBRARY_PATH CMAKE_PREFIX_PATH PYTHONPATH WRENCH_LIBRARY
+unset PKG_CONFIG_PATH LD_LIBRARY_PATH CMAKE_PREFIX_PATH PYTHONPATH WRENCH_LIBRARY WRENCH_COMMAND
 unset WRENCH_DIR WRENCH_SEED WRENCH_LOG WRENCH_RECHECK_MS
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Wextra -Werror -o "$scratch/consumer-pc" "$root/tests/install/consumer.c" \

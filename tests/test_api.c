@@ -162,6 +162,45 @@ static void test_set_dir_switches_files_on_the_next_call(void **state)
 	assert_int_equal(rmdir(other), 0);
 }
 
+/* Whether DIR's file of points reached holds CAT/FEATURE: its names are
+ * stored as "category\0feature\0program\0". */
+static bool points_file_names(const char *dir, const char *feature)
+{
+	char path[PATH_MAX], needle[128];
+	snprintf(path, sizeof(path), "%s/" WRENCH_STATE_DIR "/points-v1-%u", dir,
+	         (unsigned)geteuid());
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	char *data = malloc((size_t)st.st_size);
+	assert_non_null(data);
+	assert_int_equal(read(fd, data, (size_t)st.st_size), st.st_size);
+	close(fd);
+	int len = snprintf(needle, sizeof(needle), "%s%c%s%c", CAT, '\0', feature, '\0');
+	bool found = memmem(data, (size_t)st.st_size, needle, (size_t)len) != NULL;
+	free(data);
+	return found;
+}
+
+/* A test suite gives each test its own directory: a point its tests all
+ * reach, within seconds, is recorded in each. */
+static void test_set_dir_records_a_point_again_in_the_new_directory(void **state)
+{
+	struct scratch *s = *state;
+	char other[] = "/tmp/wrench-test-other.XXXXXX";
+	trigger(state, "step\n");
+	assert_true(wrench_is_active(CAT, "step"));
+	assert_true(points_file_names(s->dir, "step"));
+	assert_non_null(mkdtemp(other));
+	assert_int_equal(wrench_set_dir(other), 0);
+	assert_false(wrench_is_active(CAT, "step"));
+	assert_true(points_file_names(other, "step"));
+	remove_state_dir(other);
+	assert_int_equal(rmdir(other), 0);
+}
+
 static void test_set_dir_forgets_per_process_counters(void **state)
 {
 	struct scratch *s = *state;
@@ -459,6 +498,7 @@ int main(void)
 	        TEST(test_set_dir_accepts_trailing_and_repeated_slashes),
 	        TEST(test_set_dir_null_restores_the_default),
 	        TEST(test_set_dir_switches_files_on_the_next_call),
+	        TEST(test_set_dir_records_a_point_again_in_the_new_directory),
 	        TEST(test_set_dir_forgets_per_process_counters),
 	        TEST(test_set_dir_keeps_machine_wide_counters),
 	        TEST(test_invalid_category_is_logged_once),

@@ -6,7 +6,9 @@ module adds nothing but argument checks. Where the library is not
 installed, importing still works and every failure point answers False.
 
 Messages go to the logger "wrench" of the standard logging module, from
-the moment this module is imported. Full guide: docs/python.md.
+the moment this module is imported. points() lists the failure points
+reached on this machine, by running the wrench command. Full guide:
+docs/python.md.
 """
 
 from __future__ import annotations
@@ -15,19 +17,26 @@ import contextlib
 import ctypes
 import errno
 import os
-from typing import Iterator, Optional, Type, Union
+from typing import Any, Dict, Iterator, List, Optional, Type, Union
 
-from . import _logbridge, _native
+from . import _logbridge, _native, _points
+from ._checks import name as _name
+from ._checks import path as _path
+from ._checks import unsigned as _unsigned
 from ._native import LIBRARY_ENV
+from ._points import COMMAND_ENV, CommandError
 
 __all__ = [
+    "COMMAND_ENV",
     "LIBRARY_ENV",
+    "CommandError",
     "available",
     "disabled",
     "get_dir",
     "is_active",
     "is_enabled",
     "point",
+    "points",
     "set_dir",
     "set_enabled",
     "set_recheck_ms",
@@ -46,46 +55,6 @@ if _lib is not None:
 def available() -> bool:
     """Answers whether libwrench.so.1 was loaded; without it nothing ever fires."""
     return _lib is not None
-
-
-def _name(value: object, what: str, function: str) -> bytes:
-    """A category or feature as the library wants it: UTF-8 bytes, no NUL."""
-    if not isinstance(value, str):
-        raise TypeError(
-            f"wrench.{function}(): {what} must be a str, not {type(value).__name__}"
-            + (" (decode it first)" if isinstance(value, (bytes, bytearray)) else "")
-        )
-    if "\0" in value:
-        raise ValueError(f"wrench.{function}(): {what} {value!r} contains a NUL character")
-    try:
-        return value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(
-            f"wrench.{function}(): {what} {value!r} cannot be encoded as UTF-8 ({error.reason})"
-        ) from None
-
-
-def _path(value: object, function: str) -> bytes:
-    if not isinstance(value, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"wrench.{function}(): the path must be a str, bytes, os.PathLike or None, "
-            f"not {type(value).__name__}"
-        )
-    raw = os.fsencode(value)
-    if b"\0" in raw:
-        raise ValueError(f"wrench.{function}(): the path {value!r} contains a NUL character")
-    return raw
-
-
-def _unsigned(value: object, bits: int, what: str, function: str) -> int:
-    # bool is an int subclass, but set_seed(True) is certainly a mistake.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"wrench.{function}(): {what} must be an int, not {type(value).__name__}")
-    if not 0 <= value < 1 << bits:
-        raise ValueError(
-            f"wrench.{function}(): {what} {value} is out of range; expected 0 to {(1 << bits) - 1}"
-        )
-    return value
 
 
 def is_active(category: str, feature: str) -> bool:
@@ -221,3 +190,31 @@ def set_recheck_ms(ms: int) -> None:
     value = _unsigned(ms, 32, "ms", "set_recheck_ms")
     if _lib is not None:
         _lib.wrench_set_recheck_ms(value)
+
+
+def points(
+    category: Optional[str] = None,
+    *,
+    dir: Optional[PathArg] = None,
+    binary: Optional[PathArg] = None,
+) -> List[Dict[str, Any]]:
+    """Lists the failure points reached on this machine, as `wrench points` does.
+
+    Runs `wrench --json points` on DIR (default: get_dir(); without it, the
+    command's own default) and answers its "points": one dict per point,
+    with the programs that reached it, when, the lines of CATEGORY's file
+    naming it and their fires (None when they cannot be known). CATEGORY
+    keeps that category's points; BINARY keeps the points compiled into
+    that executable, each reached or not.
+
+    The command is $WRENCH_COMMAND (an absolute path), else `wrench` in
+    PATH; without it, FileNotFoundError. A file of records the command
+    refuses is logged as a WARNING and its points are missing from the
+    list; any other failure of the command raises CommandError.
+    """
+    raw_category = None if category is None else _name(category, "category", "points")
+    if dir is None:
+        dir = get_dir()
+    raw_dir = None if dir is None else _path(dir, "points", "the directory")
+    raw_binary = None if binary is None else _path(binary, "points", "the binary")
+    return _points.run_points(raw_dir, raw_category, raw_binary)
