@@ -1,5 +1,5 @@
 /*
- * Points reached on this machine (wrench(5), "POINTS REACHED"): which
+ * Points reached on this machine (wrench(5), "Points reached"): which
  * failure points each program asked about, and when it last did, recorded
  * in a file beside the counters (points_file.c) so that `wrench points`
  * can list them and report a run's fault coverage.

@@ -1,5 +1,5 @@
 /*
- * The file of points reached (wrench(5), "POINTS REACHED"): its layout,
+ * The file of points reached (wrench(5), "Points reached"): its layout,
  * private to points.c, which records in it, and points_file.c, which
  * opens, checks, creates and reads it.
  *
