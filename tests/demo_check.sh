@@ -31,6 +31,6 @@ expect '^== agent killed by signal 9'
 expect '^== the agent recovered by itself'
 expect 'crash-before-commit kill times=1 until=[0-9TZ:-]+ +calls=[0-9]+ fires=1 .*spent'
 expect '^   upgrader +crash-before-commit +[0-9TZ:-]+ +agent +1 +1$'
-expect '^   4 point\\(s\\): 4 reached, 3 fired, 0 never reached$'
+expect '^   4 point\(s\): 4 reached, 3 fired, 0 never reached$'
 [ "$failed" -eq 0 ] && echo "demo_check: the demo shows the workflow it promises"
 exit "$failed"

@@ -307,7 +307,7 @@ test_help_lists_every_command() {
 test_help_says_what_each_command_does_and_every_option_it_takes() {
 	w --help
 	expect_rc 0
-	for cmd in set unset clear prepare list check eval hits wait reset; do
+	for cmd in set unset clear prepare list check eval hits wait reset points; do
 		awk -v c="  wrench $cmd" 'index($0, c) == 1 && (length($0) == length(c) ||
 			substr($0, length(c) + 1, 1) == " ") {getline d; found = d ~ /^      [a-z]/}
 			END {exit !found}' "$t/out" || fail "--help has no line saying what $cmd does"
@@ -317,8 +317,10 @@ test_help_says_what_each_command_does_and_every_option_it_takes() {
 	done
 	expect_stdout_line '  wrench eval CATEGORY FEATURE [--owner USER] [--json] [-n N]'
 	expect_stdout_line '  wrench wait CATEGORY FEATURE [--owner USER] [--json] [--fires N] [--timeout DURATION]'
-	expect_stdout_line '  wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	expect_stdout_line '  wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION] [--binary PATH]'
 	expect_stdout_line '  wrench clear [--owner USER] [--expired]'
+	expect_stdout_line '  wrench check [--owner USER] [--json] [--binary PATH]'
+	expect_stdout_line '  wrench points [CATEGORY] [--owner USER] [--json] [--binary PATH]'
 }
 
 test_version_prints_a_version() {
@@ -370,7 +372,7 @@ test_wrong_number_of_arguments_is_a_usage_error() {
 test_usage_errors_name_what_is_missing_or_extra() {
 	w --dir "$D" set syncd
 	expect_bad_usage
-	expect_stderr_line 'wrench: set needs FEATURE after CATEGORY; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	expect_stderr_line 'wrench: set needs FEATURE after CATEGORY; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION] [--binary PATH]'
 	[ "$(wc -l < "$t/err")" = 1 ] || fail "not one line"
 	w --dir "$D" eval
 	expect_bad_usage
@@ -386,7 +388,7 @@ test_usage_errors_name_what_is_missing_or_extra() {
 	expect_stderr_contains 'wrench: unexpected operand "extra" for unset; '
 	w --dir "$D" --json set cat feat
 	expect_bad_usage
-	expect_stderr_line 'wrench: --json does not apply to set; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION]'
+	expect_stderr_line 'wrench: --json does not apply to set; usage: wrench set CATEGORY FEATURE [DIRECTIVE ...] [--owner USER] [--for DURATION] [--binary PATH]'
 	w --dir "$D" -n 2 list
 	expect_bad_usage
 	expect_stderr_contains 'wrench: -n does not apply to list; '
