@@ -22,7 +22,7 @@ struct call {
 static void report_fire(struct wrench__rule *rule, void *ctx)
 {
 	struct call *call = ctx;
-	char what[96];
+	char what[WRENCH__ACTION_MAX];
 
 	wrench__describe_action(rule, what, sizeof(what));
 	if (call->o->json) {

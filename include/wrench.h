@@ -42,6 +42,42 @@ extern "C" {
 WRENCH_EXPORT bool wrench_is_active(const char *category, const char *feature);
 
 /*
+ * What a failure point that fires says of its failure, filled by
+ * wrench_fault(). The space after the fields is reserved: later versions
+ * tell more there without changing the struct's size, and this version
+ * zeroes it when a point fires.
+ */
+#define WRENCH_VALUE_MAX 255
+struct wrench_fault {
+	/* The errno the line asks the caller to pretend (errno=), or EIO when
+	 * it names none; 0 when the point does not fire. Not "errno", which
+	 * <errno.h> makes a macro. */
+	int errnum;
+	/* The line's value= as text, decoded, NUL-terminated; "" when it has
+	 * none or the point does not fire. */
+	char value[WRENCH_VALUE_MAX + 1];
+	uint64_t wrench__reserved[8];
+};
+
+/*
+ * The same question as wrench_is_active(), answered as an error number:
+ * 0 when the point does not fire (and on any error, as there), else the
+ * errno of the line that fired (errno=), or EIO when it names none. One
+ * call is one decision, counted once, as in wrench_is_active(). Typical:
+ *     if ((err = wrench_error("disk", "write"))) { errno = err; return -1; }
+ */
+WRENCH_EXPORT int wrench_error(const char *category, const char *feature);
+
+/*
+ * The same question as wrench_is_active(), with what the line that fired
+ * says: when the point fires, returns true and fills OUT (errnum, and a
+ * copy of the value); else returns false and sets OUT->errnum to 0 and
+ * OUT->value to "". OUT may be NULL. Writes nothing past *OUT.
+ */
+WRENCH_EXPORT bool wrench_fault(const char *category, const char *feature,
+                                struct wrench_fault *out);
+
+/*
  * The global switch itself, exported so that the check below is inline: a
  * disabled failure point then costs a load and a test, not a call. Change
  * it only with wrench_set_enabled().
@@ -72,6 +108,14 @@ WRENCH_EXPORT bool wrench__site_is_active(struct wrench__site *site, const char 
                                           const char *feature);
 
 /*
+ * wrench_error() and wrench_fault() asked from the call site SITE: 0 when
+ * the point does not fire, else the line's errno, with OUT (may be NULL)
+ * filled as wrench_fault() does. Called by the macros below only.
+ */
+WRENCH_EXPORT int wrench__site_error(struct wrench__site *site, const char *category,
+                                     const char *feature, struct wrench_fault *out);
+
+/*
  * Defining WRENCH_NO_FAULTS before including this header compiles every
  * failure point out: wrench_is_active(c, f) becomes a constant false. Its
  * arguments are still evaluated, once, and still type-checked.
@@ -85,6 +129,8 @@ WRENCH_EXPORT bool wrench__site_is_active(struct wrench__site *site, const char 
  * function that is not static is compiled the ordinary way only if
  * WRENCH_NO_SITES is defined (C forbids such a variable there).
  * (wrench_is_active)(c, f) always calls the function itself.
+ * wrench_error(c, f) and wrench_fault(c, f, out) are made the same way
+ * (a constant 0 and false with WRENCH_NO_FAULTS, OUT then cleared).
  *
  * In C, each call also leaves a record of its two names (struct
  * wrench__point_record) in the section wrench_points of the object, with
@@ -102,7 +148,26 @@ static inline bool wrench__no_faults(const char *category, const char *feature)
 	(void)feature;
 	return false;
 }
-#define wrench_is_active(category, feature) wrench__no_faults((category), (feature))
+static inline int wrench__no_error(const char *category, const char *feature)
+{
+	(void)category;
+	(void)feature;
+	return 0;
+}
+static inline bool wrench__no_fault(const char *category, const char *feature,
+                                    struct wrench_fault *out)
+{
+	(void)category;
+	(void)feature;
+	if (out) {
+		out->errnum = 0;
+		out->value[0] = '\0';
+	}
+	return false;
+}
+#define wrench_is_active(category, feature)  wrench__no_faults((category), (feature))
+#define wrench_error(category, feature)      wrench__no_error((category), (feature))
+#define wrench_fault(category, feature, out) wrench__no_fault((category), (feature), (out))
 #elif defined(__GNUC__) || defined(__clang__)
 #ifndef __cplusplus
 /* A failure point's names, as the compiler knows them; read from the file
@@ -135,12 +200,6 @@ struct wrench__point_record {
 #else
 #define wrench__point_record(category, feature) (void)0
 #endif
-static inline bool wrench__switched_on(const char *category, const char *feature)
-{
-	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED))
-		return false;
-	return (wrench_is_active)(category, feature);
-}
 /* SITE: the call site's record, or NULL for names computed at run time. */
 static inline bool wrench__site_switched_on(struct wrench__site *site, const char *category,
                                             const char *feature)
@@ -163,24 +222,53 @@ static inline bool wrench__site_switched_on(struct wrench__site *site, const cha
 #else
 #define wrench__literal(s) (__builtin_constant_p(s) && __builtin_constant_p(((const char *)(s))[0]))
 #endif
+/* The same for wrench_error() and wrench_fault(): OUT may be NULL. */
+static inline int wrench__site_error_on(struct wrench__site *site, const char *category,
+                                        const char *feature, struct wrench_fault *out)
+{
+	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED)) {
+		if (out) {
+			out->errnum = 0;
+			out->value[0] = '\0';
+		}
+		return 0;
+	}
+	if (site)
+		return wrench__site_error(site, category, feature, out);
+	if (out)
+		return (wrench_fault)(category, feature, out) ? out->errnum : 0;
+	return (wrench_error)(category, feature);
+}
+/* The call site's record when both names are literals, else NULL. */
 #ifdef WRENCH_NO_SITES
-#define wrench__ask(category, feature) wrench__switched_on((category), (feature))
+#define wrench__site_of(category, feature) ((struct wrench__site *)0)
 #else
-#define wrench__ask(category, feature)                                                             \
-	wrench__site_switched_on(wrench__literal(category) && wrench__literal(feature)             \
-	                                 ? __extension__({                                         \
-		                                   static struct wrench__site wrench__site_;       \
-		                                   &wrench__site_;                                 \
-	                                   })                                                      \
-	                                 : (struct wrench__site *)0,                               \
-	                         (category), (feature))
+#define wrench__site_of(category, feature)                                                         \
+	(wrench__literal(category) && wrench__literal(feature) ? __extension__({                   \
+		static struct wrench__site wrench__site_;                                          \
+		&wrench__site_;                                                                    \
+	})                                                                                         \
+	                                                       : (struct wrench__site *)0)
 #endif
 /* The record stays out of the conditional above: GCC at -O0 drops a branch
  * it knows is never taken, statics and all. */
 #define wrench_is_active(category, feature)                                                        \
 	__extension__({                                                                            \
 		wrench__point_record(category, feature);                                           \
-		wrench__ask(category, feature);                                                    \
+		wrench__site_switched_on(wrench__site_of(category, feature), (category),           \
+		                         (feature));                                               \
+	})
+#define wrench_error(category, feature)                                                            \
+	__extension__({                                                                            \
+		wrench__point_record(category, feature);                                           \
+		wrench__site_error_on(wrench__site_of(category, feature), (category), (feature),   \
+		                      (struct wrench_fault *)0);                                   \
+	})
+#define wrench_fault(category, feature, out)                                                       \
+	__extension__({                                                                            \
+		wrench__point_record(category, feature);                                           \
+		wrench__site_error_on(wrench__site_of(category, feature), (category), (feature),   \
+		                      (out)) != 0;                                                 \
 	})
 #endif
 

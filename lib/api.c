@@ -239,7 +239,8 @@ static bool memo_keep(struct memo *m, const struct wrench__point *p)
 
 /* A name this thread's memo does not hold: made at the door, kept in the
  * memo when it fits. Out of line: the hot path is a memo hit. */
-__attribute__((noinline)) static bool answer_new_name(const char *category, const char *feature)
+__attribute__((noinline)) static bool answer_new_name(const char *category, const char *feature,
+                                                      struct wrench__payload *payload)
 {
 	struct wrench__point point;
 
@@ -250,29 +251,32 @@ __attribute__((noinline)) static bool answer_new_name(const char *category, cons
 	 * change the entry that call may be using. */
 	struct memo *m = memo_slot(category, feature);
 	if (!wrench__query_nested() && memo_keep(m, &point))
-		return wrench__query(&m->point, &m->recall);
-	return wrench__query(&point, NULL);
+		return wrench__query(&m->point, &m->recall, payload);
+	return wrench__query(&point, NULL, payload);
 }
 
-static inline bool answer_by_name(const char *category, const char *feature)
+static inline bool answer_by_name(const char *category, const char *feature,
+                                  struct wrench__payload *payload)
 {
 	/* A memo is only ever filled once the library is set up. */
 	if (__builtin_expect(category && feature, 1)) {
 		struct memo *m = memo_slot(category, feature);
 		if (m->point.category.s && memo_same(m->category, category) &&
 		    memo_same(m->feature, feature))
-			return wrench__query(&m->point, &m->recall);
+			return wrench__query(&m->point, &m->recall, payload);
 	}
-	return answer_new_name(category, feature);
+	return answer_new_name(category, feature, payload);
 }
 
 /* Everything but the switch, kept out of line so that the disabled path
- * is a load, a test and a return. */
-__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+ * is a load, a test and a return. PAYLOAD: what the caller wants told of
+ * the line that fails, or NULL. */
+__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature,
+                                                        struct wrench__payload *payload)
 {
 	if (!enter())
 		return false;
-	bool active = answer_by_name(category, feature);
+	bool active = answer_by_name(category, feature, payload);
 	leave();
 	return active;
 }
@@ -320,7 +324,8 @@ static uint32_t make_site(struct site *s, const char *category, const char *feat
 	return made;
 }
 
-static bool answer_at_site(struct site *s, const char *category, const char *feature)
+static bool answer_at_site(struct site *s, const char *category, const char *feature,
+                           struct wrench__payload *payload)
 {
 	init();
 	uint32_t made = atomic_load_explicit(&s->made, memory_order_acquire);
@@ -331,16 +336,17 @@ static bool answer_at_site(struct site *s, const char *category, const char *fea
 	bool ours = (made == SITE_MADE || made == SITE_BAD) && s->category == category &&
 	            s->feature == feature;
 	if (!ours)
-		return answer_by_name(category, feature);
-	return made == SITE_MADE && wrench__query(&s->point, &s->recall);
+		return answer_by_name(category, feature, payload);
+	return made == SITE_MADE && wrench__query(&s->point, &s->recall, payload);
 }
 
 __attribute__((noinline)) static bool site_call(struct site *s, const char *category,
-                                                const char *feature)
+                                                const char *feature,
+                                                struct wrench__payload *payload)
 {
 	if (!enter())
 		return false;
-	bool active = answer_at_site(s, category, feature);
+	bool active = answer_at_site(s, category, feature, payload);
 	leave();
 	return active;
 }
@@ -348,11 +354,23 @@ __attribute__((noinline)) static bool site_call(struct site *s, const char *cate
 /* A quiet point when the ring cannot say so alone: a retry due, relaxed
  * mode without a ring (a clock to read), or a record to check first. */
 __attribute__((noinline)) static bool site_unsure(struct site *s, const char *category,
-                                                  const char *feature)
+                                                  const char *feature,
+                                                  struct wrench__payload *payload)
 {
 	if (wrench__recall_quiet(&s->recall) && s->category == category && s->feature == feature)
 		return false;
-	return site_call(s, category, feature);
+	return site_call(s, category, feature, payload);
+}
+
+/* What the site's record alone can say: that no line names the point in
+ * the view that is current, and that the ring saw nothing come in since. */
+static inline bool site_steady_quiet(const struct site *s, uint64_t quiet, const char *category,
+                                     const char *feature)
+{
+	return wrench__ring_quiet() &&
+	       !atomic_load_explicit(&wrench__hot.retry_at_ms, memory_order_relaxed) &&
+	       quiet == atomic_load_explicit(&wrench__hot.view_now, memory_order_acquire) &&
+	       s->category == category && s->feature == feature;
 }
 
 /* The steady state of a quiet point: its record says that no line names
@@ -367,13 +385,41 @@ bool wrench__site_is_active(struct wrench__site *site, const char *category, con
 
 	/* A point that some line names is evaluated at every call. */
 	if (!quiet)
-		return site_call(s, category, feature);
-	if (wrench__ring_quiet() &&
-	    !atomic_load_explicit(&wrench__hot.retry_at_ms, memory_order_relaxed) &&
-	    quiet == atomic_load_explicit(&wrench__hot.view_now, memory_order_acquire) &&
-	    s->category == category && s->feature == feature)
+		return site_call(s, category, feature, NULL);
+	if (site_steady_quiet(s, quiet, category, feature))
 		return false;
-	return site_unsure(s, category, feature);
+	return site_unsure(s, category, feature, NULL);
+}
+
+/* What wrench_fault() says of a call that does not fail. */
+static void clear_fault(struct wrench_fault *out)
+{
+	if (out) {
+		out->errnum = 0;
+		out->value[0] = '\0';
+	}
+}
+
+/* The same steps as wrench__site_is_active(), telling the line's errno
+ * (and value, into OUT) when the point fires. */
+int wrench__site_error(struct wrench__site *site, const char *category, const char *feature,
+                       struct wrench_fault *out)
+{
+	struct site *s = (struct site *)site;
+	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
+	struct wrench__payload payload = {.out = out};
+	bool active;
+
+	if (!quiet)
+		active = site_call(s, category, feature, &payload);
+	else if (site_steady_quiet(s, quiet, category, feature))
+		active = false;
+	else
+		active = site_unsure(s, category, feature, &payload);
+	if (active)
+		return payload.errnum;
+	clear_fault(out);
+	return 0;
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */
@@ -381,7 +427,26 @@ bool(wrench_is_active)(const char *category, const char *feature)
 {
 	if (__builtin_expect(!switch_is_on(), 0))
 		return false;
-	return is_active_enabled(category, feature);
+	return is_active_enabled(category, feature, NULL);
+}
+
+int(wrench_error)(const char *category, const char *feature)
+{
+	struct wrench__payload payload = {0};
+
+	if (__builtin_expect(!switch_is_on(), 0))
+		return 0;
+	return is_active_enabled(category, feature, &payload) ? payload.errnum : 0;
+}
+
+bool(wrench_fault)(const char *category, const char *feature, struct wrench_fault *out)
+{
+	struct wrench__payload payload = {.out = out};
+
+	if (switch_is_on() && is_active_enabled(category, feature, &payload))
+		return true;
+	clear_fault(out);
+	return false;
 }
 
 bool wrench_set_enabled(bool on)

@@ -129,9 +129,31 @@ static void sleep_for(uint64_t ns)
 		;
 }
 
+/* " (errno ENOSPC, value=TEXT)" for a line that says how it fails, its
+ * value as written (no control character, no white space) and cut to a
+ * length a log line can carry; "" for one that does not. */
+static void describe_payload(const struct wrench__rule *rule, char *buf, size_t len)
+{
+	char errnum[48] = "", value[80] = "";
+	const char *name = wrench__errno_name(rule->errnum);
+
+	if (rule->errnum && name)
+		snprintf(errnum, sizeof(errnum), "errno %s", name);
+	else if (rule->errnum)
+		snprintf(errnum, sizeof(errnum), "errno %d", rule->errnum);
+	if (rule->value)
+		snprintf(value, sizeof(value), "%svalue=%.*s%s", rule->errnum ? ", " : "",
+		         rule->value_len > 48 ? 48 : (int)rule->value_len, rule->value,
+		         rule->value_len > 48 ? "..." : "");
+	if (rule->errnum || rule->value)
+		snprintf(buf, len, " (%s%s)", errnum, value);
+	else if (len)
+		buf[0] = '\0';
+}
+
 void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t len)
 {
-	char slow[64] = "", kill[32] = "";
+	char slow[64] = "", kill[32] = "", payload[128];
 
 	if (rule->has_slow) {
 		char duration[32];
@@ -146,7 +168,12 @@ void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t 
 		else
 			snprintf(kill, sizeof(kill), "kill (signal %d)", rule->kill_signal);
 	}
-	snprintf(buf, len, "%s%s", slow, rule->kill_signal ? kill : rule->fail ? "fail" : "");
+	describe_payload(rule, payload, sizeof(payload));
+	snprintf(buf, len, "%s%s%s", slow,
+	         rule->kill_signal ? kill
+	         : rule->fail      ? "fail"
+	                           : "",
+	         payload);
 }
 
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
@@ -203,7 +230,7 @@ static bool fire_is_logged(struct wrench__rule *rule, int64_t period, uint64_t *
 static void log_fire(struct wrench__rule *rule, const struct wrench__context *ctx)
 {
 	int64_t period = atomic_load_explicit(&fire_log_period_ns, memory_order_relaxed);
-	char what[96];
+	char what[WRENCH__ACTION_MAX];
 	uint64_t more;
 
 	if (!fire_is_logged(rule, period, &more))
@@ -219,12 +246,32 @@ static void log_fire(struct wrench__rule *rule, const struct wrench__context *ct
 		            rule->feature, rule->line, ctx->path, what);
 }
 
+/* Tells the caller how the line that ends its call fails. */
+static void tell(const struct wrench__rule *rule, struct wrench__payload *payload)
+{
+	struct wrench_fault *out = payload->out;
+
+	payload->errnum = rule->errnum ? rule->errnum : EIO;
+	if (!out)
+		return;
+	out->errnum = payload->errnum;
+	if (rule->value)
+		wrench__value_decode(rule->value, rule->value_len, out->value);
+	else
+		out->value[0] = '\0';
+	memset(out->wrench__reserved, 0, sizeof(out->wrench__reserved));
+}
+
 /* What a line that fires does in the library: record it, say so, then act. */
 static void act(struct wrench__rule *rule, void *data)
 {
 	const struct wrench__context *ctx = data;
 
 	record_fire(rule);
+	/* Only the line that ends the call has a say: a slow line that lets
+	 * the next ones have their turn tells nothing. */
+	if (ctx->payload && (rule->fail || rule->kill_signal))
+		tell(rule, ctx->payload);
 	/* Logged before acting: a killed process cannot say why later. The
 	 * description is made only for a log that wants it: a hot failure
 	 * point firing with the log off must not pay for formatting. */

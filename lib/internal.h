@@ -152,6 +152,12 @@ struct wrench__rule {
 	uint64_t times; /* 0: no cap */
 	uint64_t seed;  /* per-line seed for reproducible draws */
 	int64_t until;  /* until=: never fires from this second (UTC) on; 0: none */
+	/* What a failing line tells its caller: errno= (0: none, EIO is
+	 * told) and value= as written, percent-encoded and checked (NULL:
+	 * none); decoded only when a caller asks (wrench__value_decode). */
+	int errnum;
+	uint16_t value_len;
+	const char *value;
 	/* The hash of the line's tokens; once wrench__rules_set_keys() ran,
 	 * the key of its shared counters (never 0 or 1). */
 	uint64_t key;
@@ -243,6 +249,18 @@ const char *wrench__category_problem(const char *category);
 
 /* Parsers of the directive values, shared with the wrench command. */
 int wrench__parse_uint(const char *s, size_t len, uint64_t *out);
+/* errno=: a name of <errno.h> that glibc knows, in any case (and the
+ * aliases EWOULDBLOCK, EDEADLOCK, ENOTSUP), or a number from 1 to
+ * WRENCH__ERRNO_MAX. -EINVAL: an unknown name; -ERANGE: a bad number. */
+#define WRENCH__ERRNO_MAX 4095
+int wrench__parse_errno(const char *s, size_t len, int *errnum);
+/* value=: checks TEXT as written (no control character, %XX escapes
+ * only, no %00) and gives the length it decodes to; -EINVAL otherwise,
+ * -ERANGE when that is over WRENCH_VALUE_MAX. */
+int wrench__check_value(const char *s, size_t len, size_t *decoded_len);
+/* Decodes checked TEXT into OUT (WRENCH_VALUE_MAX + 1 bytes), with its
+ * NUL; returns the decoded length. */
+size_t wrench__value_decode(const char *s, size_t len, char *out);
 int wrench__parse_duration(const char *s, size_t len, uint64_t *ns);
 int wrench__parse_chance(const char *s, size_t len, double *p);
 int wrench__parse_signal(const char *s, size_t len, int *sig);
@@ -252,6 +270,17 @@ int wrench__parse_time(const char *s, size_t len, int64_t *seconds);
 void wrench__format_time(int64_t seconds, char *buf, size_t len);
 /* Writes a duration the way a person would, e.g. "1.5s" or "250ms". */
 void wrench__format_duration(uint64_t ns, char *buf, size_t len);
+
+/* ---- errno_names.c: the names errno= takes ----------------------------- */
+
+/* The name glibc gives ERRNUM ("ENOSPC"), or NULL for a number it has
+ * none for. */
+const char *wrench__errno_name(int errnum);
+/* ERRNUM by NAME, in any case, aliases included; 0 when unknown. */
+int wrench__errno_by_name(const char *name, size_t len);
+/* Every name, in the order of their numbers (aliases last), and how many:
+ * for a "did you mean" and the list in a message. */
+const char *const *wrench__errno_names(size_t *count);
 
 /* ---- nearest.c: "did you mean" ------------------------------------------ */
 
@@ -571,16 +600,29 @@ uint64_t wrench__draw(const struct wrench__rule *rule, bool seeded, uint64_t k);
 
 /* ---- eval.c: deciding and acting ---------------------------------------- */
 
+/*
+ * What a call that fails learns of the line that made it fail, for
+ * wrench_error() and wrench_fault(): filled by the evaluation that made
+ * the call's one decision, never by a second one.
+ */
+struct wrench__payload {
+	int errnum;               /* the line's errno=, or EIO */
+	struct wrench_fault *out; /* NULL, or where to copy the value too */
+};
+
 /* What evaluate needs to know of the file it works on. */
 struct wrench__context {
 	const char *category;
 	const char *path; /* the trigger file, for messages */
 	bool seeded;
+	/* What the caller wants told of the failing line, or NULL. */
+	struct wrench__payload *payload;
 };
 
 /* Evaluates the lines of one feature in file order, from FIRST (as
  * wrench__rules_find gives it), sleeping or killing as the lines that fire
- * say. Returns true when a fail line fired. */
+ * say. Returns true when a fail line fired, and then fills CTX's payload
+ * from that line. */
 bool wrench__evaluate(struct wrench__rules *rules, int32_t first,
                       const struct wrench__context *ctx);
 
@@ -607,8 +649,10 @@ bool wrench__rule_fires(struct wrench__rule *rule, bool seeded);
  * summed once per period; 0 logs every fire. 10 s unless set. */
 void wrench__set_fire_log_period_ns(int64_t ns);
 
-/* Says what a line does when it fires: "fail", "slow 1.5s, then kill
- * (SIGTERM)"... */
+/* Says what a line does when it fires, in at most WRENCH__ACTION_MAX
+ * bytes: "fail", "fail (errno ENOSPC, value=disk%20full)", "slow 1.5s,
+ * then kill (SIGTERM)"... */
+#define WRENCH__ACTION_MAX 224
 void wrench__describe_action(const struct wrench__rule *rule, char *buf, size_t len);
 
 /* ---- told.c: problems told once, at a bounded rate ---------------------- */
@@ -717,7 +761,8 @@ struct wrench__recall; /* quiet.h */
  * from the view that change detection keeps current when it knows the
  * category, else a load. R: the caller's record of the point (a call
  * site's, or a thread's memory of a name), kept up to date; NULL: none. */
-bool wrench__query(const struct wrench__point *point, struct wrench__recall *r);
+bool wrench__query(const struct wrench__point *point, struct wrench__recall *r,
+                   struct wrench__payload *payload);
 /* Forgets what R remembers. */
 void wrench__recall_clear(struct wrench__recall *r);
 /* Whether this thread is inside an evaluation (a logger calling back). */

@@ -213,6 +213,74 @@ int wrench__parse_signal(const char *s, size_t len, int *sig)
 	return 0;
 }
 
+int wrench__parse_errno(const char *s, size_t len, int *errnum)
+{
+	uint64_t number = 0;
+	int rc = wrench__parse_uint(s, len, &number);
+
+	if (rc == 0 || rc == -ERANGE) {
+		if (rc < 0 || number < 1 || number > WRENCH__ERRNO_MAX)
+			return -ERANGE;
+		*errnum = (int)number;
+		return 0;
+	}
+	*errnum = wrench__errno_by_name(s, len);
+	return *errnum ? 0 : -EINVAL;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The byte of the escape "%XX" at S (LEN bytes left), or -1. */
+static int escaped_byte(const char *s, size_t len)
+{
+	if (len < 3 || hex_digit(s[1]) < 0 || hex_digit(s[2]) < 0)
+		return -1;
+	return hex_digit(s[1]) * 16 + hex_digit(s[2]);
+}
+
+int wrench__check_value(const char *s, size_t len, size_t *decoded_len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; n++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return -EINVAL;
+		if (c != '%') {
+			i++;
+			continue;
+		}
+		/* A NUL would end the value early in the caller's copy. */
+		if (escaped_byte(s + i, len - i) <= 0)
+			return -EINVAL;
+		i += 3;
+	}
+	*decoded_len = n;
+	return n > WRENCH_VALUE_MAX ? -ERANGE : 0;
+}
+
+size_t wrench__value_decode(const char *s, size_t len, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n < WRENCH_VALUE_MAX; n++) {
+		int byte = s[i] == '%' ? escaped_byte(s + i, len - i) : -1;
+		out[n] = byte > 0 ? (char)byte : s[i];
+		i += byte > 0 ? 3 : 1;
+	}
+	out[n] = '\0';
+	return n;
+}
+
 /* Days since 1970-01-01 of a date in the proleptic Gregorian calendar
  * (Howard Hinnant's days_from_civil): no time zone, no locale, no libc. */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -303,17 +371,20 @@ enum directive {
 	D_TIMES,
 	D_UNTIL,
 	D_SCOPE,
+	D_ERRNO,
+	D_VALUE,
 	D_COUNT
 };
 
 static const char *const directive_names[D_COUNT] = {
-        "fail", "kill", "slow", "chance", "every", "first", "after", "times", "until", "scope",
+        "fail",  "kill",  "slow",  "chance", "every", "first",
+        "after", "times", "until", "scope",  "errno", "value",
 };
 
 /* What a value directive looks like, for the list in a message. */
 static const char *const directive_forms[D_COUNT] = {
-        "fail",    "kill[=SIG]", "slow=DURATION", "chance=P",   "every=M",
-        "first=N", "after=K",    "times=T",       "until=TIME", "scope=process",
+        "fail",    "kill[=SIG]", "slow=DURATION", "chance=P",      "every=M",    "first=N",
+        "after=K", "times=T",    "until=TIME",    "scope=process", "errno=NAME", "value=TEXT",
 };
 
 /* TOK (LEN bytes) as a message quotes it, into SHOWN: whole up to
@@ -372,6 +443,75 @@ static int unknown_directive(const char *tok, size_t len, size_t name_len, char 
 		                         d ? ", " : "directives: ", directive_forms[d],
 		                         d + 1 == D_COUNT ? ")" : "");
 	return -1;
+}
+
+/* errno= with a name that is none: the names a typo of it may have
+ * meant, a few common ones and the range. The full list would not fit a
+ * message (the wrench command prints it, and wrench(5) has it). */
+static int unknown_errno(const char *tok, size_t len, const char *value, size_t value_len,
+                         char *err, size_t errlen)
+{
+	char shown[WRENCH__QUOTED_TOKEN_MAX + 4], upper[WRENCH__QUOTED_TOKEN_MAX + 1];
+	const char *near[3];
+	size_t n = 0, count, used;
+
+	show_token(tok, len, shown);
+	if (value_len <= WRENCH__QUOTED_TOKEN_MAX) {
+		for (size_t i = 0; i < value_len; i++)
+			upper[i] = value[i] >= 'a' && value[i] <= 'z' ? (char)(value[i] - 32)
+			                                              : value[i];
+		upper[value_len] = '\0';
+		const char *const *names = wrench__errno_names(&count);
+		n = wrench__nearest(upper, names, count, near, 3);
+	}
+	used = (size_t)snprintf(err, errlen, "\"%s\": unknown errno name (", shown);
+	for (size_t i = 0; i < n && used < errlen; i++)
+		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s",
+		                         i ? " or " : "did you mean ", near[i],
+		                         i + 1 == n ? "?; " : "");
+	if (used < errlen)
+		snprintf(err + used, errlen - used,
+		         "a name of <errno.h> such as EIO, ENOSPC, EACCES or ETIMEDOUT, listed in "
+		         "wrench(5), or a number from 1 to %d)",
+		         WRENCH__ERRNO_MAX);
+	return -1;
+}
+
+_Static_assert(WRENCH__ERRNO_MAX == 4095 && WRENCH_VALUE_MAX == 255,
+               "the messages below name the limits");
+
+static int parse_errno_value(struct wrench__rule *rule, const char *value, size_t value_len,
+                             const char *tok, int t, char *err, size_t errlen)
+{
+	int rc = wrench__parse_errno(value, value_len, &rule->errnum);
+
+	if (rc == -EINVAL)
+		return unknown_errno(tok, (size_t)t, value, value_len, err, errlen);
+	if (rc < 0)
+		return set_error(
+		        err, errlen,
+		        "\"%s\": an errno number is from 1 to 4095 (or a name such as EIO)", tok,
+		        t);
+	return 0;
+}
+
+static int parse_value_text(struct wrench__rule *rule, const char *value, size_t value_len,
+                            const char *tok, int t, char *err, size_t errlen)
+{
+	size_t decoded;
+	int rc = wrench__check_value(value, value_len, &decoded);
+
+	if (rc == -ERANGE)
+		return set_error(err, errlen,
+		                 "\"%s\": the value is longer than 255 bytes once decoded", tok, t);
+	if (rc < 0)
+		return set_error(err, errlen,
+		                 "\"%s\": bad value (text without control characters; write a "
+		                 "space as %%20, a %% as %%25, any other byte but NUL as %%XX)",
+		                 tok, t);
+	rule->value = value;
+	rule->value_len = (uint16_t)value_len;
+	return 0;
 }
 
 /* The counting directives' values, and where each one goes. */
@@ -445,6 +585,10 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 		/* Fires when a 53-bit draw is below p * 2^53: exact for p = 0 and 1. */
 		rule->chance_threshold = (uint64_t)(p * 9007199254740992.0);
 		return 0;
+	case D_ERRNO:
+		return parse_errno_value(rule, value, value_len, tok, t, err, errlen);
+	case D_VALUE:
+		return parse_value_text(rule, value, value_len, tok, t, err, errlen);
 	default:
 		break;
 	}
@@ -492,6 +636,13 @@ static int check_combination(struct wrench__rule *rule, unsigned seen, char *err
 		         "fail and kill cannot be combined: a line does one or the other");
 		return -1;
 	}
+	bool tells = seen & ((1u << D_ERRNO) | (1u << D_VALUE));
+	if (tells && (seen & (1u << D_KILL))) {
+		snprintf(err, errlen,
+		         "%s cannot be combined with kill: a killed process returns no error",
+		         seen & (1u << D_ERRNO) ? "errno=" : "value=");
+		return -1;
+	}
 	if ((seen & (1u << D_FIRST)) && !(seen & (1u << D_EVERY))) {
 		snprintf(err, errlen, "first=%llu needs every=M (\"first N of every M calls\")",
 		         (unsigned long long)rule->first);
@@ -504,8 +655,9 @@ static int check_combination(struct wrench__rule *rule, unsigned seen, char *err
 		         (unsigned long long)rule->first, (unsigned long long)rule->every);
 		return -1;
 	}
-	/* Failing is the default action; a slow line alone only delays. */
-	if (!rule->kill_signal && !rule->has_slow)
+	/* Failing is the default action; a slow line alone only delays,
+	 * unless it says how it fails. */
+	if (!rule->kill_signal && (!rule->has_slow || tells))
 		rule->fail = true;
 	return 0;
 }
@@ -615,8 +767,9 @@ static size_t token_length(const char *s, size_t len)
 	return i;
 }
 
-/* Feature names are copied NUL-terminated into one block, in line order.
- * FIRST_CAPACITY: the number of rules the first allocation holds. */
+/* Feature names, each followed by the line's value= text if any, are
+ * copied NUL-terminated into one block, in line order. FIRST_CAPACITY:
+ * the number of rules the first allocation holds. */
 static int add_rule(struct wrench__rules *rules, size_t *capacity, size_t first_capacity,
                     struct wrench__rule *rule, size_t flen, size_t *features_used)
 {
@@ -633,6 +786,13 @@ static int add_rule(struct wrench__rules *rules, size_t *capacity, size_t first_
 	copy[flen] = '\0';
 	*features_used += flen + 1;
 	rule->feature = copy;
+	if (rule->value) {
+		copy = rules->features + *features_used;
+		memcpy(copy, rule->value, rule->value_len);
+		copy[rule->value_len] = '\0';
+		*features_used += rule->value_len + 1u;
+		rule->value = copy;
+	}
 	rules->rule[rules->count++] = *rule;
 	return 0;
 }
@@ -729,7 +889,8 @@ int wrench__parse_rules(const char *text, size_t len, struct wrench__rules **out
 	size_t first_capacity = lines_in(text, len, 8);
 
 	/* Each feature is followed by at least one byte of the file or by its
-	 * end, so len + 1 bytes hold them all with their terminators. */
+	 * end, so len + 1 bytes hold them all with their terminators; a value's
+	 * text and its terminator take fewer bytes than "value=" before it. */
 	if (!rules || !(rules->features = malloc(len + 1))) {
 		free(rules);
 		return -ENOMEM;

@@ -236,10 +236,13 @@ bool wrench__query_nested(void)
 	return evaluating > 0;
 }
 
-static bool evaluate(const struct wrench__snapshot *snapshot, int32_t first, const char *category)
+static bool evaluate(const struct wrench__snapshot *snapshot, int32_t first, const char *category,
+                     struct wrench__payload *payload)
 {
-	struct wrench__context ctx = {
-	        .category = category, .path = snapshot->path, .seeded = snapshot->seeded};
+	struct wrench__context ctx = {.category = category,
+	                              .path = snapshot->path,
+	                              .seeded = snapshot->seeded,
+	                              .payload = payload};
 
 	if (first < 0)
 		return false;
@@ -305,7 +308,8 @@ void wrench__recall_clear(struct wrench__recall *r)
  * state, at most the one read() of the change detection. Returns false
  * when the view does not know the category. R: the caller's record of the
  * point, or NULL. */
-static bool answer_from_view(const struct wrench__point *p, struct wrench__recall *r, bool *active)
+static bool answer_from_view(const struct wrench__point *p, struct wrench__recall *r,
+                             struct wrench__payload *payload, bool *active)
 {
 	/* A call made from a logger during an evaluation must not let go of
 	 * the view that evaluation is reading. */
@@ -330,7 +334,7 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 			wrench__points_reached(p);
 	}
 	if (known)
-		*active = found && evaluate(found, first, p->category.s);
+		*active = found && evaluate(found, first, p->category.s, payload);
 	/* Lines whose until= has passed can no longer fire: the record
 	 * answers alone while this view lasts. */
 	if (known && r && found && !*active && first >= 0 && found->rules->rule[first].until &&
@@ -343,7 +347,8 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 
 /* The query when the view cannot answer: a load with every check, kept
  * out of line so that the hot path carries none of its buffers. */
-__attribute__((noinline)) static bool answer_by_load(const struct wrench__point *p)
+__attribute__((noinline)) static bool answer_by_load(const struct wrench__point *p,
+                                                     struct wrench__payload *payload)
 {
 	enum wrench__outcome outcome;
 	struct wrench__watching watching;
@@ -359,17 +364,19 @@ __attribute__((noinline)) static bool answer_by_load(const struct wrench__point 
 	wrench__points_reached(p);
 	if (!snapshot)
 		return false;
-	bool active =
-	        evaluate(snapshot, wrench__rules_find(snapshot->rules, &p->feature), p->category.s);
+	bool active = evaluate(snapshot, wrench__rules_find(snapshot->rules, &p->feature),
+	                       p->category.s, payload);
 	wrench__snapshot_put(snapshot);
 	return active;
 }
 
-bool wrench__query(const struct wrench__point *p, struct wrench__recall *r)
+bool wrench__query(const struct wrench__point *p, struct wrench__recall *r,
+                   struct wrench__payload *payload)
 {
 	bool active;
 
-	if (__builtin_expect(wrench__watch_running(), 1) && answer_from_view(p, r, &active))
+	if (__builtin_expect(wrench__watch_running(), 1) &&
+	    answer_from_view(p, r, payload, &active))
 		return active;
-	return answer_by_load(p);
+	return answer_by_load(p, payload);
 }

@@ -87,7 +87,7 @@ cmake --build "$scratch/consumer-build" >> "$scratch/consumer.log"
 WRENCH_LOG=off "$scratch/consumer-build/consumer" || fail "the find_package consumer"
 
 # The command, and its manual.
-wrench --version | grep -q '1\.1\.0' || fail "wrench --version does not say 1.1.0"
+wrench --version | grep -q '1\.2\.0' || fail "wrench --version does not say 1.2.0"
 test -f /usr/share/man/man1/wrench.1.gz || fail "wrench(1) is not installed"
 mkdir -m 0700 "$scratch/wrench"
 wrench --dir "$scratch/wrench" set my-charm push-fails first=2 every=3

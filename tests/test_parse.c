@@ -612,9 +612,11 @@ static void test_unknown_directive_says_what_was_meant_and_lists_every_directive
 	char err[ERRLEN];
 	(void)state;
 	assert_int_equal(parse("step chanse=25%", &rule, err), -1);
-	assert_string_equal(err, "unknown directive \"chanse=25%\" (did you mean chance=?; "
-	                         "directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, "
-	                         "first=N, after=K, times=T, until=TIME, scope=process)");
+	assert_string_equal(err,
+	                    "unknown directive \"chanse=25%\" (did you mean chance=?; "
+	                    "directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, "
+	                    "first=N, after=K, times=T, until=TIME, scope=process, errno=NAME, "
+	                    "value=TEXT)");
 	assert_int_equal(parse("step kil", &rule, err), -1);
 	assert_non_null(strstr(err, "(did you mean kill?; directives: fail, kill[=SIG],"));
 	assert_int_equal(parse("step bogus", &rule, err), -1);

@@ -34,7 +34,7 @@ with open("/proc/self/maps") as maps:
 def loaded_library() -> Path:
     """The libwrench.so.1 this test process loaded (built, or installed).
 
-    The file mapped is the one the soname's link points to (libwrench.so.1.1.0).
+    The file mapped is the one the soname's link points to (libwrench.so.1.2.0).
     """
     with open("/proc/self/maps") as maps:
         for line in maps:

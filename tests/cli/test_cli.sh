@@ -679,7 +679,7 @@ test_set_bad_directive_leaves_the_file_byte_for_byte_unchanged() {
 	ino=$(stat -c %i "$D/cat")
 	w --dir "$D" set cat t chanse=0.5
 	expect_usage_error
-	expect_stderr_line 'wrench: invalid trigger "t chanse=0.5": unknown directive "chanse=0.5" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
+	expect_stderr_line 'wrench: invalid trigger "t chanse=0.5": unknown directive "chanse=0.5" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process, errno=NAME, value=TEXT)'
 	for bad in chance=1.5 first=2 "fail kill" "times=1 times=2" slow=5 kill=32 every=0 \
 		"first=3 every=2" fail=1 slow=2h; do
 		# shellcheck disable=SC2086
@@ -1058,7 +1058,7 @@ test_list_marks_a_malformed_line() {
 	w --dir "$D" list
 	expect_rc 1
 	expect_stdout_line "c ok"
-	expect_stdout_line 'c bad chanse=1  # ignored: line 2: unknown directive "chanse=1" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
+	expect_stdout_line 'c bad chanse=1  # ignored: line 2: unknown directive "chanse=1" (did you mean chance=?; directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process, errno=NAME, value=TEXT)'
 }
 
 # A directive far from every other gets the list alone.
@@ -1066,7 +1066,7 @@ test_an_unknown_directive_is_shown_with_the_list_of_directives() {
 	mkd
 	w --dir "$D" set c t bogus=1
 	expect_usage_error
-	expect_stderr_line 'wrench: invalid trigger "t bogus=1": unknown directive "bogus=1" (directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process)'
+	expect_stderr_line 'wrench: invalid trigger "t bogus=1": unknown directive "bogus=1" (directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N, after=K, times=T, until=TIME, scope=process, errno=NAME, value=TEXT)'
 }
 
 test_list_marks_every_line_of_an_untrusted_file() {

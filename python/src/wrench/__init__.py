@@ -43,7 +43,7 @@ __all__ = [
     "set_seed",
 ]
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
