@@ -141,6 +141,31 @@ LITERAL_LOOP(literal_times_old, "bench", "times-old")
 LITERAL_LOOP(literal_after, "bench", "after")
 LITERAL_LOOP(literal_after_old, "bench", "after-old")
 
+/* wrench_error() where wrench_is_active() is measured: from a literal
+ * call site, and with names known only at run time. */
+#define LITERAL_ERROR_LOOP(fn, category, feature)                                                  \
+	static void fn(void *arg, unsigned long n)                                                 \
+	{                                                                                          \
+		unsigned long failed = 0;                                                          \
+		(void)arg;                                                                         \
+		for (unsigned long i = 0; i < n; i++)                                              \
+			failed += wrench_error(category, feature) != 0;                            \
+		sink += failed;                                                                    \
+	}
+
+LITERAL_ERROR_LOOP(literal_error_hot, "bench", "hot")
+LITERAL_ERROR_LOOP(literal_error_absent, "bench", "absent")
+
+static void loop_error(void *arg, unsigned long n)
+{
+	const char *category = ((const struct point *)arg)->category;
+	const char *feature = ((const struct point *)arg)->feature;
+	unsigned long failed = 0;
+	for (unsigned long i = 0; i < n; i++)
+		failed += wrench_error(category, feature) != 0;
+	sink += failed;
+}
+
 static void loop_naive(void *arg, unsigned long n)
 {
 	const struct point *p = arg;
@@ -444,14 +469,14 @@ static double in_mode(unsigned recheck_ms, struct row *r, loop_fn *loop)
  * alike, and the fastest round is the least disturbed one. */
 #define PAIR_ROUNDS 5
 
-static void measure_pair(unsigned recheck_ms, struct row *new_row, struct row *old_row,
-                         double *new_ns, double *old_ns)
+static void measure_pair(unsigned recheck_ms, struct row *new_row, loop_fn *new_loop,
+                         struct row *old_row, loop_fn *old_loop, double *new_ns, double *old_ns)
 {
 	*new_ns = *old_ns = 1e300;
 	bench_clock = CLOCK_THREAD_CPUTIME_ID;
 	for (int r = 0; r < PAIR_ROUNDS; r++) {
-		double a = in_mode(recheck_ms, new_row, loop_wrench);
-		double b = in_mode(recheck_ms, old_row, loop_wrench);
+		double a = in_mode(recheck_ms, new_row, new_loop);
+		double b = in_mode(recheck_ms, old_row, old_loop);
 		*new_ns = a < *new_ns ? a : *new_ns;
 		*old_ns = b < *old_ns ? b : *old_ns;
 	}
@@ -723,8 +748,27 @@ int main(int argc, char **argv)
 	double pair_ns[4][4]; /* strict new, strict old, relaxed new, relaxed old */
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		struct row *n = &rows[pairs[i].new_row], *o = &rows[pairs[i].old_row];
-		measure_pair(0, n, o, &pair_ns[i][0], &pair_ns[i][1]);
-		measure_pair(100, n, o, &pair_ns[i][2], &pair_ns[i][3]);
+		measure_pair(0, n, loop_wrench, o, loop_wrench, &pair_ns[i][0], &pair_ns[i][1]);
+		measure_pair(100, n, loop_wrench, o, loop_wrench, &pair_ns[i][2], &pair_ns[i][3]);
+	}
+	/* wrench_error() against wrench_is_active() on the same point, in
+	 * turn: rows 3 (active) and 2 (feature absent, quiet). */
+	static const struct {
+		const char *name;
+		size_t row;
+		loop_fn *is_active, *error;
+	} errors[] = {
+	        {"active, literal site", 3, literal_hot, literal_error_hot},
+	        {"quiet, literal site", 2, literal_absent, literal_error_absent},
+	        {"active, names at run time", 3, loop_wrench, loop_error},
+	        {"quiet, names at run time", 2, loop_wrench, loop_error},
+	};
+	double error_ns[4][2][2]; /* row, mode, {wrench_error, wrench_is_active} */
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		struct row *r = &rows[errors[i].row];
+		for (int m = 0; m < 2; m++)
+			measure_pair(m ? 100 : 0, r, errors[i].error, r, errors[i].is_active,
+			             &error_ns[i][m][0], &error_ns[i][m][1]);
 	}
 	/* The literal sites' targets, each measured in turn with its
 	 * baseline: the three quiet rows against the floor, the active row
@@ -797,6 +841,15 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		printf("%-34s %10.1f %10.1f %10.1f %10.1f\n", rows[pairs[i].new_row].name,
 		       pair_ns[i][0], pair_ns[i][1], pair_ns[i][2], pair_ns[i][3]);
+
+	printf("\nwrench_error() and wrench_is_active() on one point, in turn, fastest of %d, "
+	       "CPU time\n",
+	       PAIR_ROUNDS);
+	printf("%-34s %10s %10s %10s %10s\n", "point", "strict", "is_active", "relaxed",
+	       "is_active");
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		printf("%-34s %10.1f %10.1f %10.1f %10.1f\n", errors[i].name, error_ns[i][0][0],
+		       error_ns[i][0][1], error_ns[i][1][0], error_ns[i][1][1]);
 
 	printf("\nbaselines\n");
 	printf("%-45s %10.1f\n", "empty non-inlined call (floor)", floor_ns);
@@ -892,6 +945,15 @@ int main(int argc, char **argv)
 			         m ? "relaxed" : "strict", rows[i].name,
 			         i < 3 ? "floor (<= 3)" : "libfiu point enabled (<= 1)");
 			verdict(what, against[i][m][0] / against[i][m][1], i < 3 ? 3.0 : 1.0, "x");
+		}
+	}
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+		for (int m = 0; m < 2; m++) {
+			char what[112];
+			snprintf(what, sizeof(what),
+			         "wrench_error / wrench_is_active, %s, %s (<= 1.1)",
+			         m ? "relaxed" : "strict", errors[i].name);
+			verdict(what, error_ns[i][m][0] / error_ns[i][m][1], 1.1, "x");
 		}
 	}
 	verdict("load one category of 100 lines (< 1000 us)", load, 1000, "us");

@@ -6,7 +6,8 @@
  * resumes where it stopped when it is restarted after a crash. The trigger
  * file <wrench dir>/upgrader can make each step fail, slow down or die:
  *
- *   fetch-fails first=2 every=3       # the mirror refuses two fetches in three
+ *   fetch-fails first=2 every=3 errno=ETIMEDOUT  # the mirror times out two fetches in three
+ *   install-fails errno=ENOSPC        # the disk is full
  *   slow-verify slow=300ms            # verification drags
  *   crash-before-commit kill times=1  # the machine dies before the commit, once
  *
@@ -33,10 +34,13 @@ static const char *const steps[] = {"fetch", "verify", "install", "commit"};
 static int fetch(void)
 {
 	for (int attempt = 1; attempt <= MAX_FETCH_ATTEMPTS; attempt++) {
-		if (!wrench_is_active("upgrader", "fetch-fails"))
+		/* The line says which error the download fails with (EIO when
+		 * it names none): the agent handles it as it would the real one. */
+		int err = wrench_error("upgrader", "fetch-fails");
+		if (!err)
 			return 0;
-		printf("agent: fetch attempt %d failed, retrying in %d ms\n", attempt,
-		       attempt * 50);
+		printf("agent: fetch attempt %d failed (%s), retrying in %d ms\n", attempt,
+		       strerror(err), attempt * 50);
 		struct timespec backoff = {0, attempt * 50 * 1000000L};
 		nanosleep(&backoff, NULL);
 	}
@@ -53,9 +57,8 @@ static int verify(void)
 
 static int install(void)
 {
-	if (wrench_is_active("upgrader", "install-fails"))
-		return -ENOSPC;
-	return 0;
+	int err = wrench_error("upgrader", "install-fails");
+	return err ? -err : 0;
 }
 
 static int commit(void)

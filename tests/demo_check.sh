@@ -24,6 +24,7 @@ expect() {
 	echo "demo_check: scripts/demo exited $status"
 	failed=1
 }
+expect 'agent: fetch attempt 1 failed \(Connection timed out\), retrying'
 expect '^== building libwrench'
 expect '^== built in [0-9]+ s'
 expect 'crash-before-commit fired 1 time'
