@@ -239,8 +239,8 @@ static bool memo_keep(struct memo *m, const struct wrench__point *p)
 
 /* A name this thread's memo does not hold: made at the door, kept in the
  * memo when it fits. Out of line: the hot path is a memo hit. */
-__attribute__((noinline)) static bool answer_new_name(const char *category, const char *feature,
-                                                      struct wrench__payload *payload)
+__attribute__((noinline)) static int answer_new_name(const char *category, const char *feature,
+                                                     struct wrench_fault *out)
 {
 	struct wrench__point point;
 
@@ -251,34 +251,35 @@ __attribute__((noinline)) static bool answer_new_name(const char *category, cons
 	 * change the entry that call may be using. */
 	struct memo *m = memo_slot(category, feature);
 	if (!wrench__query_nested() && memo_keep(m, &point))
-		return wrench__query(&m->point, &m->recall, payload);
-	return wrench__query(&point, NULL, payload);
+		return wrench__query(&m->point, &m->recall, out);
+	return wrench__query(&point, NULL, out);
 }
 
-static inline bool answer_by_name(const char *category, const char *feature,
-                                  struct wrench__payload *payload)
+static inline int answer_by_name(const char *category, const char *feature,
+                                 struct wrench_fault *out)
 {
 	/* A memo is only ever filled once the library is set up. */
 	if (__builtin_expect(category && feature, 1)) {
 		struct memo *m = memo_slot(category, feature);
 		if (m->point.category.s && memo_same(m->category, category) &&
 		    memo_same(m->feature, feature))
-			return wrench__query(&m->point, &m->recall, payload);
+			return wrench__query(&m->point, &m->recall, out);
 	}
-	return answer_new_name(category, feature, payload);
+	return answer_new_name(category, feature, out);
 }
 
 /* Everything but the switch, kept out of line so that the disabled path
- * is a load, a test and a return. PAYLOAD: what the caller wants told of
- * the line that fails, or NULL. */
-__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature,
-                                                        struct wrench__payload *payload)
+ * is a load, a test and a return. Returns 0, or the errno the line that
+ * fired tells, with OUT (may be NULL) filled: the answer of all three
+ * questions, made once. */
+__attribute__((noinline)) static int is_active_enabled(const char *category, const char *feature,
+                                                       struct wrench_fault *out)
 {
 	if (!enter())
-		return false;
-	bool active = answer_by_name(category, feature, payload);
+		return 0;
+	int errnum = answer_by_name(category, feature, out);
 	leave();
-	return active;
+	return errnum;
 }
 
 /* ---- call sites ------------------------------------------------------------ */
@@ -324,8 +325,8 @@ static uint32_t make_site(struct site *s, const char *category, const char *feat
 	return made;
 }
 
-static bool answer_at_site(struct site *s, const char *category, const char *feature,
-                           struct wrench__payload *payload)
+static int answer_at_site(struct site *s, const char *category, const char *feature,
+                          struct wrench_fault *out)
 {
 	init();
 	uint32_t made = atomic_load_explicit(&s->made, memory_order_acquire);
@@ -336,30 +337,28 @@ static bool answer_at_site(struct site *s, const char *category, const char *fea
 	bool ours = (made == SITE_MADE || made == SITE_BAD) && s->category == category &&
 	            s->feature == feature;
 	if (!ours)
-		return answer_by_name(category, feature, payload);
-	return made == SITE_MADE && wrench__query(&s->point, &s->recall, payload);
+		return answer_by_name(category, feature, out);
+	return made == SITE_MADE ? wrench__query(&s->point, &s->recall, out) : 0;
 }
 
-__attribute__((noinline)) static bool site_call(struct site *s, const char *category,
-                                                const char *feature,
-                                                struct wrench__payload *payload)
+__attribute__((noinline)) static int site_call(struct site *s, const char *category,
+                                               const char *feature, struct wrench_fault *out)
 {
 	if (!enter())
-		return false;
-	bool active = answer_at_site(s, category, feature, payload);
+		return 0;
+	int errnum = answer_at_site(s, category, feature, out);
 	leave();
-	return active;
+	return errnum;
 }
 
 /* A quiet point when the ring cannot say so alone: a retry due, relaxed
  * mode without a ring (a clock to read), or a record to check first. */
-__attribute__((noinline)) static bool site_unsure(struct site *s, const char *category,
-                                                  const char *feature,
-                                                  struct wrench__payload *payload)
+__attribute__((noinline)) static int site_unsure(struct site *s, const char *category,
+                                                 const char *feature, struct wrench_fault *out)
 {
 	if (wrench__recall_quiet(&s->recall) && s->category == category && s->feature == feature)
-		return false;
-	return site_call(s, category, feature, payload);
+		return 0;
+	return site_call(s, category, feature, out);
 }
 
 /* What the site's record alone can say: that no line names the point in
@@ -385,10 +384,10 @@ bool wrench__site_is_active(struct wrench__site *site, const char *category, con
 
 	/* A point that some line names is evaluated at every call. */
 	if (!quiet)
-		return site_call(s, category, feature, NULL);
+		return site_call(s, category, feature, NULL) != 0;
 	if (site_steady_quiet(s, quiet, category, feature))
 		return false;
-	return site_unsure(s, category, feature, NULL);
+	return site_unsure(s, category, feature, NULL) != 0;
 }
 
 /* What wrench_fault() says of a call that does not fail. */
@@ -400,26 +399,29 @@ static void clear_fault(struct wrench_fault *out)
 	}
 }
 
-/* The same steps as wrench__site_is_active(), telling the line's errno
- * (and value, into OUT) when the point fires. */
+__attribute__((noinline)) static int site_error_unsure(struct site *s, const char *category,
+                                                       const char *feature,
+                                                       struct wrench_fault *out)
+{
+	int errnum = site_unsure(s, category, feature, out);
+	if (!errnum)
+		clear_fault(out);
+	return errnum;
+}
+
+/* The same steps as wrench__site_is_active(), the steady state of a quiet
+ * point first, so that it stays a few loads and compares. */
 int wrench__site_error(struct wrench__site *site, const char *category, const char *feature,
                        struct wrench_fault *out)
 {
 	struct site *s = (struct site *)site;
 	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
-	struct wrench__payload payload = {.out = out};
-	bool active;
 
-	if (!quiet)
-		active = site_call(s, category, feature, &payload);
-	else if (site_steady_quiet(s, quiet, category, feature))
-		active = false;
-	else
-		active = site_unsure(s, category, feature, &payload);
-	if (active)
-		return payload.errnum;
-	clear_fault(out);
-	return 0;
+	if (quiet && site_steady_quiet(s, quiet, category, feature)) {
+		clear_fault(out);
+		return 0;
+	}
+	return site_error_unsure(s, category, feature, out);
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */
@@ -427,23 +429,19 @@ bool(wrench_is_active)(const char *category, const char *feature)
 {
 	if (__builtin_expect(!switch_is_on(), 0))
 		return false;
-	return is_active_enabled(category, feature, NULL);
+	return is_active_enabled(category, feature, NULL) != 0;
 }
 
 int(wrench_error)(const char *category, const char *feature)
 {
-	struct wrench__payload payload = {0};
-
 	if (__builtin_expect(!switch_is_on(), 0))
 		return 0;
-	return is_active_enabled(category, feature, &payload) ? payload.errnum : 0;
+	return is_active_enabled(category, feature, NULL);
 }
 
 bool(wrench_fault)(const char *category, const char *feature, struct wrench_fault *out)
 {
-	struct wrench__payload payload = {.out = out};
-
-	if (switch_is_on() && is_active_enabled(category, feature, &payload))
+	if (switch_is_on() && is_active_enabled(category, feature, out))
 		return true;
 	clear_fault(out);
 	return false;

@@ -136,16 +136,17 @@ static void describe_payload(const struct wrench__rule *rule, char *buf, size_t 
 {
 	char errnum[48] = "", value[80] = "";
 	const char *name = wrench__errno_name(rule->errnum);
+	const char *text = wrench__rule_value(rule);
+	int shown = rule->value_len > 48 ? 48 : (int)rule->value_len;
 
 	if (rule->errnum && name)
 		snprintf(errnum, sizeof(errnum), "errno %s", name);
 	else if (rule->errnum)
 		snprintf(errnum, sizeof(errnum), "errno %d", rule->errnum);
-	if (rule->value)
-		snprintf(value, sizeof(value), "%svalue=%.*s%s", rule->errnum ? ", " : "",
-		         rule->value_len > 48 ? 48 : (int)rule->value_len, rule->value,
-		         rule->value_len > 48 ? "..." : "");
-	if (rule->errnum || rule->value)
+	if (text)
+		snprintf(value, sizeof(value), "%svalue=%.*s%s", rule->errnum ? ", " : "", shown,
+		         text, shown < rule->value_len ? "..." : "");
+	if (rule->errnum || text)
 		snprintf(buf, len, " (%s%s)", errnum, value);
 	else if (len)
 		buf[0] = '\0';
@@ -184,8 +185,8 @@ bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, boo
 	return wrench__evaluate_from(rules, wrench__rules_find(rules, &name), seeded, fire, ctx);
 }
 
-bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,
-                           wrench__fire_fn *fire, void *ctx)
+const struct wrench__rule *wrench__evaluate_from(struct wrench__rules *rules, int32_t first,
+                                                 bool seeded, wrench__fire_fn *fire, void *ctx)
 {
 	for (int32_t i = first; i >= 0; i = rules->rule[i].next_same) {
 		struct wrench__rule *rule = &rules->rule[i];
@@ -195,9 +196,9 @@ bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seed
 		fire(rule, ctx);
 		/* A slow line lets the later lines have their turn. */
 		if (rule->fail || rule->kill_signal)
-			return true;
+			return rule;
 	}
-	return false;
+	return NULL;
 }
 
 /* Whether this fire of RULE is logged: the first one in this process and
@@ -246,32 +247,12 @@ static void log_fire(struct wrench__rule *rule, const struct wrench__context *ct
 		            rule->feature, rule->line, ctx->path, what);
 }
 
-/* Tells the caller how the line that ends its call fails. */
-static void tell(const struct wrench__rule *rule, struct wrench__payload *payload)
-{
-	struct wrench_fault *out = payload->out;
-
-	payload->errnum = rule->errnum ? rule->errnum : EIO;
-	if (!out)
-		return;
-	out->errnum = payload->errnum;
-	if (rule->value)
-		wrench__value_decode(rule->value, rule->value_len, out->value);
-	else
-		out->value[0] = '\0';
-	memset(out->wrench__reserved, 0, sizeof(out->wrench__reserved));
-}
-
 /* What a line that fires does in the library: record it, say so, then act. */
 static void act(struct wrench__rule *rule, void *data)
 {
 	const struct wrench__context *ctx = data;
 
 	record_fire(rule);
-	/* Only the line that ends the call has a say: a slow line that lets
-	 * the next ones have their turn tells nothing. */
-	if (ctx->payload && (rule->fail || rule->kill_signal))
-		tell(rule, ctx->payload);
 	/* Logged before acting: a killed process cannot say why later. The
 	 * description is made only for a log that wants it: a hot failure
 	 * point firing with the log off must not pay for formatting. */
@@ -292,7 +273,24 @@ static void act(struct wrench__rule *rule, void *data)
 	wrench__in_call = in_call;
 }
 
-bool wrench__evaluate(struct wrench__rules *rules, int32_t first, const struct wrench__context *ctx)
+const struct wrench__rule *wrench__evaluate(struct wrench__rules *rules, int32_t first,
+                                            const struct wrench__context *ctx)
 {
 	return wrench__evaluate_from(rules, first, ctx->seeded, act, (void *)ctx);
+}
+
+int wrench__rule_tell(const struct wrench__rule *rule, struct wrench_fault *out)
+{
+	int errnum = rule->errnum ? rule->errnum : EIO;
+
+	if (out) {
+		const char *value = wrench__rule_value(rule);
+		out->errnum = errnum;
+		if (value)
+			wrench__value_decode(value, rule->value_len, out->value);
+		else
+			out->value[0] = '\0';
+		memset(out->wrench__reserved, 0, sizeof(out->wrench__reserved));
+	}
+	return errnum;
 }

@@ -139,12 +139,20 @@ struct wrench__shard {
 struct wrench__rule {
 	const char *feature; /* points into the owning wrench__rules */
 	unsigned line;       /* 1-based line number in the file */
-	bool fail;           /* returns true when it fires */
-	bool has_slow;
-	bool has_chance;
-	bool process_scope;        /* scope=process: counted in this process alone */
-	int kill_signal;           /* 0, or the signal sent when it fires */
-	int32_t next_same;         /* the next line for the same feature, or -1 */
+	int32_t next_same;   /* the next line for the same feature, or -1 */
+	/* Bits: a rule is 128 bytes, two to a cache line, and a file of
+	 * 100,000 lines is that many rules. */
+	bool fail : 1; /* returns true when it fires */
+	bool has_slow : 1;
+	bool has_chance : 1;
+	bool process_scope : 1; /* scope=process: counted in this process alone */
+	uint8_t kill_signal;    /* 0, or the signal sent when it fires */
+	/* What a failing line tells its caller: errno= (0: none, EIO is
+	 * told), and value= as written, percent-encoded and checked, at
+	 * VALUE_AT bytes from FEATURE, VALUE_LEN bytes long (0: none; see
+	 * wrench__rule_value()). Decoded only when a caller asks. */
+	uint16_t errnum;
+	uint16_t value_at, value_len;
 	uint64_t slow_ns;          /* sleep when it fires (0: none) */
 	uint64_t chance_threshold; /* fires when a 53-bit draw is below this */
 	uint64_t every, first;     /* every == 0: no every/first */
@@ -152,12 +160,6 @@ struct wrench__rule {
 	uint64_t times; /* 0: no cap */
 	uint64_t seed;  /* per-line seed for reproducible draws */
 	int64_t until;  /* until=: never fires from this second (UTC) on; 0: none */
-	/* What a failing line tells its caller: errno= (0: none, EIO is
-	 * told) and value= as written, percent-encoded and checked (NULL:
-	 * none); decoded only when a caller asks (wrench__value_decode). */
-	int errnum;
-	uint16_t value_len;
-	const char *value;
 	/* The hash of the line's tokens; once wrench__rules_set_keys() ran,
 	 * the key of its shared counters (never 0 or 1). */
 	uint64_t key;
@@ -177,6 +179,16 @@ struct wrench__rule {
 	_Atomic uint64_t log_pending;
 	_Atomic int64_t log_next_ns;
 };
+
+_Static_assert(sizeof(struct wrench__rule) <= 128, "a rule stays two to a cache line");
+
+/* The value= text of RULE as written (VALUE_LEN bytes, not terminated),
+ * or NULL. The parser keeps it after the feature, in the line or in the
+ * rules' copy of the names. */
+static inline const char *wrench__rule_value(const struct wrench__rule *rule)
+{
+	return rule->value_len ? rule->feature + rule->value_at : NULL;
+}
 
 /* A message of wrench__parse_line() quotes a token whole up to this many
  * bytes, else its start and "...": a message has a bounded length. */
@@ -600,31 +612,25 @@ uint64_t wrench__draw(const struct wrench__rule *rule, bool seeded, uint64_t k);
 
 /* ---- eval.c: deciding and acting ---------------------------------------- */
 
-/*
- * What a call that fails learns of the line that made it fail, for
- * wrench_error() and wrench_fault(): filled by the evaluation that made
- * the call's one decision, never by a second one.
- */
-struct wrench__payload {
-	int errnum;               /* the line's errno=, or EIO */
-	struct wrench_fault *out; /* NULL, or where to copy the value too */
-};
-
 /* What evaluate needs to know of the file it works on. */
 struct wrench__context {
 	const char *category;
 	const char *path; /* the trigger file, for messages */
 	bool seeded;
-	/* What the caller wants told of the failing line, or NULL. */
-	struct wrench__payload *payload;
 };
 
 /* Evaluates the lines of one feature in file order, from FIRST (as
  * wrench__rules_find gives it), sleeping or killing as the lines that fire
- * say. Returns true when a fail line fired, and then fills CTX's payload
- * from that line. */
-bool wrench__evaluate(struct wrench__rules *rules, int32_t first,
-                      const struct wrench__context *ctx);
+ * say. Returns the line that ended the call (a failing line, or a kill
+ * the process survived), or NULL when none did: the call does not fail. */
+const struct wrench__rule *wrench__evaluate(struct wrench__rules *rules, int32_t first,
+                                            const struct wrench__context *ctx);
+
+/* What RULE, the line that ended a call, tells the caller: returns its
+ * errno (EIO when it names none) and, when OUT is not NULL, fills it as
+ * wrench_fault() does. The only place a call's payload is made, from the
+ * one decision its evaluation took. */
+int wrench__rule_tell(const struct wrench__rule *rule, struct wrench_fault *out);
 
 /* Called for each line that fires, in file order. */
 typedef void wrench__fire_fn(struct wrench__rule *rule, void *ctx);
@@ -634,8 +640,8 @@ typedef void wrench__fire_fn(struct wrench__rule *rule, void *ctx);
  * line that fires; returns true when one that fails or kills ended it. */
 bool wrench__evaluate_each(struct wrench__rules *rules, const char *feature, bool seeded,
                            wrench__fire_fn *fire, void *ctx);
-bool wrench__evaluate_from(struct wrench__rules *rules, int32_t first, bool seeded,
-                           wrench__fire_fn *fire, void *ctx);
+const struct wrench__rule *wrench__evaluate_from(struct wrench__rules *rules, int32_t first,
+                                                 bool seeded, wrench__fire_fn *fire, void *ctx);
 
 /* Answers whether every line of a feature, from FIRST, has an until= that
  * has passed: none of them can fire again (unless the clock is set back,
@@ -757,12 +763,14 @@ void wrench__cache_atfork_child(void);
 
 struct wrench__recall; /* quiet.h */
 
-/* The whole query behind wrench_is_active(), for a point made at the door:
- * from the view that change detection keeps current when it knows the
- * category, else a load. R: the caller's record of the point (a call
- * site's, or a thread's memory of a name), kept up to date; NULL: none. */
-bool wrench__query(const struct wrench__point *point, struct wrench__recall *r,
-                   struct wrench__payload *payload);
+/* The whole query behind wrench_is_active(), wrench_error() and
+ * wrench_fault(), for a point made at the door: from the view that change
+ * detection keeps current when it knows the category, else a load. R: the
+ * caller's record of the point (a call site's, or a thread's memory of a
+ * name), kept up to date; NULL: none. Returns 0 when the point does not
+ * fire, else the errno its line tells, with OUT filled if not NULL. */
+int wrench__query(const struct wrench__point *point, struct wrench__recall *r,
+                  struct wrench_fault *out);
 /* Forgets what R remembers. */
 void wrench__recall_clear(struct wrench__recall *r);
 /* Whether this thread is inside an evaluation (a logger calling back). */

@@ -483,8 +483,10 @@ _Static_assert(WRENCH__ERRNO_MAX == 4095 && WRENCH_VALUE_MAX == 255,
 static int parse_errno_value(struct wrench__rule *rule, const char *value, size_t value_len,
                              const char *tok, int t, char *err, size_t errlen)
 {
-	int rc = wrench__parse_errno(value, value_len, &rule->errnum);
+	int errnum = 0;
+	int rc = wrench__parse_errno(value, value_len, &errnum);
 
+	rule->errnum = (uint16_t)errnum;
 	if (rc == -EINVAL)
 		return unknown_errno(tok, (size_t)t, value, value_len, err, errlen);
 	if (rc < 0)
@@ -509,7 +511,8 @@ static int parse_value_text(struct wrench__rule *rule, const char *value, size_t
 		                 "\"%s\": bad value (text without control characters; write a "
 		                 "space as %%20, a %% as %%25, any other byte but NUL as %%XX)",
 		                 tok, t);
-	rule->value = value;
+	/* Both within one line of a file of at most 64 KiB. */
+	rule->value_at = (uint16_t)(value - rule->feature);
 	rule->value_len = (uint16_t)value_len;
 	return 0;
 }
@@ -534,6 +537,7 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
                        size_t value_len, const char *tok, int t, char *err, size_t errlen)
 {
 	double p;
+	int signal = SIGKILL;
 
 	switch (d) {
 	case D_FAIL:
@@ -541,13 +545,15 @@ static int parse_value(struct wrench__rule *rule, enum directive d, const char *
 		return 0;
 	case D_KILL:
 		rule->kill_signal = SIGKILL;
-		if (value && wrench__parse_signal(value, value_len, &rule->kill_signal) < 0)
+		if (value && wrench__parse_signal(value, value_len, &signal) < 0)
 			return set_error(
 			        err, errlen,
 			        "\"%s\": not a usable signal (one that ends the process: KILL, "
 			        "TERM, ABRT, SEGV, INT...; not STOP, TSTP, TTIN, TTOU, CONT, CHLD, "
 			        "URG, WINCH, 32, 33)",
 			        tok, t);
+		if (value)
+			rule->kill_signal = (uint8_t)signal; /* at most SIGRTMAX */
 		return 0;
 	case D_SLOW:
 		rule->has_slow = true;
@@ -782,16 +788,16 @@ static int add_rule(struct wrench__rules *rules, size_t *capacity, size_t first_
 		*capacity = grown;
 	}
 	char *copy = rules->features + *features_used;
+	const char *value = wrench__rule_value(rule);
 	memcpy(copy, rule->feature, flen);
 	copy[flen] = '\0';
 	*features_used += flen + 1;
 	rule->feature = copy;
-	if (rule->value) {
-		copy = rules->features + *features_used;
-		memcpy(copy, rule->value, rule->value_len);
-		copy[rule->value_len] = '\0';
+	if (value) {
+		memcpy(copy + flen + 1, value, rule->value_len);
+		copy[flen + 1 + rule->value_len] = '\0';
 		*features_used += rule->value_len + 1u;
-		rule->value = copy;
+		rule->value_at = (uint16_t)(flen + 1);
 	}
 	rules->rule[rules->count++] = *rule;
 	return 0;

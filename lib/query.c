@@ -236,20 +236,20 @@ bool wrench__query_nested(void)
 	return evaluating > 0;
 }
 
-static bool evaluate(const struct wrench__snapshot *snapshot, int32_t first, const char *category,
-                     struct wrench__payload *payload)
+/* 0, or the errno of the line that made the call fail, told (with OUT)
+ * while the snapshot that holds the line is still held. */
+static int evaluate(const struct wrench__snapshot *snapshot, int32_t first, const char *category,
+                    struct wrench_fault *out)
 {
-	struct wrench__context ctx = {.category = category,
-	                              .path = snapshot->path,
-	                              .seeded = snapshot->seeded,
-	                              .payload = payload};
+	struct wrench__context ctx = {
+	        .category = category, .path = snapshot->path, .seeded = snapshot->seeded};
 
 	if (first < 0)
-		return false;
+		return 0;
 	evaluating++;
-	bool active = wrench__evaluate(snapshot->rules, first, &ctx);
+	const struct wrench__rule *failed = wrench__evaluate(snapshot->rules, first, &ctx);
 	evaluating--;
-	return active;
+	return failed ? wrench__rule_tell(failed, out) : 0;
 }
 
 /* ---- what a caller remembers of a point ---------------------------------- */
@@ -309,7 +309,7 @@ void wrench__recall_clear(struct wrench__recall *r)
  * when the view does not know the category. R: the caller's record of the
  * point, or NULL. */
 static bool answer_from_view(const struct wrench__point *p, struct wrench__recall *r,
-                             struct wrench__payload *payload, bool *active)
+                             struct wrench_fault *out, int *active)
 {
 	/* A call made from a logger during an evaluation must not let go of
 	 * the view that evaluation is reading. */
@@ -334,7 +334,7 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 			wrench__points_reached(p);
 	}
 	if (known)
-		*active = found && evaluate(found, first, p->category.s, payload);
+		*active = found ? evaluate(found, first, p->category.s, out) : 0;
 	/* Lines whose until= has passed can no longer fire: the record
 	 * answers alone while this view lasts. */
 	if (known && r && found && !*active && first >= 0 && found->rules->rule[first].until &&
@@ -347,8 +347,8 @@ static bool answer_from_view(const struct wrench__point *p, struct wrench__recal
 
 /* The query when the view cannot answer: a load with every check, kept
  * out of line so that the hot path carries none of its buffers. */
-__attribute__((noinline)) static bool answer_by_load(const struct wrench__point *p,
-                                                     struct wrench__payload *payload)
+__attribute__((noinline)) static int answer_by_load(const struct wrench__point *p,
+                                                    struct wrench_fault *out)
 {
 	enum wrench__outcome outcome;
 	struct wrench__watching watching;
@@ -363,20 +363,18 @@ __attribute__((noinline)) static bool answer_by_load(const struct wrench__point 
 	wrench__watch_end(&p->category, &watching, snapshot, outcome);
 	wrench__points_reached(p);
 	if (!snapshot)
-		return false;
-	bool active = evaluate(snapshot, wrench__rules_find(snapshot->rules, &p->feature),
-	                       p->category.s, payload);
+		return 0;
+	int active = evaluate(snapshot, wrench__rules_find(snapshot->rules, &p->feature),
+	                      p->category.s, out);
 	wrench__snapshot_put(snapshot);
 	return active;
 }
 
-bool wrench__query(const struct wrench__point *p, struct wrench__recall *r,
-                   struct wrench__payload *payload)
+int wrench__query(const struct wrench__point *p, struct wrench__recall *r, struct wrench_fault *out)
 {
-	bool active;
+	int active;
 
-	if (__builtin_expect(wrench__watch_running(), 1) &&
-	    answer_from_view(p, r, payload, &active))
+	if (__builtin_expect(wrench__watch_running(), 1) && answer_from_view(p, r, out, &active))
 		return active;
-	return answer_by_load(p, payload);
+	return answer_by_load(p, out);
 }
