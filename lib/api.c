@@ -372,22 +372,27 @@ static inline bool site_steady_quiet(const struct site *s, uint64_t quiet, const
 	       s->category == category && s->feature == feature;
 }
 
+/* Any other state of a site, for wrench__site_is_active(). */
+__attribute__((noinline)) static bool site_is_active_unsure(struct site *s, const char *category,
+                                                            const char *feature)
+{
+	return site_unsure(s, category, feature, NULL) != 0;
+}
+
 /* The steady state of a quiet point: its record says that no line names
  * it in the view that is current, and the ring says that nothing came in
  * since. No lock, no system call, no clock, nothing written: a few loads
  * and compares, which the compiler keeps free of any register saving by
- * leaving everything else to a tail call. */
+ * leaving everything else to a tail call. A point that some line names
+ * is evaluated at every call. */
 bool wrench__site_is_active(struct wrench__site *site, const char *category, const char *feature)
 {
 	struct site *s = (struct site *)site;
 	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
 
-	/* A point that some line names is evaluated at every call. */
-	if (!quiet)
-		return site_call(s, category, feature, NULL) != 0;
-	if (site_steady_quiet(s, quiet, category, feature))
+	if (quiet && site_steady_quiet(s, quiet, category, feature))
 		return false;
-	return site_unsure(s, category, feature, NULL) != 0;
+	return site_is_active_unsure(s, category, feature);
 }
 
 /* What wrench_fault() says of a call that does not fail. */
