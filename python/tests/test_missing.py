@@ -23,6 +23,9 @@ def test_without_the_library_every_point_answers_false(scratch) -> None:
     wrench.set_recheck_ms(5)
     print("dir", wrench.get_dir())
     print("active", wrench.is_active("my-charm", "push-fails"))
+    print("error", wrench.error("my-charm", "push-fails"))
+    print("fault", wrench.fault("my-charm", "push-fails"))
+    wrench.raise_if_active("my-charm", "push-fails")
     wrench.point("my-charm", "push-fails", raises=ConnectionError)
     with wrench.disabled():
         pass
@@ -40,6 +43,8 @@ def test_without_the_library_every_point_answers_false(scratch) -> None:
     assert "set_enabled False" in lines
     assert "dir None" in lines
     assert "active False" in lines
+    assert "error 0" in lines
+    assert "fault None" in lines
     assert "TypeError still raised" in lines
     messages = [line for line in lines if line.startswith("wrench|")]
     assert len(messages) == 1, messages

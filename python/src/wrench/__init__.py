@@ -5,6 +5,10 @@ the parser, the trust rules and the counters are the library's, and this
 module adds nothing but argument checks. Where the library is not
 installed, importing still works and every failure point answers False.
 
+is_active() answers whether a failure point fires now; error(), fault()
+and raise_if_active() ask the same question and tell how the line that
+fired fails (its errno= and value=).
+
 Messages go to the logger "wrench" of the standard logging module, from
 the moment this module is imported. points() lists the failure points
 reached on this machine, by running the wrench command. Full guide:
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import os
 from typing import Any, Dict, Iterator, List, Optional, Type, Union
@@ -30,13 +35,17 @@ __all__ = [
     "COMMAND_ENV",
     "LIBRARY_ENV",
     "CommandError",
+    "Fault",
     "available",
     "disabled",
+    "error",
+    "fault",
     "get_dir",
     "is_active",
     "is_enabled",
     "point",
     "points",
+    "raise_if_active",
     "set_dir",
     "set_enabled",
     "set_recheck_ms",
@@ -50,6 +59,8 @@ PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 _lib = _native.load()
 if _lib is not None:
     _logbridge.install(_lib)
+# Whether the library tells errno= and value=; see _native.has_fault().
+_has_fault = _lib is not None and _native.has_fault(_lib)
 
 
 def available() -> bool:
@@ -72,6 +83,80 @@ def is_active(category: str, feature: str) -> bool:
     if _lib is None:
         return False
     return bool(_lib.wrench_is_active(raw_category, raw_feature))
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """How the line that made a failure point fire says it fails.
+
+    errno is the line's errno= (a number), or errno.EIO when it names
+    none. value is its value=, percent-decoded, "" when it has none;
+    value_bytes is the same bytes, as the library gave them. They are
+    decoded as UTF-8 with "surrogateescape", whatever the locale (as
+    os.fsdecode() does in a UTF-8 locale), so no byte is lost: one that is
+    not UTF-8 (value=%FF) becomes a lone surrogate, and
+    value.encode("utf-8", "surrogateescape") gives value_bytes back.
+    """
+
+    errno: int
+    value: str
+    value_bytes: bytes
+
+
+def _error(category: bytes, feature: bytes) -> int:
+    """The library's one decision as an errno, or 0; names already checked."""
+    if _lib is None:
+        return 0
+    if not _has_fault:
+        return errno.EIO if _lib.wrench_is_active(category, feature) else 0
+    return int(_lib.wrench_error(category, feature))
+
+
+def error(category: str, feature: str) -> int:
+    """Answers is_active()'s question as an error number: 0 when the point
+    does not fire, else the errno of the line that fired (errno=), or
+    errno.EIO when it names none. One call is one decision, counted as
+    one call of is_active() is. Raises as is_active() does, only for a
+    category or feature that is not a str or cannot reach the library.
+    """
+    return _error(_name(category, "category", "error"), _name(feature, "feature", "error"))
+
+
+def fault(category: str, feature: str) -> Optional[Fault]:
+    """Answers is_active()'s question with what the line that fired says:
+    None when the point does not fire, else a Fault with the line's errno
+    and value. One call is one decision, as for is_active(), and raises
+    as it does.
+    """
+    raw_category = _name(category, "category", "fault")
+    raw_feature = _name(feature, "feature", "fault")
+    if _lib is None:
+        return None
+    if not _has_fault:
+        active = _lib.wrench_is_active(raw_category, raw_feature)
+        return Fault(errno.EIO, "", b"") if active else None
+    out = _native.FaultStruct()
+    if not _lib.wrench_fault(raw_category, raw_feature, ctypes.byref(out)):
+        return None
+    # .value stops at the NUL the library ends the text with.
+    raw = out.value
+    return Fault(out.errnum, raw.decode("utf-8", "surrogateescape"), raw)
+
+
+def raise_if_active(category: str, feature: str) -> None:
+    """Raises OSError(errno, os.strerror(errno)) with the errno of the line
+    that fired, else returns None. Python picks the subclass for the
+    errno, as for any OSError: FileNotFoundError for ENOENT,
+    PermissionError for EACCES, a plain OSError for ENOSPC or EIO.
+
+        wrench.raise_if_active("my-charm", "write-config")
+    """
+    number = _error(
+        _name(category, "category", "raise_if_active"),
+        _name(feature, "feature", "raise_if_active"),
+    )
+    if number:
+        raise OSError(number, os.strerror(number))
 
 
 def point(

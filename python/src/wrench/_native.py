@@ -24,6 +24,46 @@ LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 logger = logging.getLogger("wrench")
 
+# WRENCH_VALUE_MAX: the longest value= a line gives, in bytes, without its NUL.
+VALUE_MAX = 255
+
+
+class FaultStruct(ctypes.Structure):
+    """struct wrench_fault, field for field: wrench_fault() fills one."""
+
+    _fields_ = [
+        ("errnum", ctypes.c_int),
+        ("value", ctypes.c_char * (VALUE_MAX + 1)),
+        ("wrench__reserved", ctypes.c_uint64 * 8),
+    ]
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _c_size_of_fault() -> int:
+    """sizeof(struct wrench_fault) by C's rules, from its members' sizes alone.
+
+    The reserved uint64_t array starts at the next multiple of its
+    alignment, and the struct ends at a multiple of its largest member
+    alignment: on x86-64, 4 + 256, then 4 bytes of padding, then 64: 328.
+    """
+    align = max(ctypes.alignment(ctypes.c_uint64), ctypes.alignment(ctypes.c_int))
+    reserved_at = _round_up(ctypes.sizeof(ctypes.c_int) + VALUE_MAX + 1,
+                            ctypes.alignment(ctypes.c_uint64))
+    return _round_up(reserved_at + 8 * ctypes.sizeof(ctypes.c_uint64), align)
+
+
+# The library writes the whole struct when a point fires (it zeroes the
+# reserved part), so a copy shorter than C's would let it write past the
+# end of Python's memory: stop at import rather than ever pass one.
+if ctypes.sizeof(FaultStruct) != _c_size_of_fault():
+    raise ImportError(
+        f"wrench: ctypes lays out struct wrench_fault in {ctypes.sizeof(FaultStruct)} bytes, "
+        f"C in {_c_size_of_fault()}: the binding does not match this platform"
+    )
+
 
 def _library_name() -> Optional[str]:
     """The file to load: WRENCH_LIBRARY's, else the soname; None if refused.
@@ -72,6 +112,22 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.wrench_set_recheck_ms.restype = c_int
     lib.wrench_set_logger.argtypes = [LOG_FN, ctypes.c_void_p]
     lib.wrench_set_logger.restype = None
+    if has_fault(lib):
+        lib.wrench_error.argtypes = [c_char_p, c_char_p]
+        lib.wrench_error.restype = c_int
+        lib.wrench_fault.argtypes = [c_char_p, c_char_p, ctypes.POINTER(FaultStruct)]
+        lib.wrench_fault.restype = c_bool
+
+
+def has_fault(lib: ctypes.CDLL) -> bool:
+    """Answers whether LIB has wrench_error() and wrench_fault(), new in 1.2.0.
+
+    An older libwrench.so.1 (same soname) lacks them. It knows no errno= or
+    value= either, so the module asks it wrench_is_active() instead and
+    answers as 1.2.0 does for a line without them (EIO, ""): losing every
+    failure point to a missing symbol would be worse.
+    """
+    return hasattr(lib, "wrench_error") and hasattr(lib, "wrench_fault")
 
 
 def load() -> Optional[ctypes.CDLL]:
