@@ -355,6 +355,21 @@ void say_no_line_names(const struct options *o, const char *category, const char
  * a message and EXIT_USAGE instead of a SIGBUS. */
 void guard_mapped_files(const struct options *o);
 
+/* ---- payload.c: what a failing line tells -------------------------------- */
+
+/* Writes RULE's errno= and value= as JSON members, each after ", ":
+ * "errno" (its number), "errno_name" (glibc's name for it) and "value"
+ * (decoded), each null when the line has none, "errno_name" also for a
+ * number glibc has no name for; all null for RULE NULL (a line that does
+ * not parse). */
+void json_payload(FILE *out, const struct wrench__rule *rule);
+/* Answers whether the trigger line LINE (LEN bytes) has an errno= whose
+ * name is none that errno= takes. */
+bool line_has_unknown_errno(const char *line, size_t len);
+/* Says on stderr every name errno= takes, in alphabetical order, in lines
+ * of a terminal's width, each starting "wrench: ". */
+void note_errno_names(void);
+
 /* ---- json.c ----------------------------------------------------------- */
 
 /* Writes S as a JSON string (quoted, escaped); NULL as null. */

@@ -62,6 +62,9 @@ static int build_line(const char *feature, char *const directives[], int ndirect
 	}
 	if (wrench__parse_line(line->data, line->len, &rule, err, sizeof(err)) < 0) {
 		note("invalid trigger \"%s\": %s", line->data, err);
+		/* The parser's message has no room for the whole list. */
+		if (line_has_unknown_errno(line->data, line->len))
+			note_errno_names();
 		return EXIT_USAGE;
 	}
 	return 0;

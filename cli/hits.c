@@ -130,8 +130,10 @@ static void print_hit_json(struct hits *h, const char *category, const char *sho
 		fprintf(out, ", \"last_pid\": %u", (unsigned)x->pid);
 	else
 		fputs(", \"last_pid\": null", out);
-	fprintf(out, ", \"spent\": %s, \"expired\": %s}", x->spent ? "true" : "false",
+	fprintf(out, ", \"spent\": %s, \"expired\": %s", x->spent ? "true" : "false",
 	        x->expired ? "true" : "false");
+	json_payload(out, rule);
+	fputc('}', out);
 }
 
 static void print_hit(struct hits *h, const char *category, const struct wrench__rule *rule,

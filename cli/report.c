@@ -51,7 +51,9 @@ static void list_text(struct lister *l, const char *line, size_t len, const char
 	free(b.data);
 }
 
-static void list_one(struct lister *l, const char *line, size_t len, const char *reason)
+/* RULE: the line as parsed, or NULL when it does not parse. */
+static void list_one(struct lister *l, const char *line, size_t len,
+                     const struct wrench__rule *rule, const char *reason)
 {
 	const char *tok;
 	size_t pos = 0, tok_len;
@@ -86,6 +88,7 @@ static void list_one(struct lister *l, const char *line, size_t len, const char 
 	json_string(out, l->path);
 	fprintf(out, ", \"ignored\": %s, \"reason\": ", reason ? "true" : "false");
 	json_string(out, reason);
+	json_payload(out, rule);
 	fputc('}', out);
 }
 
@@ -106,7 +109,7 @@ static void list_line(const char *line, size_t len, bool has_newline, bool names
 		snprintf(reason, sizeof(reason), "line %u: %s", l->line, err);
 	else if (expired)
 		snprintf(reason, sizeof(reason), "expired (until=); fix: wrench clear --expired");
-	list_one(l, line, len,
+	list_one(l, line, len, kind > 0 ? &rule : NULL,
 	         l->file_reason        ? l->file_reason
 	         : kind < 0 || expired ? reason
 	                               : NULL);
@@ -140,7 +143,7 @@ static bool list_category(struct lister *l, int dirfd, const char *dir_reason)
 	if (file.data)
 		each_line(file.data, file.len, NULL, list_line, l);
 	else
-		list_one(l, NULL, 0, l->file_reason);
+		list_one(l, NULL, 0, NULL, l->file_reason);
 	free(file.data);
 	l->file_reason = NULL; /* it may point into T, which ends here */
 	return true;
@@ -211,6 +214,9 @@ struct checker {
 	 * a likely typo. */
 	struct point_names *known;
 	const char *feature; /* of the line checked */
+	/* A line names an errno= that is none: the names are listed once,
+	 * at the end, and not after every such line. */
+	bool unknown_errno;
 };
 
 static bool was_told(const struct checker *c, const char *path)
@@ -353,6 +359,7 @@ static void check_line(const char *line, size_t len, bool has_newline, bool name
 	}
 	if (kind >= 0)
 		return;
+	c->unknown_errno |= line_has_unknown_errno(line, len);
 	size_t flen = strcspn(rule.feature, " \t\r\v\f");
 	/* The fix must act on the directory checked: --dir is repeated. */
 	char *wrench = wrench_command(c->o);
@@ -491,5 +498,7 @@ int cmd_check(const struct options *o)
 		printf("%s], \"ok\": %s}\n", c.problems ? "\n" : "", c.problems ? "false" : "true");
 	else if (c.problems == 0 && dirfd != -ENOENT)
 		print_line(stdout, "%s: no problems", o->dir);
+	if (c.unknown_errno)
+		note_errno_names();
 	return c.problems ? EXIT_PROBLEMS : EXIT_OK;
 }

@@ -29,9 +29,13 @@ static void report_fire(struct wrench__rule *rule, void *ctx)
 		fputs(call->fired ? ", {\"line\": " : "{\"line\": ", stdout);
 		fprintf(stdout, "%u, \"action\": ", rule->line);
 		json_string(stdout, what);
+		json_payload(stdout, rule);
 		fputc('}', stdout);
 	} else {
-		printf("%s%s (line %u)", call->fired ? ", then " : " ", what, rule->line);
+		/* A value as written may hold any byte from 0x80 up. */
+		fputs(call->fired ? ", then " : " ", stdout);
+		print_escaped_string(stdout, what);
+		printf(" (line %u)", rule->line);
 	}
 	call->fired++;
 }

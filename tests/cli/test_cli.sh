@@ -1109,10 +1109,11 @@ test_list_json() {
 	expect_json '.dir == $D'
 	expect_json '.triggers | length == 4'
 	expect_json '.triggers[0] == {"category": "a", "feature": "t", "directives": ["chance=25%"],
-		"line": 1, "path": ($D + "/a"), "ignored": false, "reason": null}'
+		"line": 1, "path": ($D + "/a"), "ignored": false, "reason": null,
+		"errno": null, "errno_name": null, "value": null}'
 	expect_json '.triggers[1] == {"category": "b", "feature": "x",
 		"directives": ["every=2", "first=1"], "line": 1, "path": ($D + "/b"),
-		"ignored": false, "reason": null}'
+		"ignored": false, "reason": null, "errno": null, "errno_name": null, "value": null}'
 	expect_json '.triggers[2] | .category == "b" and .line == 2 and .ignored == true
 		and (.reason | contains("unknown directive"))'
 	expect_json '.triggers[3] | .category == "l" and .feature == null and .line == null
@@ -1382,6 +1383,159 @@ test_eval_exits_1_when_nothing_fires() {
 	expect_stdout_match '^absent fired on 0 of 1 calls? \(active on 0\)$'
 }
 
+# ---- errno= and value=: shown by list, hits and eval, checked by set ----
+
+test_list_json_carries_errno_and_value() {
+	mkd
+	mkfile "$D/c" 'full errno=ENOSPC value=disk%20full\nodd errno=999 value=say%20%22hi%22%0Abye\nplain\nbad errno=ENOSAPCE\n'
+	w --dir "$D" list --json
+	expect_rc 1
+	expect_json '.triggers[0] | .errno == 28 and .errno_name == "ENOSPC" and .value == "disk full"'
+	# glibc has no name for 999; the value decoded, with a quote and a newline.
+	expect_json '.triggers[1] | .errno == 999 and .errno_name == null and .value == "say \"hi\"\nbye"'
+	grep -Fq '"value": "say \"hi\"\nbye"' "$t/out" || fail "the value is not escaped as JSON"
+	expect_json '.triggers[2] | .errno == null and .errno_name == null and .value == null'
+	expect_json '.triggers[3] | .ignored and .errno == null and .value == null
+		and (.reason | contains("did you mean ENOSPC?"))'
+	w --dir "$D" list c
+	expect_stdout_line 'c full errno=ENOSPC value=disk%20full'
+}
+
+test_list_json_value_keeps_utf8_and_escapes_controls() {
+	mkd
+	mkfile "$D/c" 't value=ok%20%E2%9C%93%09%1B[2J\n'
+	w --dir "$D" list --json
+	expect_rc 0
+	expect_json '.triggers[0] | .value == "ok \u2713\t\u001b[2J" and .errno == null'
+	grep -Fq '"value": "ok ✓\t\u001b[2J"' "$t/out" || fail "the value is not written as expected"
+}
+
+test_hits_json_carries_errno_and_value() {
+	w --dir "$D" set cat t errno=EACCES value=no%20way
+	expect_rc 0
+	w --dir "$D" set cat u slow=1ms
+	expect_rc 0
+	w --dir "$D" hits --json
+	expect_rc 0
+	expect_json '.lines[0] | .text == "t errno=EACCES value=no%20way" and .errno == 13
+		and .errno_name == "EACCES" and .value == "no way" and .calls == 0'
+	expect_json '.lines[1] | .errno == null and .errno_name == null and .value == null'
+	w --dir "$D" hits
+	expect_rc 0
+	expect_stdout_line 'cat t errno=EACCES value=no%20way  calls=0 fires=0'
+}
+
+test_eval_shows_errno_and_value() {
+	mkd
+	mkfile "$D/cat" 't slow=1ms\nt errno=ENOSPC value=disk%20full\nn errno=999\n'
+	w --dir "$D" eval cat t
+	expect_rc 0
+	expect_stdout_line 'call 1: slow 1ms (line 1), then fail (errno ENOSPC, value=disk%20full) (line 2)'
+	w --dir "$D" eval --json cat t
+	expect_rc 0
+	expect_json '.calls[0].fired == [
+		{"line": 1, "action": "slow 1ms", "errno": null, "errno_name": null, "value": null},
+		{"line": 2, "action": "fail (errno ENOSPC, value=disk%20full)", "errno": 28,
+		 "errno_name": "ENOSPC", "value": "disk full"}]'
+	w --dir "$D" eval --json cat n
+	expect_json '.calls[0].fired[0] | .errno == 999 and .errno_name == null
+		and .action == "fail (errno 999)"'
+}
+
+# A value written with raw bytes reaches the terminal escaped.
+test_eval_escapes_a_raw_value() {
+	mkd
+	mkfile "$D/cat" 't value=a\0302\0233b\0377\n'
+	w --dir "$D" eval cat t
+	expect_rc 0
+	expect_stdout_line 'call 1: fail (value=a\xc2\x9bb\xff) (line 1)'
+}
+
+# The names errno= takes, said after a refusal: the last lines of stderr,
+# each a "wrench: " line of at most 79 columns, the names in alphabetical
+# order into $t/names.
+expect_errno_names_listed() {
+	sed -n '/^wrench: errno= takes one of: /,$p' "$t/err" > "$t/list"
+	if [ ! -s "$t/list" ]; then
+		fail "stderr does not list the names errno= takes"
+		show_output
+		return
+	fi
+	if awk 'length > 79 || !/^wrench: /' "$t/list" | grep -q .; then
+		fail "a line of the list is longer than 79 columns or does not start with \"wrench: \""
+	fi
+	sed 's/^wrench: errno= takes one of://; s/^wrench://' "$t/list" |
+		tr -s ' ' '\n' | sed '/^$/d' > "$t/names"
+	LC_ALL=C sort -cu "$t/names" 2> /dev/null || fail "the names are not in alphabetical order"
+	for name in E2BIG EACCES EIO ENOSPC ETIMEDOUT EWOULDBLOCK EXDEV; do
+		grep -qx "$name" "$t/names" || fail "the list has no $name"
+	done
+	[ "$(wc -l < "$t/names")" -gt 100 ] || fail "the list has only $(wc -l < "$t/names") names"
+}
+
+test_set_refuses_an_unknown_errno_name_with_every_name() {
+	mkd
+	mkfile "$D/cat" '# keep\nt fail\n' 0644
+	cp -p "$D/cat" "$t/orig"
+	ino=$(stat -c %i "$D/cat")
+	w --dir "$D" set cat t errno=ENOSAPCE
+	expect_usage_error
+	expect_stderr_line 'wrench: invalid trigger "t errno=ENOSAPCE": "errno=ENOSAPCE": unknown errno name (did you mean ENOSPC?; a name of <errno.h> such as EIO, ENOSPC, EACCES or ETIMEDOUT, listed in wrench(5), or a number from 1 to 4095)'
+	expect_errno_names_listed
+	w --dir "$D" set cat t value=x errno=nosuch
+	expect_usage_error
+	expect_errno_names_listed
+	expect_unchanged "$D/cat" "$t/orig"
+	[ "$(stat -c %i "$D/cat")" = "$ino" ] || fail "$D/cat was replaced"
+}
+
+# Only an unknown name gets the list: a bad number gets the range.
+test_set_refuses_a_bad_errno_number_with_the_range() {
+	for bad in errno=0 errno=4096; do
+		w --dir "$D" set cat t "$bad"
+		expect_usage_error
+		expect_stderr_line "wrench: invalid trigger \"t $bad\": \"$bad\": an errno number is from 1 to 4095 (or a name such as EIO)"
+		if grep -q 'takes one of' "$t/err"; then
+			fail "the names are listed for $bad"
+		fi
+	done
+	expect_missing "$D"
+}
+
+test_set_refuses_errno_with_kill() {
+	mkd
+	w --dir "$D" set cat t kill errno=EIO
+	expect_usage_error
+	expect_stderr_line 'wrench: invalid trigger "t kill errno=EIO": errno= cannot be combined with kill: a killed process returns no error'
+	if grep -q 'takes one of' "$t/err"; then
+		fail "the names are listed for a name that is known"
+	fi
+	expect_entries "$D" ""
+}
+
+test_set_writes_errno_and_value() {
+	w --dir "$D" set cat t errno=enospc value=disk%20full
+	expect_rc 0
+	expect_file "$D/cat" 't errno=enospc value=disk%20full\n'
+	w --dir "$D" list --json
+	expect_json '.triggers[0] | .errno == 28 and .errno_name == "ENOSPC"'
+}
+
+test_check_reports_an_unknown_errno_name_and_lists_the_names_once() {
+	mkd
+	mkfile "$D/c" 'ok errno=EIO\nbad errno=ENOSAPCE\nworse errno=EIOO fail\n'
+	w --dir "$D" check
+	expect_rc 1
+	expect_problem "$D/c:2" 'unknown errno name (did you mean ENOSPC?'
+	expect_problem "$D/c:3" 'unknown errno name (did you mean EIO?'
+	expect_errno_names_listed
+	[ "$(grep -c 'takes one of' "$t/err")" = 1 ] || fail "the names are not listed once"
+	w --dir "$D" check --json
+	expect_rc 1
+	expect_json '.ok == false and (.problems | length) == 2'
+	expect_errno_names_listed
+}
+
 # ---- What nothing names: said, with what was meant ---------------------------
 
 test_list_of_a_category_without_a_trigger_file_says_so_and_exits_1() {
@@ -1492,10 +1646,13 @@ test_eval_json() {
 	expect_rc 0
 	expect_json '.category == "cat" and .feature == "t" and .path == ($D + "/cat")'
 	expect_json '.fired == 2 and .active == 1 and .ignored == false and .reason == null'
-	expect_json '.calls == [
-		{"call": 1, "active": true,
-		 "fired": [{"line": 1, "action": "slow 300ms"}, {"line": 2, "action": "fail"}]},
-		{"call": 2, "active": false, "fired": [{"line": 1, "action": "slow 300ms"}]}]'
+	none='"errno": null, "errno_name": null, "value": null'
+	expect_json ".calls == [
+		{\"call\": 1, \"active\": true,
+		 \"fired\": [{\"line\": 1, \"action\": \"slow 300ms\", $none},
+		           {\"line\": 2, \"action\": \"fail\", $none}]},
+		{\"call\": 2, \"active\": false,
+		 \"fired\": [{\"line\": 1, \"action\": \"slow 300ms\", $none}]}]"
 }
 
 test_eval_json_of_an_untrusted_file() {
