@@ -23,9 +23,9 @@ void json_payload(FILE *out, const struct wrench__rule *rule)
 	fputs(", \"errno_name\": ", out);
 	json_string(out, rule ? wrench__errno_name(rule->errnum) : NULL);
 	fputs(", \"value\": ", out);
-	if (rule && rule->value) {
+	if (rule && rule->value_len) {
 		char value[WRENCH_VALUE_MAX + 1];
-		size_t len = wrench__value_decode(rule->value, rule->value_len, value);
+		size_t len = wrench__value_decode(wrench__rule_value(rule), rule->value_len, value);
 		json_string_n(out, value, len);
 	} else {
 		fputs("null", out);
