@@ -511,7 +511,14 @@ static int parse_value_text(struct wrench__rule *rule, const char *value, size_t
 		                 "\"%s\": bad value (text without control characters; write a "
 		                 "space as %%20, a %% as %%25, any other byte but NUL as %%XX)",
 		                 tok, t);
-	/* Both within one line of a file of at most 64 KiB. */
+	/* The rule keeps the value's place as 16 bits from the feature: a
+	 * trigger file is at most 64 KiB, but a line given on a command line
+	 * may be longer. */
+	if (value - rule->feature > UINT16_MAX)
+		return set_error(err, errlen,
+		                 "\"%s\": too far into the line (more than 65535 bytes from "
+		                 "the feature)",
+		                 tok, t);
 	rule->value_at = (uint16_t)(value - rule->feature);
 	rule->value_len = (uint16_t)value_len;
 	return 0;
