@@ -5,6 +5,7 @@
  */
 #include "support.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -580,6 +581,372 @@ static void test_first_cannot_exceed_every(void **state)
 	assert_rejected("step every=2 first=3", NULL);
 }
 
+/* ---- errno and value ------------------------------------------------------ */
+
+/* The message rejecting LINE, into ERR; fails the test if LINE is accepted. */
+static const char *rejection(const char *line, char *err)
+{
+	struct wrench__rule rule;
+	int rc = parse(line, &rule, err);
+	if (rc != -1)
+		fail_msg("\"%s\" was accepted (rc %d)", line, rc);
+	return err;
+}
+
+/* RULE's value= decoded, into OUT (WRENCH_VALUE_MAX + 1 bytes); its length. */
+static size_t decoded_value(const struct wrench__rule *rule, char *out)
+{
+	assert_non_null(rule->value);
+	return wrench__value_decode(rule->value, rule->value_len, out);
+}
+
+static void test_errno_accepts_names_in_any_case_aliases_and_numbers(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		int errnum;
+	} cases[] = {
+	        {"step errno=ENOSPC", ENOSPC},
+	        {"step errno=enospc", ENOSPC},
+	        {"step errno=EnOsPc", ENOSPC},
+	        {"step errno=EIO", EIO},
+	        {"step errno=E2BIG", E2BIG},
+	        {"step errno=EWOULDBLOCK", EAGAIN},
+	        {"step errno=ewouldblock", EAGAIN},
+	        {"step errno=EDEADLOCK", EDEADLK},
+	        {"step errno=ENOTSUP", EOPNOTSUPP},
+	        {"step errno=28", 28},
+	        {"step errno=1", 1},
+	        {"step errno=4095", 4095},
+	        {"step errno=1234", 1234},
+	        {"step errno=0028", 28},
+	        {"step errno=EHWPOISON", EHWPOISON},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wrench__rule rule;
+		assert_accepted(cases[i].line, &rule);
+		if (rule.errnum != cases[i].errnum)
+			fail_msg("\"%s\" gave errno %d, want %d", cases[i].line, rule.errnum,
+			         cases[i].errnum);
+		assert_true(rule.fail);
+		assert_null(rule.value);
+	}
+}
+
+static void test_value_accepts_text_and_percent_escapes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line, *written, *decoded;
+	} cases[] = {
+	        {"step value=abc", "abc", "abc"},
+	        {"step value=disk%20full", "disk%20full", "disk full"},
+	        {"step value=%25", "%25", "%"},
+	        {"step value=%ff", "%ff", "\xff"},
+	        {"step value=%FF%fE", "%FF%fE", "\xff\xfe"},
+	        {"step value=%0a%09%01", "%0a%09%01", "\n\t\x01"},
+	        {"step value=a#b", "a#b", "a#b"},
+	        {"step value=x=y", "x=y", "x=y"},
+	        {"step value=caf\xc3\xa9", "caf\xc3\xa9", "caf\xc3\xa9"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct wrench__rule rule;
+		char out[WRENCH_VALUE_MAX + 1];
+		assert_accepted(cases[i].line, &rule);
+		/* Kept as written: decoded only when a caller asks. */
+		assert_int_equal(rule.value_len, strlen(cases[i].written));
+		assert_memory_equal(rule.value, cases[i].written, rule.value_len);
+		assert_int_equal(decoded_value(&rule, out), strlen(cases[i].decoded));
+		assert_string_equal(out, cases[i].decoded);
+		assert_true(rule.fail);
+		assert_int_equal(rule.errnum, 0);
+	}
+}
+
+/* The longest value, written plainly or with every byte escaped. */
+static void test_a_value_of_255_decoded_bytes_is_accepted_whole(void **state)
+{
+	char line[16 + 3 * WRENCH_VALUE_MAX], out[WRENCH_VALUE_MAX + 1], want[WRENCH_VALUE_MAX];
+	struct wrench__rule rule;
+	(void)state;
+
+	memset(want, 'v', sizeof(want));
+	snprintf(line, sizeof(line), "step value=%.*s", WRENCH_VALUE_MAX, want);
+	assert_accepted(line, &rule);
+	assert_int_equal(decoded_value(&rule, out), WRENCH_VALUE_MAX);
+	assert_memory_equal(out, want, WRENCH_VALUE_MAX);
+	assert_int_equal(out[WRENCH_VALUE_MAX], '\0');
+
+	/* Bytes 1 to 255, each as %XX: 765 bytes written, 255 decoded. */
+	size_t used = (size_t)snprintf(line, sizeof(line), "step value=");
+	for (int b = 1; b <= WRENCH_VALUE_MAX; b++) {
+		want[b - 1] = (char)b;
+		used += (size_t)snprintf(line + used, sizeof(line) - used, "%%%02X", b);
+	}
+	assert_accepted(line, &rule);
+	assert_int_equal(rule.value_len, 3 * WRENCH_VALUE_MAX);
+	assert_int_equal(decoded_value(&rule, out), WRENCH_VALUE_MAX);
+	assert_memory_equal(out, want, WRENCH_VALUE_MAX);
+	assert_int_equal(out[WRENCH_VALUE_MAX], '\0');
+}
+
+/* wrench__value_decode() on checked text: each escape one byte, the rest
+ * as it is, always ended, never past WRENCH_VALUE_MAX + 1 bytes. */
+static void test_value_decode_turns_each_escape_into_its_byte(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *decoded;
+	} cases[] = {
+	        {"", ""},
+	        {"plain", "plain"},
+	        {"%41%42c", "ABc"},
+	        {"%4a%4A", "JJ"},
+	        {"100%25%20sure", "100% sure"},
+	        {"%2541", "%41"},
+	        {"a%7fb%80", "a\177b\200"},
+	        {"\xc3\xa9%c3%a9", "\xc3\xa9\xc3\xa9"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct {
+			char out[WRENCH_VALUE_MAX + 1];
+			char guard[16];
+		} buf;
+		size_t len = strlen(cases[i].text), checked_len;
+		memset(&buf, 0x5a, sizeof(buf));
+		assert_int_equal(wrench__check_value(cases[i].text, len, &checked_len), 0);
+		assert_int_equal(checked_len, strlen(cases[i].decoded));
+		assert_int_equal(wrench__value_decode(cases[i].text, len, buf.out),
+		                 strlen(cases[i].decoded));
+		assert_string_equal(buf.out, cases[i].decoded);
+		for (size_t g = 0; g < sizeof(buf.guard); g++)
+			assert_int_equal(buf.guard[g], 0x5a);
+	}
+}
+
+/* wrench__check_value() refuses what the decoder could not give back
+ * whole: a cut or bad escape, %00, a control character, too long. */
+static void test_check_value_refuses_what_cannot_be_decoded_whole(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"%",   "%2",    "a%",    "%zz",  "%g0", "%0g",
+	                                  "%00", "a%00b", "a\x01", "\x7f", "\t",  "%%41"};
+	char long_text[3 * WRENCH_VALUE_MAX + 4];
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (wrench__check_value(bad[i], strlen(bad[i]), &len) != -EINVAL)
+			fail_msg("\"%s\" was not refused as a bad value", bad[i]);
+	memset(long_text, 'x', WRENCH_VALUE_MAX + 1);
+	assert_int_equal(wrench__check_value(long_text, WRENCH_VALUE_MAX + 1, &len), -ERANGE);
+	assert_int_equal(len, WRENCH_VALUE_MAX + 1);
+	assert_int_equal(wrench__check_value(long_text, WRENCH_VALUE_MAX, &len), 0);
+	assert_int_equal(len, WRENCH_VALUE_MAX);
+	for (size_t i = 0; i < WRENCH_VALUE_MAX + 1; i++)
+		memcpy(long_text + 3 * i, "%41", 3);
+	assert_int_equal(wrench__check_value(long_text, 3 * WRENCH_VALUE_MAX, &len), 0);
+	assert_int_equal(len, WRENCH_VALUE_MAX);
+	assert_int_equal(wrench__check_value(long_text, 3 * (WRENCH_VALUE_MAX + 1), &len), -ERANGE);
+}
+
+static void test_errno_and_value_combine_with_every_other_directive(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	char out[WRENCH_VALUE_MAX + 1];
+
+	assert_accepted("step errno=EROFS value=read%20only fail slow=1ms chance=0.5 every=3 "
+	                "first=2 after=1 times=4 until=2099-01-01T00:00:00Z scope=process",
+	                &rule);
+	assert_int_equal(rule.errnum, EROFS);
+	assert_int_equal(decoded_value(&rule, out), 9);
+	assert_string_equal(out, "read only");
+	assert_true(rule.fail);
+	assert_true(rule.has_slow);
+	assert_int_equal(rule.slow_ns, 1000000u);
+	assert_true(rule.has_chance);
+	assert_int_equal(rule.every, 3);
+	assert_int_equal(rule.first, 2);
+	assert_int_equal(rule.after, 1);
+	assert_int_equal(rule.times, 4);
+	assert_true(rule.until > 0);
+	assert_true(rule.process_scope);
+
+	static const char *const pairs[] = {
+	        "step errno=EIO fail",
+	        "step value=x fail",
+	        "step errno=EIO chance=25%",
+	        "step value=x every=2",
+	        "step first=1 every=2 errno=EIO",
+	        "step errno=EIO after=3",
+	        "step value=x times=1",
+	        "step until=2099-01-01T00:00:00Z errno=5",
+	        "step scope=machine value=x",
+	        "step value=x errno=EIO",
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		assert_accepted(pairs[i], &rule);
+		if (!rule.fail)
+			fail_msg("\"%s\" is not a failing line", pairs[i]);
+	}
+}
+
+/* errno= or value= says how the line fails: a slow line with either
+ * fails after its delay; a slow line alone still only delays. */
+static void test_errno_or_value_make_a_slow_line_fail(void **state)
+{
+	(void)state;
+	struct wrench__rule rule;
+	assert_accepted("step slow=1ms errno=EIO", &rule);
+	assert_true(rule.fail);
+	assert_true(rule.has_slow);
+	assert_int_equal(rule.errnum, EIO);
+	assert_accepted("step value=late slow=1ms", &rule);
+	assert_true(rule.fail);
+	assert_true(rule.has_slow);
+	assert_accepted("step slow=1ms", &rule);
+	assert_false(rule.fail);
+	assert_int_equal(rule.errnum, 0);
+	assert_null(rule.value);
+}
+
+/* A number out of range says the range, and that a name will do. */
+static void test_errno_refuses_numbers_outside_1_to_4095(void **state)
+{
+	(void)state;
+	static const char *const lines[] = {"step errno=0", "step errno=4096",
+	                                    "step errno=99999999999999999999", "step errno=000"};
+	char err[ERRLEN], want[ERRLEN];
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(want, sizeof(want),
+		         "\"%s\": an errno number is from 1 to 4095 (or a name such as EIO)",
+		         lines[i] + 5);
+		assert_string_equal(rejection(lines[i], err), want);
+	}
+	assert_string_equal(rejection("step errno=", err), "\"errno=\" needs a value");
+}
+
+/* An unknown name says what was meant when a name is near, then the fix. */
+static void test_errno_refuses_unknown_names_and_says_what_was_meant(void **state)
+{
+	(void)state;
+	char err[ERRLEN];
+	assert_string_equal(rejection("step errno=ENOSAPCE", err),
+	                    "\"errno=ENOSAPCE\": unknown errno name (did you mean ENOSPC?; a name "
+	                    "of <errno.h> such as EIO, ENOSPC, EACCES or ETIMEDOUT, listed in "
+	                    "wrench(5), or a number from 1 to 4095)");
+	/* A typo in lower case is still matched. */
+	assert_non_null(strstr(rejection("step errno=enosapce", err), "did you mean ENOSPC?"));
+	assert_string_equal(rejection("step errno=EFOO", err),
+	                    "\"errno=EFOO\": unknown errno name (a name of <errno.h> such as EIO, "
+	                    "ENOSPC, EACCES or ETIMEDOUT, listed in wrench(5), or a number from "
+	                    "1 to 4095)");
+	/* Not a number either: the same message, which gives the range. */
+	assert_non_null(strstr(rejection("step errno=-1", err),
+	                       "\"errno=-1\": unknown errno name (a name of <errno.h>"));
+	assert_non_null(strstr(err, "or a number from 1 to 4095)"));
+	assert_non_null(strstr(rejection("step errno=+5", err), "unknown errno name"));
+	assert_non_null(strstr(rejection("step errno=EIO5", err), "unknown errno name"));
+	assert_non_null(strstr(rejection("step errno=0x10", err), "unknown errno name"));
+	/* Three near names, the most a message gives. */
+	assert_non_null(strstr(rejection("step errno=EHHTDOWN", err),
+	                       "(did you mean ENETDOWN or ESHUTDOWN or EHOSTDOWN?; "));
+}
+
+static void test_value_refuses_bad_escapes_nul_and_control_characters(void **state)
+{
+	(void)state;
+	static const char *const lines[] = {
+	        "step value=%",    "step value=%2",         "step value=%zz",   "step value=%00",
+	        "step value=a%0",  "step value=%g1",        "step value=a%00b", "step value=a\001b",
+	        "step value=\x7f", "step value=esc\x1b[0m",
+	};
+	char err[ERRLEN], want[ERRLEN];
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(want, sizeof(want),
+		         "\"%s\": bad value (text without control characters; write a space as "
+		         "%%20, a %% as %%25, any other byte but NUL as %%XX)",
+		         lines[i] + 5);
+		assert_string_equal(rejection(lines[i], err), want);
+	}
+	assert_string_equal(rejection("step value=", err), "\"value=\" needs a value");
+}
+
+static void test_value_refuses_more_than_255_decoded_bytes(void **state)
+{
+	char line[16 + 3 * (WRENCH_VALUE_MAX + 1)], err[ERRLEN];
+	(void)state;
+
+	snprintf(line, sizeof(line), "step value=");
+	memset(line + 11, 'v', WRENCH_VALUE_MAX + 1);
+	line[11 + WRENCH_VALUE_MAX + 1] = '\0';
+	assert_non_null(strstr(rejection(line, err),
+	                       "...\": the value is longer than 255 bytes once decoded"));
+	for (size_t i = 0; i < WRENCH_VALUE_MAX + 1; i++)
+		memcpy(line + 11 + 3 * i, "%41", 4);
+	assert_non_null(strstr(rejection(line, err),
+	                       "...\": the value is longer than 255 bytes once decoded"));
+}
+
+static void test_errno_and_value_appear_at_most_once(void **state)
+{
+	(void)state;
+	char err[ERRLEN];
+	assert_string_equal(rejection("step errno=EIO errno=EIO", err),
+	                    "directive \"errno\" appears twice");
+	assert_string_equal(rejection("step errno=EIO errno=ENOSPC", err),
+	                    "directive \"errno\" appears twice");
+	assert_string_equal(rejection("step value=a value=b", err),
+	                    "directive \"value\" appears twice");
+}
+
+/* A killed process returns no error: a kill line cannot say one. */
+static void test_errno_and_value_cannot_be_combined_with_kill(void **state)
+{
+	(void)state;
+	char err[ERRLEN];
+	assert_string_equal(rejection("step kill errno=EIO", err),
+	                    "errno= cannot be combined with kill: a killed process returns no "
+	                    "error");
+	assert_string_equal(rejection("step errno=EIO kill=TERM", err),
+	                    "errno= cannot be combined with kill: a killed process returns no "
+	                    "error");
+	assert_string_equal(rejection("step kill=TERM value=x", err),
+	                    "value= cannot be combined with kill: a killed process returns no "
+	                    "error");
+	assert_string_equal(rejection("step slow=1ms value=x kill", err),
+	                    "value= cannot be combined with kill: a killed process returns no "
+	                    "error");
+}
+
+/* In a whole file, each line keeps its own value, ended, after its
+ * feature, and a bad value only takes its own line down. */
+static void test_each_line_of_a_file_keeps_its_own_errno_and_value(void **state)
+{
+	(void)state;
+	char out[WRENCH_VALUE_MAX + 1];
+	struct wrench__rules *rules = parse_rules("a value=x%20y errno=ENOSPC\n"
+	                                          "b value=%00\n"
+	                                          "c\n"
+	                                          "d errno=28 value=z");
+	assert_int_equal(rules->count, 3);
+	assert_int_equal(rules->error_count, 1);
+	assert_int_equal(rules->error[0].line, 2);
+	assert_string_equal(rules->rule[0].feature, "a");
+	assert_int_equal(rules->rule[0].errnum, ENOSPC);
+	assert_string_equal(rules->rule[0].value, "x%20y");
+	assert_int_equal(decoded_value(&rules->rule[0], out), 3);
+	assert_string_equal(out, "x y");
+	assert_string_equal(rules->rule[1].feature, "c");
+	assert_int_equal(rules->rule[1].errnum, 0);
+	assert_null(rules->rule[1].value);
+	assert_string_equal(rules->rule[2].feature, "d");
+	assert_int_equal(rules->rule[2].errnum, 28);
+	assert_string_equal(rules->rule[2].value, "z");
+	wrench__rules_free(rules);
+}
+
 /* ---- malformed lines ----------------------------------------------------- */
 
 static void test_duplicate_directive_is_rejected(void **state)
@@ -629,12 +996,28 @@ static void test_unknown_directive_says_what_was_meant_and_lists_every_directive
  * with "...", and nothing after it is lost. */
 static void test_every_message_fits_whole_with_a_long_token(void **state)
 {
-	static const char *const lines[] = {
-	        "f %s",          "f chanse=%s", "f kill=%s",          "f slow=%s",
-	        "f until=%s",    "f scope=%s",  "f chance=%s",        "f times=%s",
-	        "f every=%s",    "f first=%s",  "f after=%s",         "f fail=%s",
-	        "f tim%s",       "f fist%s=1",  "f times=1 times=%s", "f times=0 every=%s",
-	        "f fail kill=%s"};
+	static const char *const lines[] = {"f %s",
+	                                    "f chanse=%s",
+	                                    "f kill=%s",
+	                                    "f slow=%s",
+	                                    "f until=%s",
+	                                    "f scope=%s",
+	                                    "f chance=%s",
+	                                    "f times=%s",
+	                                    "f every=%s",
+	                                    "f first=%s",
+	                                    "f after=%s",
+	                                    "f fail=%s",
+	                                    "f tim%s",
+	                                    "f fist%s=1",
+	                                    "f times=1 times=%s",
+	                                    "f times=0 every=%s",
+	                                    "f fail kill=%s",
+	                                    "f errno=%s",
+	                                    "f value=%s",
+	                                    "f value=%%zz%s",
+	                                    "f errno=1 errno=%s",
+	                                    "f value=%%00%s"};
 	char token[400], line[512], big[4096];
 	struct wrench__rule rule;
 	(void)state;
@@ -656,6 +1039,55 @@ static void test_every_message_fits_whole_with_a_long_token(void **state)
 	assert_int_equal(wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)), -1);
 	assert_non_null(strstr(big, "...\" (did you mean fail or after= or until=?; directives: "));
 	assert_true(strlen(big) < WRENCH__PARSE_ERROR_MAX);
+	/* An errno number out of range, as long as a token can be. */
+	memset(token, '9', sizeof(token) - 1);
+	snprintf(line, sizeof(line), "f errno=%s", token);
+	assert_int_equal(wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)), -1);
+	assert_non_null(strstr(big, "...\": an errno number is from 1 to 4095"));
+	assert_true(strlen(big) < WRENCH__PARSE_ERROR_MAX);
+}
+
+/* The longest unknown errno name message: the token quoted at its
+ * longest and three names near it. No token has both (names near one are
+ * at most two bytes longer than the longest name, 15 bytes, and only a
+ * value of at most 64 bytes is compared), so the bound is the message of
+ * the longest token plus the three longest names' "did you mean". */
+static void test_an_unknown_errno_message_fits_with_a_long_token_and_three_names(void **state)
+{
+	char line[128], big[4096], value[WRENCH__QUOTED_TOKEN_MAX + 1];
+	struct wrench__rule rule;
+	size_t count, longest[3] = {0, 0, 0};
+	(void)state;
+
+	/* A value of 64 bytes: compared with the names, and quoted cut. */
+	memset(value, 'E', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	snprintf(line, sizeof(line), "f errno=%s", value);
+	assert_int_equal(wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)), -1);
+	assert_non_null(strstr(big, "...\": unknown errno name (a name of <errno.h>"));
+	size_t without_names = strlen(big);
+
+	const char *const *names = wrench__errno_names(&count);
+	for (size_t i = 0; i < count; i++) {
+		size_t len = strlen(names[i]);
+		for (size_t k = 0; k < 3; k++) {
+			if (len > longest[k]) {
+				size_t spare = len;
+				len = longest[k];
+				longest[k] = spare;
+			}
+		}
+	}
+	size_t bound = without_names + strlen("did you mean ") + longest[0] + longest[1] +
+	               longest[2] + 2 * strlen(" or ") + strlen("?; ");
+	if (bound >= WRENCH__PARSE_ERROR_MAX)
+		fail_msg("an unknown errno name message may take %zu bytes: %s", bound + 1, big);
+
+	/* Three names near a word, as a message has them. */
+	snprintf(line, sizeof(line), "f errno=EHHTDOWN");
+	assert_int_equal(wrench__parse_line(line, strlen(line), &rule, big, sizeof(big)), -1);
+	assert_non_null(strstr(big, "(did you mean ENETDOWN or ESHUTDOWN or EHOSTDOWN?; a name"));
+	assert_true(strlen(big) < bound);
 }
 
 /* The quoted start of the token in ERR, up to its "...", in bytes. */
@@ -787,11 +1219,27 @@ int main(void)
 	        cmocka_unit_test(test_counting_directives_reject_bad_numbers),
 	        cmocka_unit_test(test_first_needs_every),
 	        cmocka_unit_test(test_first_cannot_exceed_every),
+	        cmocka_unit_test(test_errno_accepts_names_in_any_case_aliases_and_numbers),
+	        cmocka_unit_test(test_value_accepts_text_and_percent_escapes),
+	        cmocka_unit_test(test_a_value_of_255_decoded_bytes_is_accepted_whole),
+	        cmocka_unit_test(test_value_decode_turns_each_escape_into_its_byte),
+	        cmocka_unit_test(test_check_value_refuses_what_cannot_be_decoded_whole),
+	        cmocka_unit_test(test_errno_and_value_combine_with_every_other_directive),
+	        cmocka_unit_test(test_errno_or_value_make_a_slow_line_fail),
+	        cmocka_unit_test(test_errno_refuses_numbers_outside_1_to_4095),
+	        cmocka_unit_test(test_errno_refuses_unknown_names_and_says_what_was_meant),
+	        cmocka_unit_test(test_value_refuses_bad_escapes_nul_and_control_characters),
+	        cmocka_unit_test(test_value_refuses_more_than_255_decoded_bytes),
+	        cmocka_unit_test(test_errno_and_value_appear_at_most_once),
+	        cmocka_unit_test(test_errno_and_value_cannot_be_combined_with_kill),
+	        cmocka_unit_test(test_each_line_of_a_file_keeps_its_own_errno_and_value),
 	        cmocka_unit_test(test_duplicate_directive_is_rejected),
 	        cmocka_unit_test(test_unknown_directive_is_rejected),
 	        cmocka_unit_test(
 	                test_unknown_directive_says_what_was_meant_and_lists_every_directive),
 	        cmocka_unit_test(test_every_message_fits_whole_with_a_long_token),
+	        cmocka_unit_test(
+	                test_an_unknown_errno_message_fits_with_a_long_token_and_three_names),
 	        cmocka_unit_test(test_a_long_token_is_cut_between_characters),
 	        cmocka_unit_test(test_empty_value_is_rejected),
 	        cmocka_unit_test(test_bad_lines_do_not_stop_good_ones),

@@ -11,7 +11,9 @@
  *
  * Every other input is parsed with wrench__parse_rules() and each of its
  * lines with wrench__parse_line(); both are checked against a reading of
- * wrench(5) written here independently of lib/parse.c. Then each feature
+ * wrench(5) written here independently of lib/parse.c (a value= is
+ * decoded here too, and must decode the same through the library's
+ * wrench__value_decode()). Then each feature
  * the file names, and names it does not, is evaluated for up to MAX_CALLS
  * calls, unseeded and seeded, with a callback that records what fires
  * instead of sleeping or killing, and the result is checked against the
@@ -144,6 +146,10 @@ struct expected {
 	uint64_t every, first, after, times;
 	int64_t until;
 	bool process_scope;
+	int errnum;
+	const char *value; /* as written, in the line; NULL: none */
+	size_t value_len, decoded_len;
+	char decoded[WRENCH_VALUE_MAX + 1];
 };
 
 /*
@@ -319,10 +325,100 @@ static bool signal_value(const char *s, size_t len, int *sig)
 	return false;
 }
 
-enum { FAIL, KILL, SLOW, CHANCE, EVERY, FIRST, AFTER, TIMES, UNTIL, SCOPE, DIRECTIVES };
+/* errno=: a number from 1 to 4095, or a name glibc gives one of those
+ * numbers (strerrorname_np), or one of the three aliases <errno.h> has,
+ * in any case. */
+static bool errno_value(const char *s, size_t len, int *errnum)
+{
+	static const struct {
+		const char *name;
+		int number;
+	} aliases[] = {{"EWOULDBLOCK", EAGAIN}, {"EDEADLOCK", EDEADLK}, {"ENOTSUP", EOPNOTSUPP}};
+	uint64_t number;
+	size_t digits_only = 0;
+
+	while (digits_only < len && is_digit(s[digits_only]))
+		digits_only++;
+	if (len > 0 && digits_only == len) {
+		/* Too large for 64 bits is out of range too. */
+		if (!whole_number(s, len, &number) || number < 1 || number > 4095)
+			return false;
+		*errnum = (int)number;
+		return true;
+	}
+	for (int n = 1; n <= 4095; n++) {
+		const char *name = strerrorname_np(n);
+		if (name && strlen(name) == len && strncasecmp(s, name, len) == 0) {
+			*errnum = n;
+			return true;
+		}
+	}
+	for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+		if (strlen(aliases[i].name) == len && strncasecmp(s, aliases[i].name, len) == 0) {
+			*errnum = aliases[i].number;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int hex(char c)
+{
+	if (is_digit(c))
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* value=: printable bytes (any but the control characters) and %XX
+ * escapes of any byte but NUL, at most WRENCH_VALUE_MAX bytes decoded,
+ * into E->decoded. */
+static bool text_value(const char *s, size_t len, struct expected *e)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c == '%') {
+			if (i + 2 >= len || hex(s[i + 1]) < 0 || hex(s[i + 2]) < 0)
+				return false;
+			c = (unsigned char)(hex(s[i + 1]) << 4 | hex(s[i + 2]));
+			if (c == 0)
+				return false;
+			i += 2;
+		}
+		if (n == WRENCH_VALUE_MAX)
+			return false;
+		e->decoded[n++] = (char)c;
+	}
+	e->decoded[n] = '\0';
+	e->decoded_len = n;
+	e->value = s;
+	e->value_len = len;
+	return true;
+}
+
+enum {
+	FAIL,
+	KILL,
+	SLOW,
+	CHANCE,
+	EVERY,
+	FIRST,
+	AFTER,
+	TIMES,
+	UNTIL,
+	SCOPE,
+	ERRNO,
+	VALUE,
+	DIRECTIVES
+};
 
 static const char *const directive_names[DIRECTIVES] = {
-        "fail", "kill", "slow", "chance", "every", "first", "after", "times", "until", "scope",
+        "fail",  "kill",  "slow",  "chance", "every", "first",
+        "after", "times", "until", "scope",  "errno", "value",
 };
 
 /* N digits at S as a number, or -1. */
@@ -401,6 +497,10 @@ static bool expect_directive(struct expected *e, const char *word, size_t len, u
 		e->process_scope = value && value_len == 7 && memcmp(value, "process", 7) == 0;
 		return value &&
 		       (e->process_scope || (value_len == 7 && memcmp(value, "machine", 7) == 0));
+	case ERRNO:
+		return value && errno_value(value, value_len, &e->errnum);
+	case VALUE:
+		return value && value_len > 0 && text_value(value, value_len, e);
 	default: {
 		uint64_t *field = d == EVERY ? &e->every : d == FIRST ? &e->first : &e->times;
 		return value && whole_number(value, value_len, field) && *field >= 1;
@@ -426,7 +526,12 @@ static int expect_line(const char *line, size_t len, struct expected *e)
 	while (next_word(line, len, &pos, &word, &word_len))
 		if (!expect_directive(e, word, word_len, &seen))
 			return -1;
+	/* errno= and value= say how the call fails: a killed process
+	 * returns nothing, and a slow line that says it fails. */
+	bool tells = seen & ((1u << ERRNO) | (1u << VALUE));
 	if ((seen & (1u << FAIL)) && (seen & (1u << KILL)))
+		return -1;
+	if (tells && (seen & (1u << KILL)))
 		return -1;
 	if ((seen & (1u << FIRST)) && !(seen & (1u << EVERY)))
 		return -1;
@@ -434,7 +539,7 @@ static int expect_line(const char *line, size_t len, struct expected *e)
 		e->first = 1;
 	if (e->first > e->every)
 		return -1;
-	if (!(seen & ((1u << KILL) | (1u << SLOW))))
+	if (!(seen & (1u << KILL)) && (!(seen & (1u << SLOW)) || tells))
 		e->fail = true;
 	return 1;
 }
@@ -449,6 +554,16 @@ static void check_expected(const struct wrench__rule *rule, const struct expecte
 	CHECK(rule->every == e->every && rule->first == e->first);
 	CHECK(rule->after == e->after && rule->times == e->times);
 	CHECK(rule->until == e->until && rule->process_scope == e->process_scope);
+	CHECK(rule->errnum == e->errnum);
+	/* The value as written, where the line has it; decoded only when
+	 * asked, to what this reading decoded. */
+	CHECK(rule->value == e->value && rule->value_len == e->value_len);
+	if (e->value) {
+		char decoded[WRENCH_VALUE_MAX + 1];
+		CHECK(wrench__value_decode(rule->value, rule->value_len, decoded) ==
+		      e->decoded_len);
+		CHECK(memcmp(decoded, e->decoded, e->decoded_len + 1) == 0);
+	}
 	CHECK(rule->has_chance == e->has_chance);
 	if (!e->has_chance) {
 		CHECK(rule->chance_threshold == 0);
@@ -469,7 +584,10 @@ static bool same_rule(const struct wrench__rule *a, const struct wrench__rule *b
 	       a->has_slow == b->has_slow && a->slow_ns == b->slow_ns &&
 	       a->has_chance == b->has_chance && a->chance_threshold == b->chance_threshold &&
 	       a->every == b->every && a->first == b->first && a->after == b->after &&
-	       a->times == b->times && a->until == b->until && a->process_scope == b->process_scope;
+	       a->times == b->times && a->until == b->until &&
+	       a->process_scope == b->process_scope && a->errnum == b->errnum &&
+	       a->value_len == b->value_len && !a->value == !b->value &&
+	       (!a->value || memcmp(a->value, b->value, a->value_len) == 0);
 }
 
 /* A caller's small message buffer gets the start of the message, ended. */
@@ -555,6 +673,23 @@ static void check_rule(const struct wrench__rule *rule, unsigned lines, unsigned
 	CHECK(rule->fail || rule->kill_signal || rule->has_slow);
 	CHECK(rule->kill_signal == 0 || (rule->kill_signal >= 1 && rule->kill_signal <= 31) ||
 	      (rule->kill_signal >= 34 && rule->kill_signal <= 64));
+	CHECK(rule->errnum >= 0 && rule->errnum <= WRENCH__ERRNO_MAX);
+	/* A line that says how it fails is a failing line. */
+	if (rule->errnum || rule->value)
+		CHECK(rule->fail && !rule->kill_signal);
+	if (!rule->value) {
+		CHECK(rule->value_len == 0);
+		return;
+	}
+	/* The file's copy of the value: ended, checked, and decoded whole to
+	 * at most WRENCH_VALUE_MAX bytes, none of them NUL. */
+	size_t checked_len;
+	char decoded[WRENCH_VALUE_MAX + 1];
+	CHECK(rule->value_len > 0 && rule->value[rule->value_len] == '\0');
+	CHECK(wrench__check_value(rule->value, rule->value_len, &checked_len) == 0);
+	CHECK(checked_len <= WRENCH_VALUE_MAX && checked_len <= rule->value_len);
+	CHECK(wrench__value_decode(rule->value, rule->value_len, decoded) == checked_len);
+	CHECK(strlen(decoded) == checked_len);
 }
 
 static void check_rules(const struct wrench__rules *rules, unsigned lines)
@@ -649,9 +784,12 @@ static void check_call(const struct wrench__rule *const *group, size_t n, struct
 		/* What the library logs when a line fires; once per line is
 		 * enough, and keeps the runs fast. */
 		if (m->fires[i]++ == 0) {
-			char what[96];
+			char what[WRENCH__ACTION_MAX];
 			wrench__describe_action(group[g], what, sizeof(what));
-			CHECK(what[0] != '\0');
+			/* Whole: nothing cut at the end of the buffer. */
+			CHECK(what[0] != '\0' && strlen(what) + 1 < sizeof(what));
+			if (group[g]->errnum || group[g]->value)
+				CHECK(strstr(what, "fail (") != NULL);
 		}
 		ended = group[g]->fail || group[g]->kill_signal;
 	}
