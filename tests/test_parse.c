@@ -596,8 +596,8 @@ static const char *rejection(const char *line, char *err)
 /* RULE's value= decoded, into OUT (WRENCH_VALUE_MAX + 1 bytes); its length. */
 static size_t decoded_value(const struct wrench__rule *rule, char *out)
 {
-	assert_non_null(rule->value);
-	return wrench__value_decode(rule->value, rule->value_len, out);
+	assert_non_null(wrench__rule_value(rule));
+	return wrench__value_decode(wrench__rule_value(rule), rule->value_len, out);
 }
 
 static void test_errno_accepts_names_in_any_case_aliases_and_numbers(void **state)
@@ -630,7 +630,7 @@ static void test_errno_accepts_names_in_any_case_aliases_and_numbers(void **stat
 			fail_msg("\"%s\" gave errno %d, want %d", cases[i].line, rule.errnum,
 			         cases[i].errnum);
 		assert_true(rule.fail);
-		assert_null(rule.value);
+		assert_null(wrench__rule_value(&rule));
 	}
 }
 
@@ -656,7 +656,7 @@ static void test_value_accepts_text_and_percent_escapes(void **state)
 		assert_accepted(cases[i].line, &rule);
 		/* Kept as written: decoded only when a caller asks. */
 		assert_int_equal(rule.value_len, strlen(cases[i].written));
-		assert_memory_equal(rule.value, cases[i].written, rule.value_len);
+		assert_memory_equal(wrench__rule_value(&rule), cases[i].written, rule.value_len);
 		assert_int_equal(decoded_value(&rule, out), strlen(cases[i].decoded));
 		assert_string_equal(out, cases[i].decoded);
 		assert_true(rule.fail);
@@ -808,7 +808,7 @@ static void test_errno_or_value_make_a_slow_line_fail(void **state)
 	assert_accepted("step slow=1ms", &rule);
 	assert_false(rule.fail);
 	assert_int_equal(rule.errnum, 0);
-	assert_null(rule.value);
+	assert_null(wrench__rule_value(&rule));
 }
 
 /* A number out of range says the range, and that a name will do. */
@@ -935,15 +935,15 @@ static void test_each_line_of_a_file_keeps_its_own_errno_and_value(void **state)
 	assert_int_equal(rules->error[0].line, 2);
 	assert_string_equal(rules->rule[0].feature, "a");
 	assert_int_equal(rules->rule[0].errnum, ENOSPC);
-	assert_string_equal(rules->rule[0].value, "x%20y");
+	assert_string_equal(wrench__rule_value(&rules->rule[0]), "x%20y");
 	assert_int_equal(decoded_value(&rules->rule[0], out), 3);
 	assert_string_equal(out, "x y");
 	assert_string_equal(rules->rule[1].feature, "c");
 	assert_int_equal(rules->rule[1].errnum, 0);
-	assert_null(rules->rule[1].value);
+	assert_null(wrench__rule_value(&rules->rule[1]));
 	assert_string_equal(rules->rule[2].feature, "d");
 	assert_int_equal(rules->rule[2].errnum, 28);
-	assert_string_equal(rules->rule[2].value, "z");
+	assert_string_equal(wrench__rule_value(&rules->rule[2]), "z");
 	wrench__rules_free(rules);
 }
 
@@ -1115,6 +1115,32 @@ static void test_a_long_token_is_cut_between_characters(void **state)
 	assert_int_equal(quoted_length(err), WRENCH__QUOTED_TOKEN_MAX - 1);
 }
 
+/* A line given on a command line may be longer than a trigger file: a
+ * value too far from the feature for the rule's 16-bit offset is refused,
+ * never kept at a wrapped place that reads other bytes of the line. */
+static void test_value_too_far_into_a_long_line_is_rejected(void **state)
+{
+	struct wrench__rule rule;
+	char err[ERRLEN];
+	size_t pad = 70000;
+	char *line = malloc(pad + 64);
+	(void)state;
+	assert_non_null(line);
+	/* chance= ignores digits past the ninth after the point. */
+	int n = snprintf(line, 64, "step chance=0.");
+	memset(line + n, '0', pad);
+	snprintf(line + n + pad, 64, " value=far");
+	assert_int_equal(parse(line, &rule, err), -1);
+	assert_non_null(strstr(err, "too far into the line"));
+	/* Just inside the limit, the value is read where it is. */
+	line[n + 65000] = '\0';
+	strcat(line, " value=near");
+	assert_int_equal(parse(line, &rule, err), 1);
+	assert_int_equal(rule.value_len, 4);
+	assert_memory_equal(wrench__rule_value(&rule), "near", 4);
+	free(line);
+}
+
 static void test_empty_value_is_rejected(void **state)
 {
 	(void)state;
@@ -1233,6 +1259,7 @@ int main(void)
 	        cmocka_unit_test(test_errno_and_value_appear_at_most_once),
 	        cmocka_unit_test(test_errno_and_value_cannot_be_combined_with_kill),
 	        cmocka_unit_test(test_each_line_of_a_file_keeps_its_own_errno_and_value),
+	        cmocka_unit_test(test_value_too_far_into_a_long_line_is_rejected),
 	        cmocka_unit_test(test_duplicate_directive_is_rejected),
 	        cmocka_unit_test(test_unknown_directive_is_rejected),
 	        cmocka_unit_test(

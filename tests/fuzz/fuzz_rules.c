@@ -557,10 +557,10 @@ static void check_expected(const struct wrench__rule *rule, const struct expecte
 	CHECK(rule->errnum == e->errnum);
 	/* The value as written, where the line has it; decoded only when
 	 * asked, to what this reading decoded. */
-	CHECK(rule->value == e->value && rule->value_len == e->value_len);
+	CHECK(wrench__rule_value(rule) == e->value && rule->value_len == e->value_len);
 	if (e->value) {
 		char decoded[WRENCH_VALUE_MAX + 1];
-		CHECK(wrench__value_decode(rule->value, rule->value_len, decoded) ==
+		CHECK(wrench__value_decode(wrench__rule_value(rule), rule->value_len, decoded) ==
 		      e->decoded_len);
 		CHECK(memcmp(decoded, e->decoded, e->decoded_len + 1) == 0);
 	}
@@ -675,20 +675,22 @@ static void check_rule(const struct wrench__rule *rule, unsigned lines, unsigned
 	      (rule->kill_signal >= 34 && rule->kill_signal <= 64));
 	CHECK(rule->errnum >= 0 && rule->errnum <= WRENCH__ERRNO_MAX);
 	/* A line that says how it fails is a failing line. */
-	if (rule->errnum || rule->value)
+	if (rule->errnum || rule->value_len)
 		CHECK(rule->fail && !rule->kill_signal);
-	if (!rule->value) {
-		CHECK(rule->value_len == 0);
+	if (!rule->value_len)
 		return;
-	}
-	/* The file's copy of the value: ended, checked, and decoded whole to
-	 * at most WRENCH_VALUE_MAX bytes, none of them NUL. */
+	/* The file's copy of the value, right after the feature's: ended,
+	 * checked, and decoded whole to at most WRENCH_VALUE_MAX bytes, none
+	 * of them NUL. */
+	const char *value = wrench__rule_value(rule);
 	size_t checked_len;
 	char decoded[WRENCH_VALUE_MAX + 1];
-	CHECK(rule->value_len > 0 && rule->value[rule->value_len] == '\0');
-	CHECK(wrench__check_value(rule->value, rule->value_len, &checked_len) == 0);
+	CHECK(value == rule->feature + strlen(rule->feature) + 1);
+	CHECK(value[rule->value_len] == '\0');
+	CHECK(wrench__check_value(value, rule->value_len, &checked_len) == 0);
 	CHECK(checked_len <= WRENCH_VALUE_MAX && checked_len <= rule->value_len);
-	CHECK(wrench__value_decode(rule->value, rule->value_len, decoded) == checked_len);
+	CHECK(wrench__value_decode(wrench__rule_value(rule), rule->value_len, decoded) ==
+	      checked_len);
 	CHECK(strlen(decoded) == checked_len);
 }
 
