@@ -586,8 +586,9 @@ static bool same_rule(const struct wrench__rule *a, const struct wrench__rule *b
 	       a->every == b->every && a->first == b->first && a->after == b->after &&
 	       a->times == b->times && a->until == b->until &&
 	       a->process_scope == b->process_scope && a->errnum == b->errnum &&
-	       a->value_len == b->value_len && !a->value == !b->value &&
-	       (!a->value || memcmp(a->value, b->value, a->value_len) == 0);
+	       a->value_len == b->value_len &&
+	       (!a->value_len ||
+	        memcmp(wrench__rule_value(a), wrench__rule_value(b), a->value_len) == 0);
 }
 
 /* A caller's small message buffer gets the start of the message, ended. */
@@ -790,7 +791,7 @@ static void check_call(const struct wrench__rule *const *group, size_t n, struct
 			wrench__describe_action(group[g], what, sizeof(what));
 			/* Whole: nothing cut at the end of the buffer. */
 			CHECK(what[0] != '\0' && strlen(what) + 1 < sizeof(what));
-			if (group[g]->errnum || group[g]->value)
+			if (group[g]->errnum || group[g]->value_len)
 				CHECK(strstr(what, "fail (") != NULL);
 		}
 		ended = group[g]->fail || group[g]->kill_signal;
