@@ -451,12 +451,13 @@ static int unknown_directive(const char *tok, size_t len, size_t name_len, char 
 static int unknown_errno(const char *tok, size_t len, const char *value, size_t value_len,
                          char *err, size_t errlen)
 {
-	char shown[WRENCH__QUOTED_TOKEN_MAX + 4], upper[WRENCH__QUOTED_TOKEN_MAX + 1];
+	char shown[WRENCH__QUOTED_TOKEN_MAX + 4];
 	const char *near[3];
 	size_t n = 0, count, used;
 
 	show_token(tok, len, shown);
 	if (value_len <= WRENCH__QUOTED_TOKEN_MAX) {
+		char upper[WRENCH__QUOTED_TOKEN_MAX + 1];
 		for (size_t i = 0; i < value_len; i++)
 			upper[i] = value[i] >= 'a' && value[i] <= 'z' ? (char)(value[i] - 32)
 			                                              : value[i];
