@@ -110,9 +110,13 @@ WRENCH_EXPORT bool wrench__site_is_active(struct wrench__site *site, const char 
 /*
  * wrench_error() and wrench_fault() asked from the call site SITE: 0 when
  * the point does not fire, else the line's errno, with OUT (may be NULL)
- * filled as wrench_fault() does. Called by the macros below only.
+ * filled as wrench_fault() does. Two entry points, so that a quiet
+ * wrench_error() tests nothing wrench_is_active() does not. Called by the
+ * macros below only.
  */
 WRENCH_EXPORT int wrench__site_error(struct wrench__site *site, const char *category,
+                                     const char *feature);
+WRENCH_EXPORT int wrench__site_fault(struct wrench__site *site, const char *category,
                                      const char *feature, struct wrench_fault *out);
 
 /*
@@ -234,7 +238,8 @@ static inline int wrench__site_error_on(struct wrench__site *site, const char *c
 		return 0;
 	}
 	if (site)
-		return wrench__site_error(site, category, feature, out);
+		return out ? wrench__site_fault(site, category, feature, out)
+		           : wrench__site_error(site, category, feature);
 	if (out)
 		return (wrench_fault)(category, feature, out) ? out->errnum : 0;
 	return (wrench_error)(category, feature);

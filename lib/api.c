@@ -404,7 +404,7 @@ static void clear_fault(struct wrench_fault *out)
 	}
 }
 
-__attribute__((noinline)) static int site_error_unsure(struct site *s, const char *category,
+__attribute__((noinline)) static int site_fault_unsure(struct site *s, const char *category,
                                                        const char *feature,
                                                        struct wrench_fault *out)
 {
@@ -416,7 +416,17 @@ __attribute__((noinline)) static int site_error_unsure(struct site *s, const cha
 
 /* The same steps as wrench__site_is_active(), the steady state of a quiet
  * point first, so that it stays a few loads and compares. */
-int wrench__site_error(struct wrench__site *site, const char *category, const char *feature,
+int wrench__site_error(struct wrench__site *site, const char *category, const char *feature)
+{
+	struct site *s = (struct site *)site;
+	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
+
+	if (quiet && site_steady_quiet(s, quiet, category, feature))
+		return 0;
+	return site_unsure(s, category, feature, NULL);
+}
+
+int wrench__site_fault(struct wrench__site *site, const char *category, const char *feature,
                        struct wrench_fault *out)
 {
 	struct site *s = (struct site *)site;
@@ -426,7 +436,7 @@ int wrench__site_error(struct wrench__site *site, const char *category, const ch
 		clear_fault(out);
 		return 0;
 	}
-	return site_error_unsure(s, category, feature, out);
+	return site_fault_unsure(s, category, feature, out);
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */
