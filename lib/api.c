@@ -341,26 +341,6 @@ static int answer_at_site(struct site *s, const char *category, const char *feat
 	return made == SITE_MADE ? wrench__query(&s->point, &s->recall, out) : 0;
 }
 
-__attribute__((noinline)) static int site_call(struct site *s, const char *category,
-                                               const char *feature, struct wrench_fault *out)
-{
-	if (!enter())
-		return 0;
-	int errnum = answer_at_site(s, category, feature, out);
-	leave();
-	return errnum;
-}
-
-/* A quiet point when the ring cannot say so alone: a retry due, relaxed
- * mode without a ring (a clock to read), or a record to check first. */
-__attribute__((noinline)) static int site_unsure(struct site *s, const char *category,
-                                                 const char *feature, struct wrench_fault *out)
-{
-	if (wrench__recall_quiet(&s->recall) && s->category == category && s->feature == feature)
-		return 0;
-	return site_call(s, category, feature, out);
-}
-
 /* What the site's record alone can say: that no line names the point in
  * the view that is current, and that the ring saw nothing come in since. */
 static inline bool site_steady_quiet(const struct site *s, uint64_t quiet, const char *category,
@@ -372,11 +352,56 @@ static inline bool site_steady_quiet(const struct site *s, uint64_t quiet, const
 	       s->category == category && s->feature == feature;
 }
 
-/* Any other state of a site, for wrench__site_is_active(). */
-__attribute__((noinline)) static bool site_is_active_unsure(struct site *s, const char *category,
-                                                            const char *feature)
+/* Every other state of a site, made into the answer of each entry point
+ * below by a function of its own, out of line: one call deep, as the
+ * answer was when it was a bool, and no conversion left after a call. A
+ * quiet point (QUIET, its record's serial) that the ring cannot vouch for
+ * alone (a retry due, relaxed mode without a ring, a record to check
+ * first) is checked against its record before it is evaluated. */
+static inline __attribute__((always_inline)) int site_answer(struct site *s, uint64_t quiet,
+                                                             const char *category,
+                                                             const char *feature,
+                                                             struct wrench_fault *out)
 {
-	return site_unsure(s, category, feature, NULL) != 0;
+	if (quiet && wrench__recall_quiet(&s->recall) && s->category == category &&
+	    s->feature == feature)
+		return 0;
+	if (!enter())
+		return 0;
+	int errnum = answer_at_site(s, category, feature, out);
+	leave();
+	return errnum;
+}
+
+__attribute__((noinline)) static bool site_is_active_slow(struct site *s, uint64_t quiet,
+                                                          const char *category, const char *feature)
+{
+	return site_answer(s, quiet, category, feature, NULL) != 0;
+}
+
+__attribute__((noinline)) static int site_error_slow(struct site *s, uint64_t quiet,
+                                                     const char *category, const char *feature)
+{
+	return site_answer(s, quiet, category, feature, NULL);
+}
+
+/* What wrench_fault() says of a call that does not fail. */
+static void clear_fault(struct wrench_fault *out)
+{
+	if (out) {
+		out->errnum = 0;
+		out->value[0] = '\0';
+	}
+}
+
+__attribute__((noinline)) static int site_fault_slow(struct site *s, uint64_t quiet,
+                                                     const char *category, const char *feature,
+                                                     struct wrench_fault *out)
+{
+	int errnum = site_answer(s, quiet, category, feature, out);
+	if (!errnum)
+		clear_fault(out);
+	return errnum;
 }
 
 /* The steady state of a quiet point: its record says that no line names
@@ -392,30 +417,12 @@ bool wrench__site_is_active(struct wrench__site *site, const char *category, con
 
 	if (quiet && site_steady_quiet(s, quiet, category, feature))
 		return false;
-	return site_is_active_unsure(s, category, feature);
+	return site_is_active_slow(s, quiet, category, feature);
 }
 
-/* What wrench_fault() says of a call that does not fail. */
-static void clear_fault(struct wrench_fault *out)
-{
-	if (out) {
-		out->errnum = 0;
-		out->value[0] = '\0';
-	}
-}
-
-__attribute__((noinline)) static int site_fault_unsure(struct site *s, const char *category,
-                                                       const char *feature,
-                                                       struct wrench_fault *out)
-{
-	int errnum = site_unsure(s, category, feature, out);
-	if (!errnum)
-		clear_fault(out);
-	return errnum;
-}
-
-/* The same steps as wrench__site_is_active(), the steady state of a quiet
- * point first, so that it stays a few loads and compares. */
+/* The same steps for wrench_error() and wrench_fault(): a quiet
+ * wrench_error() runs the very instructions of a quiet
+ * wrench_is_active(). */
 int wrench__site_error(struct wrench__site *site, const char *category, const char *feature)
 {
 	struct site *s = (struct site *)site;
@@ -423,7 +430,7 @@ int wrench__site_error(struct wrench__site *site, const char *category, const ch
 
 	if (quiet && site_steady_quiet(s, quiet, category, feature))
 		return 0;
-	return site_unsure(s, category, feature, NULL);
+	return site_error_slow(s, quiet, category, feature);
 }
 
 int wrench__site_fault(struct wrench__site *site, const char *category, const char *feature,
@@ -436,7 +443,7 @@ int wrench__site_fault(struct wrench__site *site, const char *category, const ch
 		clear_fault(out);
 		return 0;
 	}
-	return site_fault_unsure(s, category, feature, out);
+	return site_fault_slow(s, quiet, category, feature, out);
 }
 
 /* In parentheses: wrench.h makes the name a macro for callers. */
