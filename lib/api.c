@@ -268,18 +268,35 @@ static inline int answer_by_name(const char *category, const char *feature,
 	return answer_new_name(category, feature, out);
 }
 
-/* Everything but the switch, kept out of line so that the disabled path
- * is a load, a test and a return. Returns 0, or the errno the line that
- * fired tells, with OUT (may be NULL) filled: the answer of all three
- * questions, made once. */
-__attribute__((noinline)) static int is_active_enabled(const char *category, const char *feature,
-                                                       struct wrench_fault *out)
+/* Everything but the switch: 0, or the errno the line that fired tells,
+ * with OUT (may be NULL) filled, the answer of all three questions. Made
+ * into each one's answer by a function of its own, out of line so that
+ * the disabled path is a load, a test and a return, and each a tail call
+ * of its entry point. */
+static inline __attribute__((always_inline)) int
+answer_enabled(const char *category, const char *feature, struct wrench_fault *out)
 {
 	if (!enter())
 		return 0;
 	int errnum = answer_by_name(category, feature, out);
 	leave();
 	return errnum;
+}
+
+__attribute__((noinline)) static bool is_active_enabled(const char *category, const char *feature)
+{
+	return answer_enabled(category, feature, NULL) != 0;
+}
+
+__attribute__((noinline)) static int error_enabled(const char *category, const char *feature)
+{
+	return answer_enabled(category, feature, NULL);
+}
+
+__attribute__((noinline)) static bool fault_enabled(const char *category, const char *feature,
+                                                    struct wrench_fault *out)
+{
+	return answer_enabled(category, feature, out) != 0;
 }
 
 /* ---- call sites ------------------------------------------------------------ */
@@ -451,19 +468,19 @@ bool(wrench_is_active)(const char *category, const char *feature)
 {
 	if (__builtin_expect(!switch_is_on(), 0))
 		return false;
-	return is_active_enabled(category, feature, NULL) != 0;
+	return is_active_enabled(category, feature);
 }
 
 int(wrench_error)(const char *category, const char *feature)
 {
 	if (__builtin_expect(!switch_is_on(), 0))
 		return 0;
-	return is_active_enabled(category, feature, NULL);
+	return error_enabled(category, feature);
 }
 
 bool(wrench_fault)(const char *category, const char *feature, struct wrench_fault *out)
 {
-	if (switch_is_on() && is_active_enabled(category, feature, out))
+	if (switch_is_on() && fault_enabled(category, feature, out))
 		return true;
 	clear_fault(out);
 	return false;
