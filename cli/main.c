@@ -394,7 +394,8 @@ static void usage(FILE *out)
 	fputs("--owner USER: the user the agent runs as; set, unset, clear and prepare give\n"
 	      "it what they create (as root), the other commands judge files as its agent.\n"
 	      "Directives: fail, kill[=SIG], slow=DURATION, chance=P, every=M, first=N,\n"
-	      "after=K, times=T, until=TIME, scope=process (see wrench(5)).\n"
+	      "after=K, times=T, until=TIME, scope=process, errno=NAME, value=TEXT\n"
+	      "(see wrench(5)).\n"
 	      "Exit status: 0 ok; 1 problems found, a category or feature that nothing\n"
 	      "names, never fired or timed out; 2 bad usage or input (wait: also a\n"
 	      "feature that no line names).\n",
