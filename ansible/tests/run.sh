@@ -20,7 +20,8 @@ trap 'rm -rf "$scratch"' EXIT
 # Trigger directories are trusted only when nobody else may write in them
 # or in an ancestor; mktemp's 0700 would keep out a non-root agent.
 chmod 0755 "$scratch"
-mkdir -m 0755 "$scratch/host1" "$scratch/host2" "$scratch/host3" "$scratch/untrusted" "$scratch/logs"
+mkdir -m 0755 "$scratch/host1" "$scratch/host2" "$scratch/host3" "$scratch/untrusted" \
+	"$scratch/logs" "$scratch/home"
 chmod 0777 "$scratch/untrusted"
 
 # Everything Ansible writes stays in the scratch directory, and no
