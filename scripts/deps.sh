@@ -7,6 +7,8 @@ cppcheck clang-format strace libelf-dev"
 # scripts/packages, tests/packages_check.sh).
 wrench_packages="$wrench_packages python3-pytest python3-setuptools python3-pip python3-venv
 python3-all debhelper dpkg-dev dh-python pybuild-plugin-pyproject lintian fakeroot liburing-dev"
+# The Ansible collection's tests (ansible/tests/run.sh).
+wrench_packages="$wrench_packages ansible-core"
 
 wrench_missing() {
 	missing=""
