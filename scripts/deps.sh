@@ -7,8 +7,9 @@ cppcheck clang-format strace libelf-dev"
 # scripts/packages, tests/packages_check.sh).
 wrench_packages="$wrench_packages python3-pytest python3-setuptools python3-pip python3-venv
 python3-all debhelper dpkg-dev dh-python pybuild-plugin-pyproject lintian fakeroot liburing-dev"
-# The Ansible collection's tests (ansible/tests/run.sh).
-wrench_packages="$wrench_packages ansible-core"
+# The Ansible collection's tests (ansible/tests/run.sh), and the check of
+# the provisioning recipes, which reads their YAML (tests/provision_check.sh).
+wrench_packages="$wrench_packages ansible-core python3-yaml"
 
 wrench_missing() {
 	missing=""

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The Debian packages, as CI checks them: builds them (scripts/packages,
 # from a copy of the tree), checks them with lintian (an error fails),
-# installs them with apt-get, runs the install-consumer test against the
+# installs them with the Ansible collection's install role
+# (ansible/tests/install_check.sh), runs the install-consumer test against the
 # installed files (a program built with pkg-config and with find_package,
 # the wrench command, the Python binding's test suite), then purges them,
 # on success or failure. Needs root; changes nothing it does not undo.
@@ -62,14 +63,12 @@ lintian --fail-on error "$scratch"/debs/*.changes > "$scratch/lintian.log" 2>&1 
 echo "lintian: $(grep -c '^E:' "$scratch/lintian.log" || true) errors," \
 	"$(grep -c '^W:' "$scratch/lintian.log" || true) warnings"
 
-debs=""
-for p in $packages; do
-	debs="$debs $(ls "$scratch"/debs/"${p}"_*.deb)"
-done
 installed=yes
+# Installed as a fleet would be: by the Ansible collection's install role,
+# from the directory of .deb files (it checks that a second run changes
+# nothing).
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 $debs \
-	> "$scratch/install.log" 2>&1 || { cat "$scratch/install.log" >&2; exit 1; }
+"$root/ansible/tests/install_check.sh" "$scratch/debs" $packages
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 test -f "/usr/lib/$multiarch/libwrench.so.1" || fail "libwrench1 did not install libwrench.so.1"
 

@@ -15,42 +15,12 @@ for f in "$build/cli/wrench" "$build/lib/libwrench.so.1"; do
 	[ -e "$f" ] || { echo "$0: $f is missing; build $build first" >&2; exit 2; }
 done
 
-scratch=$(mktemp -d /tmp/wrench-ansible.XXXXXX)
-trap 'rm -rf "$scratch"' EXIT
+. "$collection/tests/env.sh"
 # Trigger directories are trusted only when nobody else may write in them
 # or in an ancestor; mktemp's 0700 would keep out a non-root agent.
 chmod 0755 "$scratch"
-mkdir -m 0755 "$scratch/host1" "$scratch/host2" "$scratch/host3" "$scratch/untrusted" \
-	"$scratch/logs" "$scratch/home"
+mkdir -m 0755 "$scratch/host1" "$scratch/host2" "$scratch/host3" "$scratch/untrusted"
 chmod 0777 "$scratch/untrusted"
-
-# Everything Ansible writes stays in the scratch directory, and no
-# ansible.cfg of the caller's applies.
-export HOME="$scratch/home"
-export ANSIBLE_CONFIG="$scratch/ansible.cfg"
-export ANSIBLE_LOCAL_TEMP="$scratch/tmp/local"
-export ANSIBLE_REMOTE_TEMP="$scratch/tmp/remote"
-export ANSIBLE_ASYNC_DIR="$scratch/tmp/async"
-export ANSIBLE_COLLECTIONS_PATH="$scratch/collections"
-export ANSIBLE_RETRY_FILES_ENABLED=false
-export ANSIBLE_NOCOLOR=true
-: > "$ANSIBLE_CONFIG"
-
-# quietly NAME COMMAND [ARG...]: runs the command with its output in
-# logs/NAME.log, printed when it fails.
-quietly() {
-	log="$scratch/logs/$1.log"
-	shift
-	if ! "$@" > "$log" 2>&1; then
-		echo "$0: failed: $*" >&2
-		cat "$log" >&2
-		exit 1
-	fi
-}
-
-quietly build ansible-galaxy collection build "$collection" --output-path "$scratch"
-quietly install ansible-galaxy collection install -p "$scratch/collections" \
-	"$scratch"/libwrench-wrench-1.2.0.tar.gz
 
 cat > "$scratch/inventory" <<INVENTORY
 [fleet]
