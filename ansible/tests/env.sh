@@ -1,7 +1,8 @@
+# shellcheck shell=sh disable=SC2154
 # Sourced by the collection's test scripts: a scratch directory ($scratch,
 # removed on exit) where everything Ansible writes stays, with no
 # ansible.cfg of the caller's; quietly(); and the collection, built and
-# installed there from $collection.
+# installed there from $collection, which the sourcing script sets.
 scratch=$(mktemp -d /tmp/wrench-ansible.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir "$scratch/logs" "$scratch/home"

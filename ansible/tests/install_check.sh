@@ -10,6 +10,7 @@ set -eu
 debs=$(cd "$1" && pwd)
 shift
 collection=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=ansible/tests/env.sh disable=SC2154
 . "$collection/tests/env.sh"
 
 cat > "$scratch/inventory" <<INVENTORY
