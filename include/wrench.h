@@ -59,6 +59,16 @@ struct wrench_fault {
 	uint64_t wrench__reserved[8];
 };
 
+/* What wrench_fault() leaves in OUT (may be NULL) when the point does not
+ * fire, here and in the library alike: nothing else is written. */
+static inline void wrench__fault_clear(struct wrench_fault *out)
+{
+	if (out) {
+		out->errnum = 0;
+		out->value[0] = '\0';
+	}
+}
+
 /*
  * The same question as wrench_is_active(), answered as an error number:
  * 0 when the point does not fire (and on any error, as there), else the
@@ -163,10 +173,7 @@ static inline bool wrench__no_fault(const char *category, const char *feature,
 {
 	(void)category;
 	(void)feature;
-	if (out) {
-		out->errnum = 0;
-		out->value[0] = '\0';
-	}
+	wrench__fault_clear(out);
 	return false;
 }
 #define wrench_is_active(category, feature)  wrench__no_faults((category), (feature))
@@ -231,10 +238,7 @@ static inline int wrench__site_error_on(struct wrench__site *site, const char *c
                                         const char *feature, struct wrench_fault *out)
 {
 	if (!__atomic_load_n(&wrench__switch, __ATOMIC_RELAXED)) {
-		if (out) {
-			out->errnum = 0;
-			out->value[0] = '\0';
-		}
+		wrench__fault_clear(out);
 		return 0;
 	}
 	if (site)

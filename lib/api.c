@@ -402,22 +402,13 @@ __attribute__((noinline)) static int site_error_slow(struct site *s, uint64_t qu
 	return site_answer(s, quiet, category, feature, NULL);
 }
 
-/* What wrench_fault() says of a call that does not fail. */
-static void clear_fault(struct wrench_fault *out)
-{
-	if (out) {
-		out->errnum = 0;
-		out->value[0] = '\0';
-	}
-}
-
 __attribute__((noinline)) static int site_fault_slow(struct site *s, uint64_t quiet,
                                                      const char *category, const char *feature,
                                                      struct wrench_fault *out)
 {
 	int errnum = site_answer(s, quiet, category, feature, out);
 	if (!errnum)
-		clear_fault(out);
+		wrench__fault_clear(out);
 	return errnum;
 }
 
@@ -457,7 +448,7 @@ int wrench__site_fault(struct wrench__site *site, const char *category, const ch
 	uint64_t quiet = atomic_load_explicit(&s->recall.quiet, memory_order_acquire);
 
 	if (quiet && site_steady_quiet(s, quiet, category, feature)) {
-		clear_fault(out);
+		wrench__fault_clear(out);
 		return 0;
 	}
 	return site_fault_slow(s, quiet, category, feature, out);
@@ -482,7 +473,7 @@ bool(wrench_fault)(const char *category, const char *feature, struct wrench_faul
 {
 	if (switch_is_on() && fault_enabled(category, feature, out))
 		return true;
-	clear_fault(out);
+	wrench__fault_clear(out);
 	return false;
 }
 
