@@ -413,6 +413,26 @@ static int set_error(char *err, size_t errlen, const char *fmt, const char *tok,
 	return -1;
 }
 
+/* Appends "did you mean A or B?; " to ERR (USED bytes of ERRLEN written)
+ * for the N names NEAR, each followed by SUFFIX(name) when SUFFIX is not
+ * NULL; returns the bytes written in all. */
+static size_t say_did_you_mean(char *err, size_t errlen, size_t used, const char *const *near,
+                               size_t n, const char *(*suffix)(const char *name))
+{
+	for (size_t i = 0; i < n && used < errlen; i++)
+		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s%s",
+		                         i ? " or " : "did you mean ", near[i],
+		                         suffix ? suffix(near[i]) : "", i + 1 == n ? "?; " : "");
+	return used;
+}
+
+/* A directive's name as it is written: "chance=" for one that takes a
+ * value. */
+static const char *directive_suffix(const char *name)
+{
+	return strcmp(name, "fail") != 0 && strcmp(name, "kill") != 0 ? "=" : "";
+}
+
 /* "unknown directive", with the directives a typo of NAME (NAME_LEN bytes
  * of TOK) may have meant and the list of them all: the fix is in the
  * message, in the agent's log as in the command's. */
@@ -431,13 +451,7 @@ static int unknown_directive(const char *tok, size_t len, size_t name_len, char 
 		n = wrench__nearest(name, directive_names, D_COUNT, near, 3);
 	}
 	used = (size_t)snprintf(err, errlen, "unknown directive \"%s\" (", shown);
-	for (size_t i = 0; i < n && used < errlen; i++) {
-		/* The name as it is written: "chance=" for one that takes a value. */
-		bool valued = strcmp(near[i], "fail") != 0 && strcmp(near[i], "kill") != 0;
-		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s%s",
-		                         i ? " or " : "did you mean ", near[i], valued ? "=" : "",
-		                         i + 1 == n ? "?; " : "");
-	}
+	used = say_did_you_mean(err, errlen, used, near, n, directive_suffix);
 	for (size_t d = 0; d < D_COUNT && used < errlen; d++)
 		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s",
 		                         d ? ", " : "directives: ", directive_forms[d],
@@ -466,10 +480,7 @@ static int unknown_errno(const char *tok, size_t len, const char *value, size_t 
 		n = wrench__nearest(upper, names, count, near, 3);
 	}
 	used = (size_t)snprintf(err, errlen, "\"%s\": unknown errno name (", shown);
-	for (size_t i = 0; i < n && used < errlen; i++)
-		used += (size_t)snprintf(err + used, errlen - used, "%s%s%s",
-		                         i ? " or " : "did you mean ", near[i],
-		                         i + 1 == n ? "?; " : "");
+	used = say_did_you_mean(err, errlen, used, near, n, NULL);
 	if (used < errlen)
 		snprintf(err + used, errlen - used,
 		         "a name of <errno.h> such as EIO, ENOSPC, EACCES or ETIMEDOUT, listed in "
