@@ -337,6 +337,10 @@ char *agent_counters_problem(const struct options *o, int dirfd);
 
 /* ---- missing.c: a category or a feature that nothing names ------------- */
 
+/* Adds "; did you mean A or B?" to B for the NAMES nearest WORD, if any:
+ * the one way the command words a suggestion. */
+void add_nearest(struct buffer *b, const char *word, const char *const *names, size_t count);
+
 /* Says that CATEGORY has no trigger file in the trigger directory DIRFD
  * (-1: the directory does not exist), then BECAUSE (NULL: nothing), with
  * the trigger files a few edits from it as "did you mean". */

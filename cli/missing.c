@@ -16,8 +16,7 @@
 #define MAX_NEAR   3
 #define MAX_LISTED 10
 
-/* Adds "; did you mean A or B?" for the NAMES nearest WORD, if any. */
-static void add_nearest(struct buffer *b, const char *word, const char *const *names, size_t count)
+void add_nearest(struct buffer *b, const char *word, const char *const *names, size_t count)
 {
 	const char *near[MAX_NEAR];
 	size_t n = wrench__nearest(word, names, count, near, MAX_NEAR);

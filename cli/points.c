@@ -547,21 +547,6 @@ void point_names_free(struct point_names *k)
 	free(k);
 }
 
-/* Appends "; did you mean A?" (or "A or B") for FEATURE among NAMES. */
-static void add_suggestion(struct buffer *b, const char *feature, const char **names, size_t n)
-{
-	const char *near[3];
-	size_t found = wrench__nearest(feature, names, n, near, 3);
-
-	for (size_t i = 0; i < found; i++) {
-		const char *sep = i == 0 ? "; did you mean " : i + 1 == found ? " or " : ", ";
-		buffer_add(b, sep, strlen(sep));
-		buffer_add(b, near[i], strlen(near[i]));
-	}
-	if (found)
-		buffer_add(b, "?", 1);
-}
-
 /* The features of CATEGORY among the reached points (REACHED) or the
  * binary's (else), into a malloc'ed array; its length in *N. */
 static const char **features_of(const struct point_names *k, const char *category, bool reached,
@@ -612,7 +597,7 @@ size_t point_names_problems(const struct point_names *k, const char *category, c
 			         "no process on this machine has reached the point yet (a program "
 			         "records it when it first asks)");
 		buffer_add(&b, head, strlen(head));
-		add_suggestion(&b, feature, reached, nreached);
+		add_nearest(&b, feature, reached, nreached);
 		buffer_add(&b, "", 1);
 		fn(b.failed ? "out of memory" : b.data, ctx);
 		told++;
@@ -622,7 +607,7 @@ size_t point_names_problems(const struct point_names *k, const char *category, c
 		const char *head = ncompiled ? "the binary has no such failure point"
 		                             : "the binary has no failure point in this category";
 		buffer_add(&b, head, strlen(head));
-		add_suggestion(&b, feature, compiled, ncompiled);
+		add_nearest(&b, feature, compiled, ncompiled);
 		buffer_add(&b, "", 1);
 		fn(b.failed ? "out of memory" : b.data, ctx);
 		told++;
