@@ -92,42 +92,42 @@ struct point {
 	const char *dir, *category, *feature;
 };
 
-static void loop_wrench(void *arg, unsigned long n)
-{
-	/* Copied out: a loop re-reading a struct on another thread's stack
-	 * would measure that cache line, not the library. */
-	const char *category = ((const struct point *)arg)->category;
-	const char *feature = ((const struct point *)arg)->feature;
-	unsigned long active = 0;
-	for (unsigned long i = 0; i < n; i++)
-		active += wrench_is_active(category, feature);
-	sink += active;
-}
+/* A loop of N calls of ASK, which names the point by the variables
+ * category and feature: the names are copied out of ARG, since a loop
+ * re-reading a struct on another thread's stack would measure that cache
+ * line, not the library. ASK's answer counts when it is not 0 (a bool or
+ * an errno: the same instructions as adding a bool). */
+#define NAMED_LOOP(fn, ask)                                                                        \
+	static void fn(void *arg, unsigned long n)                                                 \
+	{                                                                                          \
+		const char *category = ((const struct point *)arg)->category;                      \
+		const char *feature = ((const struct point *)arg)->feature;                        \
+		unsigned long active = 0;                                                          \
+		for (unsigned long i = 0; i < n; i++)                                              \
+			active += (ask) != 0;                                                      \
+		sink += active;                                                                    \
+	}
 
+NAMED_LOOP(loop_wrench, wrench_is_active(category, feature))
 /* The function itself, as a caller without the inline check (another
  * language through its FFI, say) calls it. */
-static void loop_wrench_call(void *arg, unsigned long n)
-{
-	const char *category = ((const struct point *)arg)->category;
-	const char *feature = ((const struct point *)arg)->feature;
-	unsigned long active = 0;
-	for (unsigned long i = 0; i < n; i++)
-		active += (wrench_is_active)(category, feature);
-	sink += active;
-}
+NAMED_LOOP(loop_wrench_call, (wrench_is_active)(category, feature))
+/* wrench_error() where wrench_is_active() is measured. */
+NAMED_LOOP(loop_error, wrench_error(category, feature))
 
 /* A literal call site: both names string literals, as in most product
  * code, so that the call gets a record of its own (wrench.h). One loop
- * per point, each with its own site. */
-#define LITERAL_LOOP(fn, category, feature)                                                        \
+ * per point and question, each with its own site. */
+#define LITERAL_LOOP_OF(fn, ask)                                                                   \
 	static void fn(void *arg, unsigned long n)                                                 \
 	{                                                                                          \
 		unsigned long active = 0;                                                          \
 		(void)arg;                                                                         \
 		for (unsigned long i = 0; i < n; i++)                                              \
-			active += wrench_is_active(category, feature);                             \
+			active += (ask) != 0;                                                      \
 		sink += active;                                                                    \
 	}
+#define LITERAL_LOOP(fn, category, feature) LITERAL_LOOP_OF(fn, wrench_is_active(category, feature))
 
 LITERAL_LOOP(literal_hot, "bench", "hot")
 LITERAL_LOOP(literal_absent, "bench", "absent")
@@ -140,31 +140,8 @@ LITERAL_LOOP(literal_times, "bench", "times")
 LITERAL_LOOP(literal_times_old, "bench", "times-old")
 LITERAL_LOOP(literal_after, "bench", "after")
 LITERAL_LOOP(literal_after_old, "bench", "after-old")
-
-/* wrench_error() where wrench_is_active() is measured: from a literal
- * call site, and with names known only at run time. */
-#define LITERAL_ERROR_LOOP(fn, category, feature)                                                  \
-	static void fn(void *arg, unsigned long n)                                                 \
-	{                                                                                          \
-		unsigned long failed = 0;                                                          \
-		(void)arg;                                                                         \
-		for (unsigned long i = 0; i < n; i++)                                              \
-			failed += wrench_error(category, feature) != 0;                            \
-		sink += failed;                                                                    \
-	}
-
-LITERAL_ERROR_LOOP(literal_error_hot, "bench", "hot")
-LITERAL_ERROR_LOOP(literal_error_absent, "bench", "absent")
-
-static void loop_error(void *arg, unsigned long n)
-{
-	const char *category = ((const struct point *)arg)->category;
-	const char *feature = ((const struct point *)arg)->feature;
-	unsigned long failed = 0;
-	for (unsigned long i = 0; i < n; i++)
-		failed += wrench_error(category, feature) != 0;
-	sink += failed;
-}
+LITERAL_LOOP_OF(literal_error_hot, wrench_error("bench", "hot"))
+LITERAL_LOOP_OF(literal_error_absent, wrench_error("bench", "absent"))
 
 static void loop_naive(void *arg, unsigned long n)
 {
